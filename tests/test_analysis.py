@@ -1,0 +1,392 @@
+"""harness.analysis on tiny models written in the test, checked against hand-computed counts.
+
+The models are real .tflite flatbuffers built with the schema's object API (no TensorFlow); each
+is also loaded and invoked by LiteRT, so the shapes the counts rely on are ones a runtime accepts.
+The quantized variants come from ai-edge-quantizer recipes, as a user would make them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as fb
+from ai_edge_litert.tools import flatbuffer_utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.analysis import SCHEMES, analyze, analyze_model
+from harness.errors import ConfigError
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
+F32, I32 = fb.TensorType.FLOAT32, fb.TensorType.INT32
+
+
+class ModelBuilder:
+    """Writes a one-subgraph TFLite model with a ``serving_default`` signature."""
+
+    def __init__(self) -> None:
+        self.tensors: list[Any] = []
+        self.buffers: list[Any] = [fb.BufferT()]  # buffer 0 is the empty one by convention
+        self.ops: list[Any] = []
+        self.codes: list[tuple[int, str | None]] = []
+        self.rng = np.random.default_rng(0)
+
+    def tensor(self, name: str, shape: list[int], data: np.ndarray | None = None, dtype: int = F32,
+               signature: list[int] | None = None) -> int:
+        t = fb.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, list(shape), dtype, 0
+        if signature is not None:
+            t.shapeSignature = list(signature)
+        if data is not None:
+            b = fb.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            self.buffers.append(b)
+            t.buffer = len(self.buffers) - 1
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def weights(self, name: str, shape: list[int]) -> int:
+        return self.tensor(name, shape, self.rng.standard_normal(shape).astype(np.float32) * 0.3)
+
+    def op(self, code: int, inputs: list[int], outputs: list[int], options: Any = None,
+           options_type: int = 0, custom: str | None = None) -> None:
+        key = (code, custom)
+        if key not in self.codes:
+            self.codes.append(key)
+        o = fb.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = self.codes.index(key), list(inputs), list(outputs)
+        o.builtinOptionsType, o.builtinOptions = options_type, options
+        self.ops.append(o)
+
+    def write(self, path: Path, inputs: list[int], outputs: list[int]) -> Path:
+        codes = []
+        for code, custom in self.codes:
+            c = fb.OperatorCodeT()
+            c.builtinCode, c.deprecatedBuiltinCode, c.version = code, min(code, 127), 1
+            c.customCode = custom
+            codes.append(c)
+        sg = fb.SubGraphT()
+        sg.tensors, sg.inputs, sg.outputs, sg.operators, sg.name = self.tensors, inputs, outputs, self.ops, "main"
+
+        def tmap(i: int) -> Any:
+            m = fb.TensorMapT()
+            m.name, m.tensorIndex = self.tensors[i].name, i
+            return m
+
+        sig = fb.SignatureDefT()
+        sig.signatureKey, sig.subgraphIndex = "serving_default", 0
+        sig.inputs, sig.outputs = [tmap(i) for i in inputs], [tmap(i) for i in outputs]
+        model = fb.ModelT()
+        model.version, model.operatorCodes, model.subgraphs = 3, codes, [sg]
+        model.buffers, model.signatureDefs, model.description = self.buffers, [sig], "harness test model"
+        flatbuffer_utils.write_model(model, str(path))
+        return path
+
+
+def conv_options(stride: int, padding: int = fb.Padding.VALID) -> Any:
+    o = fb.Conv2DOptionsT()
+    o.padding, o.strideW, o.strideH, o.dilationWFactor, o.dilationHFactor = padding, stride, stride, 1, 1
+    return o
+
+
+def depthwise_options(stride: int, multiplier: int = 1) -> Any:
+    o = fb.DepthwiseConv2DOptionsT()
+    o.padding, o.strideW, o.strideH, o.depthMultiplier = fb.Padding.SAME, stride, stride, multiplier
+    o.dilationWFactor = o.dilationHFactor = 1
+    return o
+
+
+def one_conv(path: Path, h: int = 10, w: int = 10, c: int = 3, oc: int = 8, k: int = 3, stride: int = 2) -> Path:
+    b = ModelBuilder()
+    x = b.tensor("input", [1, h, w, c])
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    y = b.tensor("conv", [1, oh, ow, oc])
+    b.op(fb.BuiltinOperator.CONV_2D, [x, b.weights("conv/w", [oc, k, k, c]), b.weights("conv/b", [oc])],
+         [y], conv_options(stride), fb.BuiltinOptions.Conv2DOptions)
+    return b.write(path, [x], [y])
+
+
+def one_depthwise(path: Path) -> Path:
+    b = ModelBuilder()
+    x = b.tensor("input", [1, 10, 10, 4])
+    y = b.tensor("dw", [1, 10, 10, 4])
+    b.op(fb.BuiltinOperator.DEPTHWISE_CONV_2D, [x, b.weights("dw/w", [1, 3, 3, 4]), b.weights("dw/b", [4])],
+         [y], depthwise_options(1), fb.BuiltinOptions.DepthwiseConv2DOptions)
+    return b.write(path, [x], [y])
+
+
+def one_fc(path: Path) -> Path:
+    b = ModelBuilder()
+    x = b.tensor("input", [1, 20])
+    y = b.tensor("fc", [1, 7])
+    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [x, b.weights("fc/w", [7, 20]), b.weights("fc/b", [7])], [y],
+         fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
+    return b.write(path, [x], [y])
+
+
+def small_cnn(path: Path, batch_signature: bool = False) -> Path:
+    """conv 3x3 (8x8x3 -> 8x8x8, SAME, relu) -> depthwise 3x3 stride 2 -> avg pool 2x2 -> reshape
+    -> fully connected 32 -> 10 -> softmax: every counting rule the issue names, in one model."""
+    b = ModelBuilder()
+    x = b.tensor("input", [1, 8, 8, 3], signature=[-1, 8, 8, 3] if batch_signature else None)
+    c = b.tensor("conv", [1, 8, 8, 8])
+    opt = conv_options(1, fb.Padding.SAME)
+    opt.fusedActivationFunction = fb.ActivationFunctionType.RELU
+    b.op(fb.BuiltinOperator.CONV_2D, [x, b.weights("conv/w", [8, 3, 3, 3]), b.weights("conv/b", [8])], [c],
+         opt, fb.BuiltinOptions.Conv2DOptions)
+    d = b.tensor("dw", [1, 4, 4, 8])
+    b.op(fb.BuiltinOperator.DEPTHWISE_CONV_2D, [c, b.weights("dw/w", [1, 3, 3, 8]), b.weights("dw/b", [8])],
+         [d], depthwise_options(2), fb.BuiltinOptions.DepthwiseConv2DOptions)
+    p = b.tensor("pool", [1, 2, 2, 8])
+    po = fb.Pool2DOptionsT()
+    po.padding, po.strideW, po.strideH, po.filterWidth, po.filterHeight = fb.Padding.VALID, 2, 2, 2, 2
+    b.op(fb.BuiltinOperator.AVERAGE_POOL_2D, [d], [p], po, fb.BuiltinOptions.Pool2DOptions)
+    r = b.tensor("flat", [1, 32])
+    ro = fb.ReshapeOptionsT()
+    ro.newShape = [1, 32]
+    b.op(fb.BuiltinOperator.RESHAPE, [p, b.tensor("flat/shape", [2], np.array([1, 32], np.int32), I32)], [r],
+         ro, fb.BuiltinOptions.ReshapeOptions)
+    f = b.tensor("logits", [1, 10])
+    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [r, b.weights("fc/w", [10, 32]), b.weights("fc/b", [10])], [f],
+         fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
+    s = b.tensor("probs", [1, 10])
+    so = fb.SoftmaxOptionsT()
+    so.beta = 1.0
+    b.op(fb.BuiltinOperator.SOFTMAX, [f], [s], so, fb.BuiltinOptions.SoftmaxOptions)
+    return b.write(path, [x], [s])
+
+
+def run_litert(path: Path) -> list[tuple[int, ...]]:
+    """Invoke the model once in LiteRT; the output shapes the runtime computed."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], np.ones(d["shape"], d["dtype"]))
+    it.invoke()
+    return [tuple(it.get_tensor(d["index"]).shape) for d in it.get_output_details()]
+
+
+# --- hand-computed counts --------------------------------------------------------------------
+
+def test_one_conv_counts_match_hand_computation(tmp_path: Path) -> None:
+    path = one_conv(tmp_path / "conv.tflite")
+    assert run_litert(path) == [(1, 4, 4, 8)]
+    (op,) = analyze(path).ops
+    # 10x10x3 input, 8 filters of 3x3x3, stride 2 VALID -> 4x4x8 outputs of 27 MACs each.
+    assert op.type == "CONV_2D" and op.kind == "compute"
+    assert op.macs == 4 * 4 * 8 * 3 * 3 * 3 == 3456
+    assert op.flops == 6912
+    assert op.params == 8 * 27 + 8
+    assert op.weight_bytes == (8 * 27 + 8) * 4
+    assert op.precision == "float32"
+
+
+def test_one_depthwise_counts_match_hand_computation(tmp_path: Path) -> None:
+    path = one_depthwise(tmp_path / "dw.tflite")
+    assert run_litert(path) == [(1, 10, 10, 4)]
+    (op,) = analyze(path).ops
+    # 10x10x4 outputs (SAME, stride 1), each one 3x3 window of its own channel: 9 MACs.
+    assert op.type == "DEPTHWISE_CONV_2D"
+    assert op.macs == 10 * 10 * 4 * 9 == 3600
+    assert op.flops == 7200
+    assert op.params == 36 + 4
+
+
+def test_one_fully_connected_counts_match_hand_computation(tmp_path: Path) -> None:
+    path = one_fc(tmp_path / "fc.tflite")
+    assert run_litert(path) == [(1, 7)]
+    a = analyze(path)
+    (op,) = a.ops
+    assert op.type == "FULLY_CONNECTED"
+    assert op.macs == 7 * 20 == 140 and op.flops == 280
+    assert (op.params, a.total_params) == (147, 147)
+    assert a.total_flops == 280 and a.total_macs == 140
+
+
+def test_small_cnn_counts_every_rule(tmp_path: Path) -> None:
+    path = small_cnn(tmp_path / "cnn.tflite")
+    assert run_litert(path) == [(1, 10)]
+    a = analyze(path)
+    by_type = {op.type: op for op in a.ops}
+    assert [op.type for op in a.ops] == ["CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESHAPE",
+                                        "FULLY_CONNECTED", "SOFTMAX"]
+    assert by_type["CONV_2D"].macs == 8 * 8 * 8 * 27
+    assert by_type["DEPTHWISE_CONV_2D"].macs == 4 * 4 * 8 * 9
+    assert by_type["AVERAGE_POOL_2D"].macs == 2 * 2 * 8 * 4  # one MAC-equivalent per window element
+    assert by_type["RESHAPE"].flops == 0 and by_type["RESHAPE"].kind == "shape"
+    assert by_type["RESHAPE"].params == 0  # its int32 shape constant is not a parameter
+    assert by_type["FULLY_CONNECTED"].macs == 320
+    assert by_type["SOFTMAX"].flops == 5 * 10 and by_type["SOFTMAX"].macs == 25
+    assert a.total_flops == sum(op.flops for op in a.ops)
+    assert a.uncounted_ops == () and a.scheme == "float32"
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(3, 12), c=st.integers(1, 5), oc=st.integers(1, 6), k=st.sampled_from([1, 3]),
+       stride=st.integers(1, 3))
+def test_conv_count_property(tmp_path_factory: pytest.TempPathFactory, h: int, c: int, oc: int, k: int,
+                             stride: int) -> None:
+    path = one_conv(tmp_path_factory.mktemp("conv") / "c.tflite", h=h, w=h + 1, c=c, oc=oc, k=k, stride=stride)
+    (op,) = analyze(path).ops
+    oh, ow = (h - k) // stride + 1, (h + 1 - k) // stride + 1
+    assert op.macs == oh * ow * oc * k * k * c
+    assert op.flops == 2 * op.macs
+
+
+# --- quantization schemes --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The small CNN in every scheme, made with ai-edge-quantizer recipes (about 1 s in all)."""
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
+
+    d = tmp_path_factory.mktemp("variants")
+    f32 = small_cnn(d / "float32.tflite")
+    rng = np.random.default_rng(1)
+    calibration = {"serving_default": [{"input": rng.standard_normal((1, 8, 8, 3)).astype(np.float32)}
+                                       for _ in range(4)]}
+
+    def make(name: str, configure: Any) -> None:
+        q = quantizer.Quantizer(str(f32))
+        configure(q)
+        result = q.quantize(q.calibrate(calibration) if q.need_calibration else None)
+        result.export_model(str(d / f"{name}.tflite"), overwrite=True)
+
+    make("float16", lambda q: q.add_weight_only_config(
+        ".*", "*", 16, qtyping.QuantGranularity.TENSORWISE, algorithm_manager.AlgorithmName.FLOAT_CASTING))
+    make("dynamic_int8", lambda q: q.load_quantization_recipe(recipe.dynamic_wi8_afp32()))
+    make("weight_only_int8", lambda q: q.load_quantization_recipe(recipe.weight_only_wi8_afp32()))
+    make("int8", lambda q: q.load_quantization_recipe(recipe.static_wi8_ai8()))
+    make("int16x8", lambda q: q.load_quantization_recipe(recipe.static_wi8_ai16()))
+    # Only the first conv quantized (the regex is searched in its output tensor name "conv;").
+    make("mixed", lambda q: q.add_static_config("conv;", "*", 8, 8))
+    return {p.stem: p for p in d.glob("*.tflite")}
+
+
+@pytest.mark.parametrize("scheme", ["float32", "float16", "dynamic_int8", "weight_only_int8", "int8",
+                                    "int16x8", "mixed"])
+def test_scheme_detection(variants: dict[str, Path], scheme: str) -> None:
+    path = variants[scheme]
+    run_litert(path)  # a model the runtime accepts, not just a flatbuffer
+    a = analyze(path)
+    assert a.scheme == scheme
+    assert scheme in SCHEMES
+    float_macs = analyze(variants["float32"]).total_macs
+    if scheme != "mixed":  # mixed adds QUANTIZE/DEQUANTIZE work; the rest compute the same thing
+        assert a.total_macs == float_macs
+
+
+def test_mixed_lists_the_layers_in_each_precision(variants: dict[str, Path]) -> None:
+    a = analyze(variants["mixed"])
+    groups = a.layers_by_precision
+    conv = next(op.index for op in a.ops if op.type == "CONV_2D")
+    fc = next(op.index for op in a.ops if op.type == "FULLY_CONNECTED")
+    assert conv in groups["int8"] and fc in groups["float32"]
+    assert "float32->int8" in groups and "int8->float32" in groups
+
+
+def test_float16_weights_are_attributed_to_their_consumer(variants: dict[str, Path]) -> None:
+    a = analyze(variants["float16"])
+    dequants = [op for op in a.ops if op.type == "DEQUANTIZE"]
+    assert dequants and all(op.flops == 0 and op.params == 0 for op in dequants)
+    conv = next(op for op in a.ops if op.type == "CONV_2D")
+    assert conv.precision == "float16"
+    assert conv.params == 8 * 27 + 8
+    assert conv.weight_bytes == 8 * 27 * 2 + 8 * 4  # fp16 filter, float32 bias
+    assert a.total_params == analyze(variants["float32"]).total_params
+
+
+def test_int8_shrinks_weight_bytes(variants: dict[str, Path]) -> None:
+    f32, i8 = analyze(variants["float32"]), analyze(variants["int8"])
+    assert i8.total_params == f32.total_params
+    assert i8.total_weight_bytes < f32.total_weight_bytes / 2  # int8 weights, int32 biases
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def test_custom_and_unruled_ops_are_unknown_not_zero(tmp_path: Path) -> None:
+    b = ModelBuilder()
+    x = b.tensor("input", [1, 6, 6, 2])
+    y = b.tensor("custom_out", [1, 6, 6, 2])
+    b.op(fb.BuiltinOperator.CUSTOM, [x], [y], custom="MyMagicOp")
+    z = b.tensor("resized", [1, 12, 12, 2])
+    size = b.tensor("size", [2], np.array([12, 12], np.int32), I32)
+    b.op(fb.BuiltinOperator.RESIZE_BILINEAR, [y, size], [z], fb.ResizeBilinearOptionsT(),
+         fb.BuiltinOptions.ResizeBilinearOptions)
+    w = b.tensor("sum", [1, 12, 12, 2])
+    b.op(fb.BuiltinOperator.ADD, [z, z], [w], fb.AddOptionsT(), fb.BuiltinOptions.AddOptions)
+    a = analyze(b.write(tmp_path / "custom.tflite", [x], [w]))
+    custom, resize, add = a.ops
+    assert custom.type == "CUSTOM:MyMagicOp" and custom.kind == "unknown"
+    assert custom.flops is None and custom.macs is None
+    assert resize.kind == "unknown" and resize.flops is None and "RESIZE_BILINEAR" in resize.note
+    assert add.flops == 12 * 12 * 2  # one FLOP per output element
+    assert a.uncounted_ops == (0, 1)
+    assert a.total_flops == add.flops
+    data = a.to_json()
+    assert data["ops"][0]["flops"] is None and data["uncounted_ops"] == [0, 1]
+
+
+def test_dynamic_batch_is_assumed_one_and_said(tmp_path: Path) -> None:
+    a = analyze(small_cnn(tmp_path / "dyn.tflite", batch_signature=True))
+    assert a.inputs[0].shape == (1, 8, 8, 3)
+    assert any("'input'" in s and "[-1, 8, 8, 3]" in s and "assumed [1, 8, 8, 3]" in s for s in a.assumptions)
+    assert a.ops[0].macs == 8 * 8 * 8 * 27
+
+
+def test_not_a_model_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.tflite"
+    bad.write_text("hello, I am not a flatbuffer")
+    with pytest.raises(ConfigError, match="notes.tflite is not a TFLite model"):
+        analyze(bad)
+    with pytest.raises(ConfigError, match="missing.tflite") as err:
+        analyze(tmp_path / "missing.tflite")
+    assert err.value.hint
+
+
+def test_truncated_model_names_the_file(tmp_path: Path) -> None:
+    whole = small_cnn(tmp_path / "whole.tflite").read_bytes()
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(ConfigError, match="cut.tflite"):
+        analyze(cut)
+
+
+# --- the JSON contract -----------------------------------------------------------------------
+
+def test_json_contract(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(analyze(small_cnn(tmp_path / "cnn.tflite")).to_json()))
+    for key in ("total_macs", "total_flops", "total_params", "scheme", "ops"):
+        assert key in data
+    assert data["total_flops"] == 2 * data["total_macs"]
+    assert [op["index"] for op in data["ops"]] == list(range(len(data["ops"])))
+    for op in data["ops"]:
+        assert {"index", "type", "macs", "flops", "params", "precision"} <= set(op)
+        assert op["flops"] == 2 * op["macs"]
+
+
+def test_analyze_model_in_memory_matches_file(tmp_path: Path) -> None:
+    path = small_cnn(tmp_path / "cnn.tflite")
+    from_file = analyze(path)
+    in_memory = analyze_model(flatbuffer_utils.read_model(str(path)))
+    assert [op.flops for op in in_memory.ops] == [op.flops for op in from_file.ops]
+
+
+def test_shipped_example_models_are_analysed() -> None:
+    models = sorted((Path(__file__).resolve().parents[1] / "harness" / "example_models").glob("*.tflite"))
+    if not models:
+        pytest.skip("no example models in harness/example_models yet")
+    for path in models:
+        a = analyze(path)
+        assert a.ops, path
+        assert a.scheme in SCHEMES, path
+        assert a.total_flops > 0, path
+        for op in a.ops:
+            assert op.flops is None or op.flops == 2 * op.macs
