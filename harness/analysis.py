@@ -294,6 +294,7 @@ def analyze_model(model: Any, *, path: str = "<memory>", size_bytes: int = 0) ->
             else:
                 activations.append(i)
         note = ""
+        flops: int | None
         weighted = kind_type in _WEIGHTED
         if kind_type == "DEQUANTIZE" and const_dequant(k):
             params = nbytes = 0

@@ -390,3 +390,31 @@ def test_shipped_example_models_are_analysed() -> None:
         assert a.total_flops > 0, path
         for op in a.ops:
             assert op.flops is None or op.flops == 2 * op.macs
+
+
+# --- the human view --------------------------------------------------------------------------
+
+def test_view_shows_every_op_and_unknown_as_unknown(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from harness.analysis_view import analysis_lines, analysis_renderable, analysis_table
+
+    b = ModelBuilder()
+    x = b.tensor("input", [1, 4])
+    y = b.tensor("out", [1, 4])
+    b.op(fb.BuiltinOperator.CUSTOM, [x], [y], custom="Mystery")
+    a = analyze(b.write(tmp_path / "m.tflite", [x], [y]))
+    assert analysis_table(a).row_count == len(a.ops) + 1  # plus the totals row
+    console = Console(record=True, width=160)
+    console.print(analysis_renderable(a))
+    text = console.export_text()
+    assert "CUSTOM:Mystery" in text and "unknown" in text
+    assert any("FLOPs unknown for 1 op(s) (0)" in line for line in analysis_lines(a))
+
+
+def test_view_groups_layers_by_precision(variants: dict[str, Path]) -> None:
+    from harness.analysis_view import analysis_lines
+
+    lines = analysis_lines(analyze(variants["mixed"]))
+    assert "quantization scheme: mixed" in lines
+    assert any(line.strip().startswith("int8: ops ") for line in lines)

@@ -1,0 +1,101 @@
+"""Human rendering of a ModelAnalysis: the per-operator table and the totals under it.
+
+Only formatting lives here; the numbers come from harness.analysis unchanged. Returns rich
+renderables and never prints: the CLI decides where they go (stdout).
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from harness.analysis import ModelAnalysis, OpInfo
+
+
+def human_count(value: float | None) -> str:
+    """1234567 -> "1.23M"; None -> "unknown" (an uncounted op is never shown as 0)."""
+    if value is None:
+        return "unknown"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:g}"
+
+
+def human_bytes(value: int) -> str:
+    """Bytes with binary units: 190120 -> "185.7 KiB"."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024 or unit == "MiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _shapes(op: OpInfo, outputs: bool) -> str:
+    tensors = op.outputs if outputs else tuple(t for t in op.inputs if not t.constant)
+    return " ".join("x".join(map(str, t.shape)) or "scalar" for t in tensors)
+
+
+def analysis_table(a: ModelAnalysis) -> Table:
+    """One row per operator in execution order, with each op's share of the counted FLOPs."""
+    table = Table(title=f"{a.path}: {len(a.ops)} ops, scheme {a.scheme}", title_justify="left")
+    for name, justify in (("#", "right"), ("op", "left"), ("inputs", "left"), ("output", "left"),
+                          ("MACs", "right"), ("FLOPs", "right"), ("FLOPs %", "right"),
+                          ("params", "right"), ("weights", "right"), ("precision", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    total = a.total_flops
+    for op in a.ops:
+        share = "" if op.flops is None or not total else f"{100 * op.flops / total:.1f}"
+        style = "yellow" if op.kind == "unknown" else ("dim" if op.kind in ("shape", "convert") else None)
+        table.add_row(
+            str(op.index), op.type, _shapes(op, outputs=False), _shapes(op, outputs=True),
+            human_count(op.macs), human_count(op.flops), share,
+            human_count(op.params) if op.params else "", human_bytes(op.weight_bytes) if op.weight_bytes else "",
+            op.precision, style=style,
+        )
+    table.add_section()
+    table.add_row("", "total", "", "", human_count(a.total_macs), human_count(a.total_flops),
+                  "100.0" if total else "", human_count(a.total_params), human_bytes(a.total_weight_bytes), a.scheme)
+    return table
+
+
+def analysis_lines(a: ModelAnalysis) -> list[str]:
+    """The totals, the scheme with its layers per precision, notes and assumptions, as plain lines."""
+    lines = [
+        f"total: {human_count(a.total_macs)} MACs = {human_count(a.total_flops)} FLOPs, "
+        f"{human_count(a.total_params)} parameters, {human_bytes(a.total_weight_bytes)} of weights, "
+        f"file {human_bytes(a.size_bytes)}",
+        f"quantization scheme: {a.scheme}",
+    ]
+    for precision, layers in a.layers_by_precision.items():
+        lines.append(f"  {precision}: ops {_ranges(layers)}")
+    if a.uncounted_ops:
+        lines.append(f"FLOPs unknown for {len(a.uncounted_ops)} op(s) ({_ranges(a.uncounted_ops)}): "
+                     "the totals leave them out")
+    lines.extend(f"op {op.index} {op.type}: {op.note}" for op in a.ops if op.note and op.kind != "shape")
+    lines.extend(f"assumed: {s}" for s in a.assumptions)
+    return lines
+
+
+def analysis_renderable(a: ModelAnalysis) -> RenderableType:
+    """Table plus the lines under it, for ``console.print``."""
+    return Group(analysis_table(a), *(Text(line) for line in analysis_lines(a)))
+
+
+def _ranges(indices: tuple[int, ...]) -> str:
+    """(0, 1, 2, 5, 7, 8) -> "0-2, 5, 7-8"."""
+    parts: list[str] = []
+    start = prev = None
+    for i in indices:
+        if start is None:
+            start = prev = i
+        elif prev is not None and i == prev + 1:
+            prev = i
+        else:
+            parts.append(f"{start}-{prev}" if start != prev else str(start))
+            start = prev = i
+    if start is not None:
+        parts.append(f"{start}-{prev}" if start != prev else str(start))
+    return ", ".join(parts)
