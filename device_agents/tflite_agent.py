@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""harness board agent: times a TFLite model's application loop with and without Invoke.
+
+Runs on the board with only Python >= 3.8, numpy and one TFLite runtime. It never imports
+harness. It writes JSON lines on stdout as documented in PROTOCOL.md beside this file; logs go
+to stderr. All times are integer nanoseconds from time.perf_counter_ns (a monotonic clock).
+
+    python3 tflite_agent.py run --model m.tflite --threads 1 ...   # measure
+    python3 tflite_agent.py probe                                    # describe the board
+"""
+
+import argparse
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+import threading
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+AGENT_VERSION = "1.0"
+RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+STAGES = ("load", "preprocess", "set_input", "invoke", "get_output", "postprocess")
+INPUT_POOL = 16  # distinct random inputs cycled by the default load(i): caches see varied data
+
+clock = time.perf_counter_ns
+
+
+class AgentFailure(Exception):
+    """A failure reported to the host as an `error` message."""
+
+    def __init__(self, code, message, file=None):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+        self.file = file
+
+
+def emit(kind, **fields):
+    fields["v"] = PROTOCOL_VERSION
+    fields["type"] = kind
+    sys.stdout.write(json.dumps(fields, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+# --- the board ---------------------------------------------------------------------------
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def _number(path, scale):
+    text = _read(path)
+    try:
+        return float(text) / scale if text is not None else None
+    except ValueError:
+        return None
+
+
+def board_env():
+    """Temperature (deg C, hottest thermal zone) and CPU0 frequency (kHz); None where unknown."""
+    temps = []
+    base = "/sys/class/thermal"
+    if os.path.isdir(base):
+        for zone in sorted(os.listdir(base)):
+            t = _number(os.path.join(base, zone, "temp"), 1000.0)
+            if t is not None and -40 < t < 150:
+                temps.append(t)
+    freq = _number("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq", 1.0)
+    return {"temp_c": max(temps) if temps else None, "freq_khz": int(freq) if freq else None}
+
+
+def board_info():
+    model = (_read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+             or _read("/sys/class/dmi/id/product_name"))
+    cpu = None
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+            cpu = value.strip()
+            break
+    info = {
+        "model": model, "cpu": cpu or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(), "machine": platform.machine(), "kernel": platform.release(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "python": platform.python_version(),
+    }
+    info.update(board_env())
+    return info
+
+
+# --- the runtime -------------------------------------------------------------------------
+
+def _version_of(name):
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+        return None
+    dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+            "tensorflow": "tensorflow"}[name]
+    for candidate in (dist, dist + "-cpu"):
+        try:
+            return metadata.version(candidate)
+        except Exception:
+            continue
+    return None
+
+
+def _load_runtime(name):
+    """(Interpreter class, OpResolverType or None) of one runtime; raises ImportError."""
+    if name == "ai_edge_litert":
+        mod = importlib.import_module("ai_edge_litert.interpreter")
+        return mod.Interpreter, getattr(mod, "OpResolverType", None)
+    if name == "tflite_runtime":
+        mod = importlib.import_module("tflite_runtime.interpreter")
+        return mod.Interpreter, getattr(mod, "OpResolverType", None)
+    tf = importlib.import_module("tensorflow")
+    return tf.lite.Interpreter, getattr(tf.lite.experimental, "OpResolverType", None)
+
+
+def available_runtimes():
+    """Version of each runtime installed on the board (None where absent), without importing them."""
+    found = {}
+    for name in RUNTIME_ORDER:
+        spec = importlib.util.find_spec(name)
+        found[name] = (_version_of(name) or "unknown") if spec is not None else None
+    return found
+
+
+def pick_runtime(wanted):
+    names = RUNTIME_ORDER if wanted == "auto" else (wanted,)
+    errors = []
+    for name in names:
+        try:
+            interpreter, resolver = _load_runtime(name)
+        except Exception as exc:  # ImportError, or a broken install raising anything
+            errors.append("%s: %s" % (name, exc))
+            continue
+        return name, interpreter, resolver
+    raise AgentFailure(
+        "runtime_missing",
+        "no TFLite runtime could be imported (%s); install one for %s: pip install ai-edge-litert "
+        "(or tflite-runtime on older boards)" % ("; ".join(errors), sys.executable))
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+def random_input(detail, rng, np):
+    shape = [max(1, int(d)) for d in detail["shape"]]
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        # quantized inputs: every code is a valid value, so the whole range is in-distribution
+        return rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    raise AgentFailure("bad_inputs", "input %r has dtype %s, which the agent cannot generate; "
+                       "pass --inputs" % (detail["name"], dtype))
+
+
+def _check_array(arr, detail, where, np):
+    shape = tuple(int(d) for d in detail["shape"])
+    if arr.dtype != np.dtype(detail["dtype"]):
+        raise AgentFailure("bad_inputs", "%s has dtype %s but input %r needs %s"
+                           % (where, arr.dtype, detail["name"], np.dtype(detail["dtype"])))
+    if tuple(arr.shape) == shape:
+        return [arr]
+    if tuple(arr.shape[1:]) == shape:  # a stack of samples
+        return [a for a in arr]
+    if len(shape) > 0 and shape[0] == 1 and tuple(arr.shape[1:]) == shape[1:]:
+        return [a[None] for a in arr]  # N samples of a batch-1 input
+    raise AgentFailure("bad_inputs", "%s has shape %s but input %r needs %s (or N stacked samples)"
+                       % (where, tuple(arr.shape), detail["name"], shape))
+
+
+def inputs_from_file(path, details, np):
+    """Input sets from .npy (one input) or .npz (keyed by input name, or arr_0.. in order)."""
+    name = os.path.basename(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise AgentFailure("bad_inputs", "cannot read %s: %s" % (name, exc), path)
+    if isinstance(data, np.ndarray):
+        if len(details) != 1:
+            raise AgentFailure("bad_inputs", "%s holds one array but the model has %d inputs; use an "
+                               ".npz keyed by input name" % (name, len(details)), path)
+        arrays = [data]
+    else:
+        keys = list(data.keys())
+        by_name = [d["name"] for d in details]
+        if all(n in keys for n in by_name):
+            arrays = [data[n] for n in by_name]
+        elif len(keys) == len(details):
+            arrays = [data[k] for k in keys]
+        else:
+            raise AgentFailure("bad_inputs", "%s has arrays %s; the model's inputs are %s"
+                               % (name, keys, by_name), path)
+    try:
+        columns = [_check_array(a, d, name, np) for a, d in zip(arrays, details)]
+    except AgentFailure as exc:
+        exc.file = path
+        raise
+    count = min(len(c) for c in columns)
+    return [[c[i] for c in columns] for i in range(count)]
+
+
+# --- the user's pipeline -------------------------------------------------------------------
+
+def load_pipeline(path):
+    name = os.path.basename(path)
+    try:
+        spec = importlib.util.spec_from_file_location("harness_pipeline", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise AgentFailure("pipeline", "%s failed to load: %s" % (name, _where(exc, path)), path)
+    hooks = {k: getattr(module, k) for k in ("load", "preprocess", "postprocess") if hasattr(module, k)}
+    if not hooks:
+        raise AgentFailure("pipeline", "%s defines none of load(i), preprocess(raw), postprocess(outputs)"
+                           % name, path)
+    return hooks
+
+
+def _where(exc, path):
+    """'line 12 in preprocess: ValueError: msg' for the innermost frame of the user's file."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    at = ("line %d in %s: " % (frames[-1].lineno, frames[-1].name)) if frames else ""
+    return "%s%s: %s" % (at, type(exc).__name__, exc)
+
+
+# --- the measurement -----------------------------------------------------------------------
+
+class Loop(object):
+    """The application loop: load -> preprocess -> set inputs -> [invoke] -> outputs -> postprocess."""
+
+    def __init__(self, interpreter, pool, hooks, pipeline_path):
+        self.interpreter = interpreter
+        self.pool = pool
+        self.hooks = hooks
+        self.pipeline_path = pipeline_path
+        self.input_index = [d["index"] for d in interpreter.get_input_details()]
+        self.input_names = [d["name"] for d in interpreter.get_input_details()]
+        self.output_index = [d["index"] for d in interpreter.get_output_details()]
+
+    def load(self, i):
+        return self.pool[i % len(self.pool)]
+
+    @staticmethod
+    def preprocess(raw):
+        return raw
+
+    @staticmethod
+    def postprocess(outputs):
+        return outputs
+
+    def arrays(self, x):
+        if isinstance(x, dict):
+            try:
+                return [x[n] for n in self.input_names]
+            except KeyError as exc:
+                raise AgentFailure("pipeline", "preprocess returned no array for input %s; inputs are %s"
+                                   % (exc, self.input_names), self.pipeline_path)
+        if not isinstance(x, (list, tuple)):
+            x = [x]
+        if len(x) != len(self.input_index):
+            raise AgentFailure("pipeline", "preprocess returned %d arrays for %d inputs"
+                               % (len(x), len(self.input_index)), self.pipeline_path)
+        return x
+
+    def run(self, n, with_invoke, start):
+        """Run n iterations; return (loop_ns, {stage: ns}) lists. Identical code in both modes."""
+        interpreter = self.interpreter
+        set_tensor = interpreter.set_tensor
+        get_tensor = interpreter.get_tensor
+        invoke = interpreter.invoke
+        load = self.hooks.get("load", self.load)
+        preprocess = self.hooks.get("preprocess", self.preprocess)
+        postprocess = self.hooks.get("postprocess", self.postprocess)
+        arrays = self.arrays
+        inputs = self.input_index
+        outputs = self.output_index
+        loop = [0] * n
+        st = [[0] * n for _ in STAGES]
+        s_load, s_pre, s_set, s_inv, s_get, s_post = st
+        for k in range(n):
+            t0 = clock()
+            raw = load(start + k)
+            t1 = clock()
+            x = arrays(preprocess(raw))
+            t2 = clock()
+            for index, array in zip(inputs, x):
+                set_tensor(index, array)
+            t3 = clock()
+            if with_invoke:
+                invoke()
+            t4 = clock()
+            result = [get_tensor(index) for index in outputs]
+            t5 = clock()
+            postprocess(result)
+            t6 = clock()
+            loop[k] = t6 - t0
+            s_load[k] = t1 - t0
+            s_pre[k] = t2 - t1
+            s_set[k] = t3 - t2
+            s_inv[k] = t4 - t3
+            s_get[k] = t5 - t4
+            s_post[k] = t6 - t5
+        stages = dict(zip(STAGES, st))
+        if not with_invoke:
+            del stages["invoke"]
+        return loop, stages
+
+
+def _tensor_details(details):
+    out = []
+    for d in details:
+        q = d.get("quantization", (0.0, 0))
+        out.append({"name": d["name"], "index": int(d["index"]), "shape": [int(x) for x in d["shape"]],
+                    "dtype": d["dtype"].__name__ if hasattr(d["dtype"], "__name__") else str(d["dtype"]),
+                    "quantization": [float(q[0]), int(q[1])]})
+    return out
+
+
+def create_interpreter(args, interpreter_cls, resolver):
+    kwargs = {"model_path": args.model, "num_threads": args.threads}
+    if args.xnnpack == "off":
+        if resolver is None:
+            raise AgentFailure("usage", "this runtime cannot disable its default delegate; use --xnnpack on")
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    name = os.path.basename(args.model)
+    if not os.path.isfile(args.model):
+        raise AgentFailure("bad_model", "model file %s does not exist" % args.model, args.model)
+    with open(args.model, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise AgentFailure("bad_model", "%s is not a TFLite model (no TFL3 identifier at byte 4)" % name,
+                           args.model)
+    t0 = clock()
+    try:
+        interpreter = interpreter_cls(**kwargs)
+    except Exception as exc:
+        raise AgentFailure(_classify(exc), "%s could not be loaded: %s" % (name, _first_line(exc)),
+                           args.model)
+    t1 = clock()
+    try:
+        interpreter.allocate_tensors()
+    except Exception as exc:
+        raise AgentFailure(_classify(exc), "%s could not be prepared: %s" % (name, _first_line(exc)),
+                           args.model)
+    t2 = clock()
+    return interpreter, t1 - t0, t2 - t1
+
+
+def _first_line(exc):
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    useful = [x for x in lines if "custom op" in x.lower() or "op " in x.lower()] or lines or [repr(exc)]
+    return useful[0]
+
+
+def _classify(exc):
+    text = str(exc).lower()
+    if "custom op" in text or "unresolved" in text or "didn't find op" in text or "op builtin_code" in text:
+        return "unsupported_op"
+    return "bad_model"
+
+
+def iterations_for(args, per_iteration_ns):
+    """Iterations per mode: --iterations, or enough for --duration; a multiple of --blocks."""
+    if args.iterations > 0:
+        n = args.iterations
+    else:
+        n = int(args.duration * 1e9 / max(per_iteration_ns, 1))
+        n = min(max(n, args.min_iterations), args.max_iterations)
+    blocks = max(1, args.blocks)
+    return max(blocks, -(-n // blocks) * blocks)
+
+
+def start_lifeline():
+    """Exit when stdin closes: the host (or the SSH connection to it) is gone."""
+    def watch():
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except Exception:
+            pass
+        sys.stderr.write("tflite_agent: stdin closed, the host is gone: exiting\n")
+        os._exit(3)
+    t = threading.Thread(target=watch, name="lifeline")
+    t.daemon = True
+    t.start()
+
+
+def run(args):
+    try:
+        import numpy as np
+    except ImportError:
+        raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
+                           % sys.executable)
+    name, interpreter_cls, resolver = pick_runtime(args.runtime)
+    emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, board=board_info(),
+         runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
+         clock=_clock_info(), emulated=False)
+
+    interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
+    in_details = _tensor_details(interpreter.get_input_details())
+    emit("model", path=os.path.basename(args.model), size_bytes=os.path.getsize(args.model),
+         inputs=in_details, outputs=_tensor_details(interpreter.get_output_details()),
+         init_ns=create_ns + allocate_ns, create_ns=create_ns, allocate_ns=allocate_ns,
+         threads=args.threads, xnnpack=args.xnnpack == "on")
+
+    raw_details = interpreter.get_input_details()
+    if args.inputs:
+        pool = inputs_from_file(args.inputs, raw_details, np)
+        if not pool:
+            raise AgentFailure("bad_inputs", "%s holds no samples" % os.path.basename(args.inputs),
+                               args.inputs)
+    else:
+        rng = np.random.default_rng(args.seed)
+        pool = [[random_input(d, rng, np) for d in raw_details] for _ in range(INPUT_POOL)]
+    hooks = load_pipeline(args.pipeline) if args.pipeline else {}
+    loop = Loop(interpreter, pool, hooks, args.pipeline)
+
+    def guarded(code, fn, *a):
+        """Call fn; blame the user's pipeline when the failure comes from its file, else ``code``."""
+        try:
+            return fn(*a)
+        except AgentFailure:
+            raise
+        except Exception as exc:
+            if args.pipeline and any(f.filename == args.pipeline
+                                     for f in traceback.extract_tb(exc.__traceback__)):
+                raise AgentFailure("pipeline", "%s raised at %s" % (os.path.basename(args.pipeline),
+                                                                     _where(exc, args.pipeline)),
+                                   args.pipeline)
+            culprit = args.model if code != "bad_inputs" else (args.inputs or args.model)
+            raise AgentFailure(code, "%s: %s: %s" % (os.path.basename(culprit), type(exc).__name__,
+                                                     _first_line(exc)), culprit)
+
+    # First (cold) inference on its own: through the user's pipeline, only Invoke is timed.
+    x = guarded("bad_inputs", lambda: loop.arrays(hooks.get("preprocess", loop.preprocess)(
+        hooks.get("load", loop.load)(0))))
+    for index, array in zip(loop.input_index, x):
+        guarded("bad_inputs", interpreter.set_tensor, index, array)
+    t0 = clock()
+    guarded("bad_model", interpreter.invoke)
+    first_ns = clock() - t0
+
+    # Warm-up: at least --warmup iterations and --warmup-time seconds, kept apart from samples.
+    warm = []
+    deadline = clock() + int(args.warmup_time * 1e9)
+    while len(warm) < args.warmup or clock() < deadline:
+        samples, _ = guarded("bad_model", loop.run, 1, True, len(warm))
+        warm.extend(samples)
+    per_iteration = sorted(warm)[len(warm) // 2] if warm else first_ns
+    n = iterations_for(args, per_iteration)
+    per_block = n // max(1, args.blocks)
+    emit("plan", warmup=len(warm), warmup_time_s=args.warmup_time, iterations=n, blocks=args.blocks,
+         seed=args.seed, inputs=os.path.basename(args.inputs) if args.inputs else "random",
+         pipeline=os.path.basename(args.pipeline) if args.pipeline else None, stages=list(STAGES))
+    emit("first_invoke", ns=first_ns)
+    emit("warmup", loop_ns=warm)
+
+    wall0 = clock()
+    done = 0
+    for block in range(args.blocks):
+        modes = (True, False) if block % 2 == 0 else (False, True)
+        for with_invoke in modes:
+            gc.collect()  # start each block with an empty nursery, so no block inherits its neighbour's garbage
+            loop_ns, stages = guarded("bad_model", loop.run, per_block, with_invoke, block * per_block)
+            emit("samples", mode="with" if with_invoke else "without", block=block, loop_ns=loop_ns,
+                 stages=stages, env=board_env())
+            done += per_block
+        emit("progress", done=done, total=2 * n)
+    emit("summary", iterations=n, wall_ns=clock() - wall0, max_rss_kb=_max_rss_kb(), env_end=board_env())
+
+
+def _max_rss_kb():
+    try:
+        import resource
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    except Exception:
+        return None
+
+
+def _clock_info():
+    info = time.get_clock_info("perf_counter")
+    return {"name": "perf_counter_ns (%s)" % info.implementation,
+            "resolution_ns": max(1, int(round(info.resolution * 1e9)))}
+
+
+def probe(args):
+    emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, board=board_info(),
+         runtime=None, runtimes=available_runtimes(), clock=_clock_info(), emulated=False,
+         numpy=_version_of_numpy(), executable=sys.executable)
+
+
+def _version_of_numpy():
+    try:
+        import numpy
+        return numpy.__version__
+    except ImportError:
+        return None
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("probe", help="describe the board and its runtimes")
+    r = sub.add_parser("run", help="benchmark one model")
+    r.add_argument("--model", required=True)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
+    r.add_argument("--xnnpack", default="on", choices=("on", "off"))
+    r.add_argument("--warmup", type=int, default=10)
+    r.add_argument("--warmup-time", type=float, default=0.2)
+    r.add_argument("--iterations", type=int, default=0)
+    r.add_argument("--duration", type=float, default=1.0)
+    r.add_argument("--min-iterations", type=int, default=100)
+    r.add_argument("--max-iterations", type=int, default=100000)
+    r.add_argument("--blocks", type=int, default=10)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--inputs")
+    r.add_argument("--pipeline")
+    r.add_argument("--lifeline", action="store_true",
+                   help="exit when stdin closes (the host always sets this; off for runs by hand)")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help(sys.stderr)
+        return 2
+    try:
+        if args.command == "probe":
+            probe(args)
+            return 0
+        if args.lifeline:
+            start_lifeline()
+        if args.pipeline:
+            args.pipeline = os.path.abspath(args.pipeline)
+        run(args)
+        return 0
+    except AgentFailure as exc:
+        emit("error", code=exc.code, message=exc.message,
+             file=os.path.basename(exc.file) if exc.file else None)
+        return 1
+    except KeyboardInterrupt:
+        emit("error", code="interrupted", message="interrupted", file=None)
+        return 130
+    except BrokenPipeError:
+        return 3  # the host went away; nobody is left to tell
+    except Exception as exc:
+        traceback.print_exc()
+        emit("error", code="internal", message="%s: %s" % (type(exc).__name__, exc), file=None)
+        return 1
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # skip interpreter shutdown: the lifeline thread may be blocked reading stdin

@@ -1,0 +1,49 @@
+"""The one exception tree of harness.
+
+    HarnessError                 known failure: the CLI prints one line and exits 1
+    ├── ConfigError              targets.toml, a CLI option, a model or inputs file on the host
+    ├── TransportError           reaching a board: connect, auth, host key, lost link, serial line
+    ├── AgentError               the agent on the board refused or failed (bad model, pipeline raised, ...)
+    └── MeasurementError         a run produced samples that cannot be trusted or summarised
+
+Every message names what failed, on which target, with which value; ``hint`` names the option,
+`targets.toml` key or command that fixes it. Anything else that escapes is a bug (exit 2).
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A known failure with a one-line message and an optional fix."""
+
+    def __init__(self, message: str, *, target: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.target = target
+        self.hint = hint
+
+    def __str__(self) -> str:
+        prefix = f"{self.target}: " if self.target else ""
+        suffix = f" (fix: {self.hint})" if self.hint else ""
+        return f"{prefix}{self.message}{suffix}"
+
+
+class ConfigError(HarnessError):
+    """A configuration or input file on the host is wrong."""
+
+
+class TransportError(HarnessError):
+    """A board could not be reached, or the link to it broke."""
+
+
+class AgentError(HarnessError):
+    """The agent on the board reported an error, or died."""
+
+    def __init__(self, message: str, *, code: str = "agent", target: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, target=target, hint=hint)
+        self.code = code
+
+
+class MeasurementError(HarnessError):
+    """Samples exist but cannot be summarised honestly."""

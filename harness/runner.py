@@ -1,0 +1,182 @@
+"""The runner: a matrix of models x targets x thread counts, targets in parallel.
+
+One worker thread per target runs that target's jobs one after the other (a board benchmarks
+one model at a time, or the runs would disturb each other). Targets whose work runs on this
+machine's own CPU (the local board, emulators) also take turns with each other, for the same
+reason. A failing job or board never stops the others: its error is recorded in the store and in
+its Outcome. Messages go to the store as they arrive, so nothing measured is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from harness.config import Target
+from harness.drivers import open_driver, uses_host_cpu
+from harness.drivers.base import Driver, Message
+from harness.errors import HarnessError, TransportError
+from harness.modelfile import check_model
+from harness.plan import Job, Plan
+from harness.results import Benchmark, from_lines
+from harness.store import BenchmarkWriter, RunStore
+from harness.summary import summarize
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE_S = 15.0  # how long Ctrl-C waits for boards to stop their agents
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    benchmark: Benchmark
+    error: HarnessError | None
+    path: Path
+
+
+class Observer(Protocol):
+    """Live progress (the CLI's display); called from worker threads."""
+
+    def job_started(self, job: Job) -> None: ...
+
+    def job_message(self, job: Job, msg: Message) -> None: ...
+
+    def job_finished(self, outcome: Outcome) -> None: ...
+
+
+def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequence[int] | None,
+              plan: Plan) -> tuple[list[Job], list[tuple[Job, HarnessError]]]:
+    """The matrix, and the jobs refused on the host already (a model that is not a TFLite file)."""
+    jobs: list[Job] = []
+    refused: list[tuple[Job, HarnessError]] = []
+    for target in targets:
+        for model in models:
+            for t in (threads or target.threads):
+                try:
+                    digest, error = check_model(model), None
+                except HarnessError as exc:
+                    digest, error = "", exc
+                job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan)
+                if error is None:
+                    jobs.append(job)
+                else:
+                    refused.append((job, error))
+    return jobs, refused
+
+
+def _error_dict(exc: HarnessError) -> dict[str, object]:
+    return {"code": getattr(exc, "code", type(exc).__name__), "message": exc.message, "hint": exc.hint}
+
+
+class Runner:
+    def __init__(self, store: RunStore, targets: Sequence[Target], observer: Observer) -> None:
+        self.store = store
+        self.targets = {t.name: t for t in targets}
+        self.observer = observer
+        self.cancel = threading.Event()
+        self._host_cpu = threading.Lock()
+        self._store_lock = threading.Lock()
+        self._outcomes: list[Outcome] = []
+
+    def run(self, jobs: Sequence[Job], refused: Sequence[tuple[Job, HarnessError]] = ()) -> list[Outcome]:
+        """Run every job; on KeyboardInterrupt stop all boards, keep what was measured, re-raise."""
+        for job, error in refused:
+            self._record(job, self._open(job), [], error)
+        by_target: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_target.setdefault(job.target, []).append(job)
+        pool = ThreadPoolExecutor(max_workers=max(1, len(by_target)), thread_name_prefix="target")
+        futures = [pool.submit(self._run_target, self.targets[name], target_jobs)
+                   for name, target_jobs in by_target.items()]
+        try:
+            while wait(futures, timeout=0.25).not_done:
+                pass
+        except KeyboardInterrupt:
+            self.cancel.set()
+            wait(futures, timeout=CANCEL_GRACE_S)
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for f in futures:
+            f.result()  # a bug in a worker surfaces here, not silently
+        order = {id(j): i for i, j in enumerate(list(j for j, _ in refused) + list(jobs))}
+        return sorted(self._outcomes, key=lambda o: order.get(id(o.job), 0))
+
+    def _open(self, job: Job) -> BenchmarkWriter:
+        with self._store_lock:
+            return self.store.open_benchmark(job)
+
+    def _run_target(self, target: Target, jobs: list[Job]) -> None:
+        driver: Driver | None = None
+        try:
+            for job in jobs:
+                if self.cancel.is_set():
+                    return
+                if driver is None:
+                    try:
+                        driver = open_driver(target)
+                    except HarnessError as exc:
+                        self._record(job, self._open(job), [], exc)
+                        continue
+                if self._run_job(driver, target, job):
+                    with contextlib.suppress(Exception):
+                        driver.close()
+                    driver = None  # the link broke: reconnect for the next job
+        finally:
+            if driver is not None:
+                with contextlib.suppress(Exception):
+                    driver.close()
+
+    def _run_job(self, driver: Driver, target: Target, job: Job) -> bool:
+        """Run one job; True when the link to the board should be reopened."""
+        writer = self._open(job)
+        messages: list[Message] = []
+        self.observer.job_started(job)
+
+        def emit(msg: Message) -> None:
+            writer.message(msg)
+            messages.append(msg)
+            self.observer.job_message(job, msg)
+
+        lock = self._host_cpu if uses_host_cpu(target) else contextlib.nullcontext()
+        try:
+            with lock:
+                driver.benchmark(job, emit, self.cancel)
+        except HarnessError as exc:
+            if exc.target is None:
+                exc.target = target.name
+            self._record(job, writer, messages, exc)
+            return isinstance(exc, TransportError)
+        except Exception as exc:
+            # A bug: keep the samples and the story on disk, then let it surface.
+            writer.end(complete=False, reason="bug", error={"code": "bug", "message": repr(exc)})
+            raise
+        self._record(job, writer, messages, None)
+        return False
+
+    def _record(self, job: Job, writer: BenchmarkWriter, messages: list[Message],
+                error: HarnessError | None) -> None:
+        header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
+                  "threads": job.threads, "plan": job.plan.as_dict()}
+        if error is not None:
+            messages = [*messages, {"type": "error", **_error_dict(error)}]
+        benchmark = from_lines(header, messages)
+        if error is not None:
+            reason = "error"
+        elif self.cancel.is_set() and not benchmark.complete:
+            reason = "interrupted"
+        else:
+            reason = None
+        writer.end(complete=benchmark.complete, reason=reason, error=benchmark.error)
+        outcome = Outcome(job=job, benchmark=benchmark, error=error, path=writer.path)
+        with self._store_lock:
+            self._outcomes.append(outcome)
+            self.store.add_summary(summarize(benchmark).to_json(self.store.run_id))
+        self.observer.job_finished(outcome)

@@ -1,0 +1,15 @@
+"""Transports: how the host reaches a board that runs commands (see base.py for the protocol)."""
+
+from __future__ import annotations
+
+from harness.config import Target
+from harness.errors import ConfigError
+from harness.transports.base import Transport
+from harness.transports.local import LocalTransport
+
+
+def open_transport(target: Target) -> Transport:
+    """The command transport of a local or SSH target."""
+    if target.kind == "local":
+        return LocalTransport(target.name)
+    raise ConfigError(f"targets of kind {target.kind!r} have no command transport", target=target.name)
