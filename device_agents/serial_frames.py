@@ -238,7 +238,7 @@ def pack_info(info: dict) -> bytes:
 
 
 def unpack_info(data: bytes) -> dict:
-    info = dict(zip(INFO_FIELDS, _INFO.unpack_from(data, 0)))  # noqa: B905 (strict= needs 3.10)
+    info = dict(zip(INFO_FIELDS, _INFO.unpack_from(data, 0)))
     offset = _INFO.size
     for key in ("board", "cpu", "tflm_version"):
         info[key], offset = unpack_str8(data, offset)
@@ -256,7 +256,7 @@ def pack_model_info(info: dict) -> bytes:
 
 def unpack_model_info(data: bytes) -> dict:
     values = _MODEL_INFO.unpack(data)
-    info = dict(zip(MODEL_INFO_FIELDS, values[1:]))  # noqa: B905 (strict= needs 3.10)
+    info = dict(zip(MODEL_INFO_FIELDS, values[1:]))
     info["sha256"] = values[0]
     return info
 
