@@ -1,6 +1,7 @@
 """Human rendering of a ModelAnalysis: the per-operator table and the totals under it.
 
-Only formatting lives here; the numbers come from harness.analysis unchanged. Returns rich
+Also the "fits on" table of harness.arena. Only formatting lives here; the numbers come from
+harness.analysis and harness.arena unchanged. Returns rich
 renderables and never prints: the CLI decides where they go (stdout).
 """
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.analysis import ModelAnalysis, OpInfo
+from harness.arena import ArenaFit, FitRow
 
 
 def human_count(value: float | None) -> str:
@@ -27,7 +29,7 @@ def human_bytes(value: int) -> str:
     """Bytes with binary units: 190120 -> "185.7 KiB"."""
     size = float(value)
     for unit in ("B", "KiB", "MiB"):
-        if size < 1024 or unit == "MiB":
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
@@ -82,6 +84,28 @@ def analysis_lines(a: ModelAnalysis) -> list[str]:
 def analysis_renderable(a: ModelAnalysis) -> RenderableType:
     """Table plus the lines under it, for ``console.print``."""
     return Group(analysis_table(a), *(Text(line) for line in analysis_lines(a)))
+
+
+def fits_table(fit: ArenaFit, rows: list[FitRow]) -> Table:
+    """The "fits on" table: measured arena and model size against each board's RAM and flash."""
+    table = Table(title=f"{fit.model}: arena {human_bytes(fit.arena_bytes)} (measured with TFLite Micro "
+                        f"{fit.tflm_version}), flash {human_bytes(fit.flash_bytes)} (model only)",
+                  title_justify="left")
+    for name in ("target", "RAM", "arena / RAM", "flash", "model / flash", "fits"):
+        table.add_column(name, justify="left" if name in ("target", "fits") else "right")
+    for row in rows:
+        verdict = {True: "yes", False: "no", None: "unknown"}[row.fits]
+        if row.fits is None:
+            verdict += " (add ram/flash to targets.toml)"
+        table.add_row(
+            row.target,
+            human_bytes(row.ram_bytes) if row.ram_bytes is not None else "?",
+            f"{100 * row.arena_bytes / row.ram_bytes:.0f} %" if row.ram_bytes else "",
+            human_bytes(row.flash_bytes) if row.flash_bytes is not None else "?",
+            f"{100 * row.model_bytes / row.flash_bytes:.0f} %" if row.flash_bytes else "",
+            verdict, style=None if row.fits else ("red" if row.fits is False else "yellow"),
+        )
+    return table
 
 
 def _ranges(indices: tuple[int, ...]) -> str:

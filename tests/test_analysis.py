@@ -242,32 +242,38 @@ def test_conv_count_property(tmp_path_factory: pytest.TempPathFactory, h: int, c
 
 # --- quantization schemes --------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The small CNN in every scheme, made with ai-edge-quantizer recipes (about 1 s in all)."""
+VARIANTS = ("float16", "dynamic_int8", "weight_only_int8", "int8", "int16x8", "mixed")
+
+
+def make_variant(f32: Path, scheme: str, dest: Path) -> Path:
+    """``f32`` (a small_cnn) quantized into ``scheme`` with ai-edge-quantizer, written to ``dest``."""
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
 
-    d = tmp_path_factory.mktemp("variants")
-    f32 = small_cnn(d / "float32.tflite")
+    q = quantizer.Quantizer(str(f32))
+    if scheme == "float16":
+        q.add_weight_only_config(".*", "*", 16, qtyping.QuantGranularity.TENSORWISE,
+                                 algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    elif scheme == "mixed":
+        # Only the first conv (the regex is searched in its output tensor name, "conv;").
+        q.add_static_config("conv;", "*", 8, 8)
+    else:
+        q.load_quantization_recipe({
+            "dynamic_int8": recipe.dynamic_wi8_afp32, "weight_only_int8": recipe.weight_only_wi8_afp32,
+            "int8": recipe.static_wi8_ai8, "int16x8": recipe.static_wi8_ai16}[scheme]())
     rng = np.random.default_rng(1)
     calibration = {"serving_default": [{"input": rng.standard_normal((1, 8, 8, 3)).astype(np.float32)}
                                        for _ in range(4)]}
+    result = q.quantize(q.calibrate(calibration) if q.need_calibration else None)
+    result.export_model(str(dest), overwrite=True)
+    return dest
 
-    def make(name: str, configure: Any) -> None:
-        q = quantizer.Quantizer(str(f32))
-        configure(q)
-        result = q.quantize(q.calibrate(calibration) if q.need_calibration else None)
-        result.export_model(str(d / f"{name}.tflite"), overwrite=True)
 
-    make("float16", lambda q: q.add_weight_only_config(
-        ".*", "*", 16, qtyping.QuantGranularity.TENSORWISE, algorithm_manager.AlgorithmName.FLOAT_CASTING))
-    make("dynamic_int8", lambda q: q.load_quantization_recipe(recipe.dynamic_wi8_afp32()))
-    make("weight_only_int8", lambda q: q.load_quantization_recipe(recipe.weight_only_wi8_afp32()))
-    make("int8", lambda q: q.load_quantization_recipe(recipe.static_wi8_ai8()))
-    make("int16x8", lambda q: q.load_quantization_recipe(recipe.static_wi8_ai16()))
-    # Only the first conv quantized (the regex is searched in its output tensor name "conv;").
-    make("mixed", lambda q: q.add_static_config("conv;", "*", 8, 8))
-    return {p.stem: p for p in d.glob("*.tflite")}
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The small CNN in every scheme, made with ai-edge-quantizer recipes (about 1 s in all)."""
+    d = tmp_path_factory.mktemp("variants")
+    f32 = small_cnn(d / "float32.tflite")
+    return {"float32": f32, **{s: make_variant(f32, s, d / f"{s}.tflite") for s in VARIANTS}}
 
 
 @pytest.mark.parametrize("scheme", ["float32", "float16", "dynamic_int8", "weight_only_int8", "int8",
