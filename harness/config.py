@@ -19,9 +19,11 @@ Grammar (one table per board)::
     kind = "local":  python (default: the Python running harness)
     kind = "ssh":    host (required), user, port, identity_file, known_hosts, python, workdir,
                      accept_new_host_key (default false), connect_timeout_s
-    kind = "serial": port (device path or pyserial URL, required), baud (default 115200),
-                     emulator = true to have harness start device_agents' emulated MCU itself,
-                     arena (emulator arena size), timeout_s
+    kind = "serial": port (device path or pyserial URL: rfc2217://, socket://; required unless
+                     emulator = true), baud (default 115200),
+                     emulator = true to have harness start device_agents' emulated MCU itself on a pty,
+                     arena (emulator arena size), max_model (emulator's largest model accepted),
+                     timeout_s (longest one device command may take, default 10)
 
 Unknown keys are errors that cite the file and the key. Passwords are refused: use keys,
 ssh-agent and ~/.ssh/config.
@@ -46,7 +48,7 @@ _KIND_KEYS = {
     "local": {"python"},
     "ssh": {"host", "user", "port", "identity_file", "known_hosts", "python", "workdir",
             "accept_new_host_key", "connect_timeout_s"},
-    "serial": {"port", "baud", "emulator", "arena", "timeout_s"},
+    "serial": {"port", "baud", "emulator", "arena", "max_model", "timeout_s"},
 }
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}
 
@@ -125,8 +127,15 @@ def _target(name: str, table: Any, source: str) -> Target:
     options = {k: v for k, v in table.items() if k in _KIND_KEYS[kind]}
     if kind == "ssh" and not isinstance(options.get("host"), str):
         raise ConfigError(f"{where}: an ssh target needs host = \"address or ~/.ssh/config alias\"")
-    if kind == "serial" and not isinstance(options.get("port"), str):
-        raise ConfigError(f"{where}: a serial target needs port = \"/dev/ttyACM0\" or a pyserial URL")
+    if kind == "serial" and not options.get("emulator") and not isinstance(options.get("port"), str):
+        raise ConfigError(f"{where}: a serial target needs port = \"/dev/ttyACM0\" or a pyserial URL",
+                          hint="or emulator = true for the emulated MCU, which harness starts itself")
+    if kind == "serial" and options.get("emulator") and "port" in options:
+        raise ConfigError(f"{where}: port is chosen by harness for an emulated MCU (emulator = true)",
+                          hint="remove port, or set emulator = false for a real board")
+    if kind == "serial" and "baud" in options and (not isinstance(options["baud"], int)
+                                                   or isinstance(options["baud"], bool) or options["baud"] <= 0):
+        raise ConfigError(f"{where}: baud = {options['baud']!r} must be a positive integer (e.g. 115200)")
     for key in ("accept_new_host_key", "emulator"):
         if key in options:
             _check_type(options[key], (bool,), f"{where} {key}", "true or false")
@@ -135,8 +144,9 @@ def _target(name: str, table: Any, source: str) -> Target:
             _check_type(options[key], (int, float), f"{where} {key}", "a number")
     if kind == "ssh" and "port" in options:
         _check_type(options["port"], (int,), f"{where} port", "an integer")
-    if "arena" in options:
-        options["arena"] = parse_size(options["arena"], where=f"{where} arena")
+    for key in ("arena", "max_model"):
+        if key in options:
+            options[key] = parse_size(options[key], where=f"{where} {key}")
 
     def size(key: str) -> int | None:
         return parse_size(table[key], where=f"{where} {key}") if key in table else None

@@ -7,6 +7,7 @@ import sys
 from harness.config import Target
 from harness.drivers.base import Driver
 from harness.drivers.linux import LinuxAgentDriver
+from harness.drivers.mcu import McuDriver
 from harness.errors import ConfigError
 from harness.transports import open_transport
 
@@ -19,6 +20,8 @@ def open_driver(target: Target) -> Driver:
     if target.kind == "ssh":
         python = str(target.options.get("python", "python3"))
         return LinuxAgentDriver(target, open_transport(target), python)
+    if target.kind == "serial":
+        return McuDriver(target)
     raise ConfigError(f"no driver for targets of kind {target.kind!r} yet", target=target.name)
 
 
