@@ -35,7 +35,7 @@ def _stdout() -> Console:
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)  # messages are never wrapped mid-line
 
 
 def _threads(text: str) -> list[int]:

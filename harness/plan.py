@@ -26,6 +26,7 @@ class Plan:
     min_iterations: int = 100
     max_iterations: int = 100_000
     blocks: int = 10
+    settle: int = 1  # per block, run but kept apart: talking to the host between blocks evicts caches
     seed: int = 0
     xnnpack: bool = True
     inputs: Path | None = None
@@ -40,6 +41,7 @@ class Plan:
             "min_iterations": self.min_iterations,
             "max_iterations": self.max_iterations,
             "blocks": self.blocks,
+            "settle": self.settle,
             "seed": self.seed,
             "xnnpack": self.xnnpack,
             "inputs": str(self.inputs) if self.inputs else None,

@@ -56,7 +56,7 @@ def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
             "--warmup", str(p.warmup), "--warmup-time", repr(p.warmup_time_s),
             "--iterations", str(p.iterations), "--duration", repr(p.duration_s),
             "--min-iterations", str(p.min_iterations), "--max-iterations", str(p.max_iterations),
-            "--blocks", str(p.blocks), "--seed", str(p.seed), "--lifeline"]
+            "--blocks", str(p.blocks), "--settle", str(p.settle), "--seed", str(p.seed), "--lifeline"]
     if inputs:
         argv += ["--inputs", inputs]
     if pipeline:

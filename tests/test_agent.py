@@ -1,0 +1,121 @@
+"""The board agent, run for real: protocol, measurement structure, and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.agentrun import AGENT, DIGITS, KWS, QUICK, run_agent
+
+
+def test_protocol_sequence_and_raw_samples() -> None:
+    msgs, status, _ = run_agent("run", "--model", str(DIGITS), *QUICK)
+    assert status == 0
+    kinds = [m["type"] for m in msgs]
+    assert kinds[:5] == ["hello", "model", "plan", "first_invoke", "warmup"]
+    assert kinds[-1] == "summary"
+    assert all(m["v"] == 1 for m in msgs)
+    hello = msgs[0]
+    assert hello["runtime"]["name"] == "ai_edge_litert" and hello["runtime"]["version"]
+    assert hello["board"]["cores"] >= 1 and hello["clock"]["resolution_ns"] >= 1
+    samples = [m for m in msgs if m["type"] == "samples"]
+    # 4 blocks x 2 modes, 10 iterations each, alternating ABBA
+    assert [(m["block"], m["mode"]) for m in samples] == [
+        (0, "with"), (0, "without"), (1, "without"), (1, "with"),
+        (2, "with"), (2, "without"), (3, "without"), (3, "with")]
+    for m in samples:
+        assert len(m["loop_ns"]) == 10 and all(isinstance(x, int) and x > 0 for x in m["loop_ns"])
+        assert ("invoke" in m["stages"]) == (m["mode"] == "with")
+        for values in m["stages"].values():
+            assert len(values) == 10
+        # stages are disjoint parts of the iteration: they never exceed the whole loop
+        for k in range(10):
+            assert sum(v[k] for v in m["stages"].values()) <= m["loop_ns"][k]
+    assert len(msgs[4]["loop_ns"]) >= 2  # warm-up kept, apart from the samples
+
+
+def test_inputs_file_and_threads_and_no_xnnpack(tmp_path: Path) -> None:
+    x = np.load(KWS.with_name("ds_cnn_kws_test.npz"))["x"][:5]
+    np.save(tmp_path / "five.npy", x)
+    msgs, status, _ = run_agent("run", "--model", str(KWS), "--inputs", str(tmp_path / "five.npy"),
+                                "--threads", "2", "--xnnpack", "off", *QUICK)
+    assert status == 0, msgs[-1]
+    model = next(m for m in msgs if m["type"] == "model")
+    assert model["threads"] == 2 and model["xnnpack"] is False
+    assert next(m for m in msgs if m["type"] == "plan")["inputs"] == "five.npy"
+
+
+@pytest.mark.parametrize("array, expected", [
+    (np.zeros((3, 5), np.float32), "has shape (3, 5) but input"),
+    (np.zeros((1, 8, 8, 1), np.float64), "has dtype float64 but input"),
+])
+def test_inputs_of_wrong_shape_or_dtype(tmp_path: Path, array: np.ndarray, expected: str) -> None:
+    np.save(tmp_path / "bad.npy", array)
+    msgs, status, _ = run_agent("run", "--model", str(DIGITS), "--inputs", str(tmp_path / "bad.npy"), *QUICK)
+    assert status == 1
+    err = msgs[-1]
+    assert err["type"] == "error" and err["code"] == "bad_inputs" and err["file"] == "bad.npy"
+    assert expected in err["message"]
+
+
+def test_pipeline_that_raises_names_file_line_and_function(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("def preprocess(raw):\n    return raw\n\ndef postprocess(outputs):\n"
+                   "    raise ValueError('label file missing')\n")
+    msgs, status, _ = run_agent("run", "--model", str(DIGITS), "--pipeline", str(app), *QUICK)
+    assert status == 1
+    err = msgs[-1]
+    assert err["code"] == "pipeline" and err["file"] == "app.py"
+    assert "line 5 in postprocess" in err["message"] and "label file missing" in err["message"]
+
+
+def test_not_a_model(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.tflite"
+    bad.write_text("this is not a model\n" * 10)
+    msgs, status, _ = run_agent("run", "--model", str(bad), *QUICK)
+    assert status == 1 and msgs[-1]["code"] == "bad_model" and "notes.tflite" in msgs[-1]["message"]
+
+
+def test_unknown_runtime_is_reported_not_crashed() -> None:
+    msgs, status, _ = run_agent("run", "--model", str(DIGITS), "--runtime", "tensorflow", *QUICK)
+    assert status == 1 and msgs[-1]["code"] == "runtime_missing"
+    assert "tensorflow" in msgs[-1]["message"] and "pip install" in msgs[-1]["message"]
+
+
+def test_lifeline_stops_the_agent_when_the_host_goes_away() -> None:
+    p = subprocess.Popen([sys.executable, str(AGENT), "run", "--model", str(DIGITS), "--duration", "60",
+                          "--lifeline"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stdin is not None
+    assert b'"hello"' in p.stdout.readline()
+    p.stdin.close()  # what a dropped connection looks like to the agent
+    assert p.wait(timeout=10) == 3
+
+
+def test_probe_lists_runtimes() -> None:
+    msgs, status, _ = run_agent("probe")
+    assert status == 0 and msgs[0]["type"] == "hello"
+    assert msgs[0]["runtimes"]["ai_edge_litert"] and msgs[0]["numpy"]
+
+
+def test_agent_needs_only_python38_syntax_and_stdlib() -> None:
+    vermin = Path(sysconfig.get_path("scripts")) / "vermin"  # installed by the test extra
+    p = subprocess.run([str(vermin), "-t=3.8-", "--violations", "--no-tips",
+                        "--eval-annotations", str(AGENT)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_agent_on_a_tflite_runtime_214_board(tflite214_python: Path) -> None:
+    """A Raspberry-Pi-OS-like python: only numpy<2 and tflite-runtime 2.14, no harness, no LiteRT."""
+    check = subprocess.run([str(tflite214_python), "-c", "import harness"], capture_output=True, cwd="/")
+    assert check.returncode != 0  # the agent cannot lean on harness there
+    msgs, status, err = run_agent("run", "--model", str(DIGITS), *QUICK, python=str(tflite214_python))
+    assert status == 0, err
+    hello = msgs[0]
+    assert hello["runtime"] == {"name": "tflite_runtime", "version": "2.14.0"}
+    assert hello["runtimes"]["ai_edge_litert"] is None
+    assert msgs[-1]["type"] == "summary"
