@@ -21,7 +21,8 @@ Counting conventions (the usual ones; bias adds and fused activations are not co
   constant (float16 or weight-only int8 weights) costs nothing per Invoke: the LiteRT kernel
   dequantizes it on the first Invoke and keeps the result, so it counts 0 and its weights are attributed to the op
   that consumes them.
-- Data-movement ops (RESHAPE, TRANSPOSE, CONCATENATION, PAD, ...): 0 FLOPs, listed as ``shape``.
+- Data-movement ops (RESHAPE, TRANSPOSE, CONCATENATION, PAD, ..., and resource-variable
+  handles and reads): 0 FLOPs, listed as ``shape``.
 - Anything else, custom ops and control flow included, is ``unknown``: its ``flops`` is None,
   never a silent 0, and the totals say how many ops they leave out.
 
@@ -72,7 +73,9 @@ _SHAPE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "CONCATENATION", "PA
           "MIRROR_PAD", "SLICE", "STRIDED_SLICE", "GATHER", "GATHER_ND", "SPLIT", "SPLIT_V", "PACK",
           "UNPACK", "SHAPE", "TILE", "BROADCAST_TO", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
           "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "FILL",
-          "ZEROS_LIKE", "ONES_LIKE", "RANK"}
+          "ZEROS_LIKE", "ONES_LIKE", "RANK",
+          # resource variables: handles and reads of state, no arithmetic
+          "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
 
 # Activation dtype -> precision label. Integer/bool data (indices, shapes) is its own label and
 # takes no part in the whole-model scheme.

@@ -1,0 +1,268 @@
+"""Per-layer time on the device, for runtimes without a profiler: timing growing model prefixes.
+
+LiteRT's Python API exposes no per-operator profiler. So for a model of N ops, harness builds N+1
+*prefix* models on the host: prefix k keeps ops 0..k-1 of the main subgraph (in execution order),
+drops the rest, and makes every tensor those ops produce and nothing consumes a graph output, so
+no kept op is dead code. Prefix 0 has no ops at all: its Invoke is the runtime's fixed overhead.
+The board runs ``device_agents/prefix_timer.py``, which times Invoke of every prefix and of the
+original model in interleaved rounds (ABBA order, raw samples kept). Then, per round r,
+
+    layer i time = T(prefix i+1, r) - T(prefix i, r)       (paired within the round: drift cancels)
+
+and a layer's time is the median of its per-round differences. Medians of differences do not
+telescope, so "the layers add up to the whole model" is a real check:
+``overhead + sum(layers)`` against the median Invoke of the original model, reported as
+``sum_check`` (relative error). Negative layer times are kept as measured: they mean the layer
+is below the noise, and clipping them would bias the sum.
+
+Caveat, stated in every profile: with XNNPACK (or any delegate) on, the full model may fuse ops
+that a prefix boundary separates, so per-layer times are most faithful with ``xnnpack = off``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.analysis import ModelAnalysis, analyze_model, load_model, main_subgraph
+from harness.errors import AgentError, MeasurementError
+from harness.transports.base import Transport
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """Prefix model ``ops`` ops long (0 = no ops), written to ``path``."""
+
+    ops: int
+    path: Path
+    last_op: str | None  # type of op ops-1, None for the empty prefix
+
+
+def build_prefixes(model_path: Path | str, out_dir: Path | str) -> tuple[Prefix, ...]:
+    """Write prefix_000.tflite (no ops) .. prefix_NNN.tflite (all N ops) into ``out_dir``.
+
+    Weights no kept op reads are dropped from each prefix, so the files total about N/2 models.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = load_model(Path(model_path))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sg_index = main_subgraph(model)
+    ops = model.subgraphs[sg_index].operators or []
+    n_ops = len(ops)
+    names = analyze_model(model).ops
+    prefixes = []
+    for k in range(n_ops + 1):
+        prefix = _prefix_model(model, sg_index, k)
+        path = out / f"prefix_{k:03d}.tflite"
+        flatbuffer_utils.write_model(prefix, str(path))
+        prefixes.append(Prefix(k, path, names[k - 1].type if k else None))
+    return tuple(prefixes)
+
+
+def _prefix_model(model: Any, sg_index: int, k: int) -> Any:
+    """A deep copy of ``model`` whose main subgraph runs only its first ``k`` ops."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    m = copy.deepcopy(model)
+    sg = m.subgraphs[sg_index]
+    sg.operators = list((sg.operators or [])[:k])
+    produced: list[int] = []
+    consumed: set[int] = set()
+    for op in sg.operators:
+        consumed.update(i for i in (op.inputs or []) if i >= 0)
+        produced.extend(i for i in (op.outputs or []) if i >= 0)
+    outputs = [t for t in produced if t not in consumed]
+    original_outputs = [t for t in (sg.outputs or []) if t in produced]
+    outputs = list(dict.fromkeys(original_outputs + outputs)) or list(sg.inputs or [])
+    sg.outputs = outputs
+    # Drop the data of buffers only the removed ops read (other subgraphs keep theirs).
+    used = {i for op in sg.operators for i in (op.inputs or []) if i >= 0}
+    keep_buffers = {sg.tensors[i].buffer for i in used}
+    for s, other in enumerate(m.subgraphs):
+        if s != sg_index:
+            keep_buffers.update(t.buffer for t in (other.tensors or []))
+    for t_index, t in enumerate(sg.tensors or []):
+        if t.buffer and t.buffer not in keep_buffers and t_index not in used:
+            m.buffers[t.buffer].data = None
+    for sig in m.signatureDefs or []:
+        if sig.subgraphIndex == sg_index:
+            inputs = set(sg.inputs or [])
+            sig.outputs = []
+            for t in outputs:
+                if t in inputs:
+                    continue
+                tm = fb.TensorMapT()
+                tm.name, tm.tensorIndex = sg.tensors[t].name, t
+                sig.outputs.append(tm)
+    return m
+
+
+# --- the host side of a profile -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerTime:
+    """One op's measured time (ns, median of paired per-round differences) next to its FLOPs."""
+
+    index: int
+    type: str
+    ns: float
+    flops: int | None
+    time_share: float   # of sum(layers), 0..1
+    flops_share: float | None  # of the model's counted FLOPs, 0..1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "type": self.type, "ns": round(self.ns), "flops": self.flops,
+                "time_share": self.time_share, "flops_share": self.flops_share}
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """Per-layer times of one model on one board, with the sum check and every raw sample.
+
+    ``whole_ns``: median Invoke of the original model. ``overhead_ns``: median Invoke of the
+    empty prefix. ``sum_check``: (overhead + sum of layers - whole) / whole. ``rounds_ns``:
+    [round][prefix 0..N, then the original model] -> that model's Invoke samples in the round.
+    """
+
+    model: str
+    target: str
+    runtime: str
+    threads: int
+    xnnpack: bool
+    layers: tuple[LayerTime, ...]
+    whole_ns: float
+    overhead_ns: float
+    sum_ns: float
+    sum_check: float
+    rounds_ns: tuple[tuple[tuple[int, ...], ...], ...] = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    def heaviest(self, n: int = 5) -> tuple[LayerTime, ...]:
+        return tuple(sorted(self.layers, key=lambda layer: layer.ns, reverse=True)[:n])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "target": self.target, "runtime": self.runtime, "threads": self.threads,
+                "xnnpack": self.xnnpack, "method": "prefix differencing (prefix_timer.py)",
+                "whole_ns": round(self.whole_ns), "overhead_ns": round(self.overhead_ns),
+                "sum_ns": round(self.sum_ns), "sum_check": self.sum_check,
+                "layers": [layer.to_json() for layer in self.layers],
+                "rounds_ns": [[list(s) for s in r] for r in self.rounds_ns], "notes": list(self.notes)}
+
+
+def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence[int]]], *, model: str = "",
+                  target: str = "", runtime: str = "", threads: int = 1, xnnpack: bool = False) -> LayerProfile:
+    """Per-layer times from raw samples: ``rounds_ns[r][k]`` are the Invoke times (ns) of prefix k
+    (k = 0..N) in round r, and ``rounds_ns[r][N+1]`` those of the original model."""
+    n = len(analysis.ops)
+    if not rounds_ns or any(len(r) != n + 2 or any(not s for s in r) for r in rounds_ns):
+        raise MeasurementError(f"{model}: expected {n + 2} timed models per round ({n} ops + empty prefix + "
+                               f"whole model) with samples in each", target=target or None)
+    per_round = [[statistics.median(s) for s in r] for r in rounds_ns]
+    layer_ns = [statistics.median(r[i + 1] - r[i] for r in per_round) for i in range(n)]
+    overhead = statistics.median(r[0] for r in per_round)
+    whole = statistics.median(r[n + 1] for r in per_round)
+    total = sum(layer_ns)
+    flops_total = analysis.total_flops
+    layers = tuple(
+        LayerTime(op.index, op.type, ns, op.flops, ns / total if total > 0 else 0.0,
+                  (op.flops / flops_total) if (op.flops is not None and flops_total) else None)
+        for op, ns in zip(analysis.ops, layer_ns, strict=True))
+    notes = []
+    if xnnpack:
+        notes.append("XNNPACK on: ops the whole model fuses are split at prefix boundaries; "
+                     "run with xnnpack off for per-kernel times")
+    negative = [op.index for op, ns in zip(analysis.ops, layer_ns, strict=True) if ns < 0]
+    if negative:
+        notes.append(f"{len(negative)} layer(s) measured below zero (below the noise): ops "
+                     f"{', '.join(map(str, negative))}")
+    return LayerProfile(model, target, runtime, threads, xnnpack, layers, whole, overhead, total,
+                        (overhead + total - whole) / whole if whole else float("nan"),
+                        tuple(tuple(tuple(int(x) for x in s) for s in r) for r in rounds_ns), tuple(notes))
+
+
+def timer_path() -> Path:
+    """device_agents/prefix_timer.py, as shipped with harness."""
+    from importlib import resources
+
+    return Path(str(resources.files("device_agents").joinpath("prefix_timer.py")))
+
+
+def agent_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("device_agents").joinpath("tflite_agent.py")))
+
+
+def profile(transport: Transport, python: str, model_path: Path | str, work_dir: Path | str, *,
+            threads: int = 1, runtime: str = "auto", xnnpack: bool = False, rounds: int = 15,
+            min_time_s: float = 0.005, seed: int = 0, timeout_s: float = 600.0) -> LayerProfile:
+    """Build the prefixes of ``model_path`` in ``work_dir``, time them on the board behind
+    ``transport`` with prefix_timer.py, and return the per-layer profile.
+
+    ``rounds``: interleaved rounds (each times every prefix); ``min_time_s``: each model's
+    samples in a round last at least this long (seconds). The whole run must end within
+    ``timeout_s`` seconds.
+    """
+    path = Path(model_path)
+    model = load_model(path)
+    analysis = analyze_model(model, path=str(path), size_bytes=path.stat().st_size)
+    prefixes = build_prefixes(path, work_dir)
+    timer = transport.stage(timer_path()).remote_path
+    agent = transport.stage(agent_path()).remote_path
+    remote = [transport.stage(p.path).remote_path for p in prefixes] + [transport.stage(path).remote_path]
+    argv = [python, timer, "--agent", agent, "--threads", str(threads), "--runtime", runtime,
+            "--xnnpack", "on" if xnnpack else "off", "--rounds", str(rounds), "--min-time", str(min_time_s),
+            "--seed", str(seed), "--lifeline", *remote]
+    proc = transport.run(argv)
+    deadline = time.monotonic() + timeout_s
+    runtime_name = runtime
+    rounds_ns: list[list[list[int]]] = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MeasurementError(f"{path.name}: prefix timing took over {timeout_s:.0f} s",
+                                       target=transport.name, hint="lower --rounds or --min-time")
+            try:
+                line = proc.readline(timeout=min(left, 5.0))
+            except EOFError:
+                break
+            if line is None:
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError as exc:
+                raise AgentError(f"prefix_timer wrote a line that is not JSON: {line[:120]!r}",
+                                 target=transport.name) from exc
+            if msg.get("v") != PROTOCOL_VERSION:
+                raise AgentError(f"prefix_timer speaks protocol {msg.get('v')!r}, harness {PROTOCOL_VERSION}",
+                                 target=transport.name, hint="harness stages its own prefix_timer.py; re-run")
+            kind = msg.get("type")
+            if kind == "hello":
+                runtime_name = (msg.get("runtime") or {}).get("name") or runtime
+            elif kind == "round":
+                rounds_ns.append(msg["ns"])
+            elif kind == "error":
+                raise AgentError(f"{path.name}: prefix_timer failed: {msg.get('message')}",
+                                 code=str(msg.get("code", "agent")), target=transport.name)
+            elif kind == "summary":
+                break
+        status = proc.wait(timeout=10.0)
+    finally:
+        proc.terminate()  # idempotent; on any error it stops the timer on the board
+    if not rounds_ns:
+        raise AgentError(f"{path.name}: prefix_timer ended (status {status}) without timing anything: "
+                         f"{proc.stderr_tail()[-400:]}", target=transport.name)
+    return layer_profile(analysis, rounds_ns, model=str(path), target=transport.name, runtime=runtime_name,
+                         threads=threads, xnnpack=xnnpack)
+
