@@ -12,7 +12,9 @@ import pytest
 from harness.errors import TransportError
 from harness.transports.ssh import SshTransport
 from tests.sshd import Board, Lab
-from tests.sshfixtures import SshEnv, fresh_board, litert_python, ssh_env, ssh_lab  # noqa: F401
+from tests.sshfixtures import SshEnv
+
+pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env, fresh_board, litert_python
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the SSH lab creates a user and sshd servers")
 
