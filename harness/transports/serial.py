@@ -123,11 +123,12 @@ class FramedLink:
         return sf.frame_time_s(n_bytes, self.link.baud)
 
     def request(self, type_: int, payload: bytes = b"", *, work_s: float = 1.0,
-                reply_bytes: int | None = None, what: str = "") -> sf.Frame:
+                reply_bytes: int | None = None, what: str = "", boot_ok: bool = False) -> sf.Frame:
         """Send a request and return its OK reply; raise AgentError for an ERROR reply.
 
         ``work_s`` is how long the device may take to do the command itself, ``reply_bytes``
-        the largest reply payload expected (default: the device's max payload).
+        the largest reply payload expected (default: the device's max payload). ``boot_ok``: a
+        BOOT frame is expected (the device may have just powered up) rather than a reset to report.
         """
         self.seq = self.seq % 255 + 1  # 1..255; 0 is the device's own (BOOT)
         frame = sf.encode(type_, self.seq, payload)
@@ -142,7 +143,7 @@ class FramedLink:
                 log.info("%s: no reply to %s within %.1f s, resending (%d/%d)",
                          self.target, what, per_try, attempt, RETRIES)
             self.link.write(frame)
-            reply = self._await(self.seq, time.monotonic() + per_try)
+            reply = self._await(self.seq, time.monotonic() + per_try, boot_ok)
             if reply is not None:
                 if reply.type == sf.T.ERROR:
                     raise self._agent_error(sf.unpack_error(reply.payload), what)
@@ -165,7 +166,7 @@ class FramedLink:
             hint="check that the board runs the harness firmware, is powered, and is not hung (reset it); "
                  "raise timeout_s in targets.toml for very slow models")
 
-    def _await(self, seq: int, deadline: float) -> sf.Frame | None:
+    def _await(self, seq: int, deadline: float, boot_ok: bool) -> sf.Frame | None:
         while True:
             if self.cancelled():
                 raise TransportError("cancelled", target=self.target)
@@ -183,6 +184,8 @@ class FramedLink:
                         raise AgentError(f"the device speaks serial protocol version {event.version}, "
                                          f"harness speaks {sf.VERSION}", code="protocol", target=self.target,
                                          hint="flash the firmware that ships with this harness")
+                    continue
+                if event.type == sf.T.BOOT and boot_ok:
                     continue
                 if event.type == sf.T.BOOT:
                     raise DeviceReset(f"the device on {self.link.port} reset (it sent BOOT) while waiting "
@@ -208,7 +211,7 @@ class FramedLink:
         self.link.discard_input()
         self.decoder = sf.Decoder(max_payload=HOST_MAX_PAYLOAD)
         reply = self.request(sf.T.HELLO, struct.pack("<H", HOST_MAX_PAYLOAD), work_s=0.5,
-                             reply_bytes=600, what="HELLO")
+                             reply_bytes=600, what="HELLO", boot_ok=True)
         info = sf.unpack_info(reply.payload)
         if info["protocol_version"] != sf.VERSION:
             raise AgentError(f"the device speaks serial protocol version {info['protocol_version']}, harness "

@@ -1,0 +1,197 @@
+"""Shared pieces of the serial tests: tiny real models, a running emulator, a faulty line.
+
+- ``fc_model``: a one-op FULLY_CONNECTED .tflite built with the flatbuffer schema that ships with
+  tflite-micro (no TensorFlow needed), plus variants TFLite Micro refuses or crashes on.
+- ``running_emulator``: device_agents/mcu_emulator.py on a real pty, stopped afterwards.
+- ``LineProxy``: a pty-in-the-middle between the host and the emulator's pty that can drop,
+  duplicate, flip or garble bytes in either direction, like a bad cable or a wrong baud rate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import select
+import threading
+import tty
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+from harness.config import Target
+from harness.drivers.mcu_sim import EmulatedMcu
+from harness.plan import Plan
+
+Fault = Callable[[bytes], bytes]
+QUICK_PLAN = Plan(warmup=2, warmup_time_s=0.0, iterations=20, blocks=2, settle=1, seed=3)
+
+
+def fc_model(k: int = 16, m: int = 4, *, custom: str | None = None, int8: bool = False,
+             bad_tensor: bool = False, pad_bytes: int = 0, seed: int = 0) -> bytes:
+    """A FULLY_CONNECTED model [1,k] -> [1,m]. ``custom`` makes its op an unknown custom op,
+    ``bad_tensor`` points an op input at a tensor that does not exist (TFLite Micro segfaults),
+    ``pad_bytes`` adds an unused buffer to make the file larger."""
+    rng = np.random.default_rng(seed)
+    buffers = [schema.BufferT()]
+
+    def buf(arr: np.ndarray) -> int:
+        b = schema.BufferT()
+        b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8).tolist()
+        buffers.append(b)
+        return len(buffers) - 1
+
+    def tensor(name: str, shape: list[int], ttype: int, buffer: int = 0, scale: float | None = None) -> object:
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, ttype, buffer
+        if scale is not None:
+            q = schema.QuantizationParametersT()
+            q.scale, q.zeroPoint = [scale], [0]
+            t.quantization = q
+        return t
+
+    sg = schema.SubGraphT()
+    if int8:
+        w = rng.integers(-127, 127, size=(m, k), dtype=np.int8)
+        b = rng.integers(-100, 100, size=(m,), dtype=np.int32)
+        sg.tensors = [tensor("in", [1, k], schema.TensorType.INT8, 0, 0.05),
+                      tensor("w", [m, k], schema.TensorType.INT8, buf(w), 0.01),
+                      tensor("b", [m], schema.TensorType.INT32, buf(b), 0.0005),
+                      tensor("out", [1, m], schema.TensorType.INT8, 0, 0.1)]
+    else:
+        w = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal(m).astype(np.float32)
+        sg.tensors = [tensor("in", [1, k], schema.TensorType.FLOAT32),
+                      tensor("w", [m, k], schema.TensorType.FLOAT32, buf(w)),
+                      tensor("b", [m], schema.TensorType.FLOAT32, buf(b)),
+                      tensor("out", [1, m], schema.TensorType.FLOAT32)]
+    if pad_bytes:
+        buf(rng.integers(0, 255, size=pad_bytes, dtype=np.uint8))
+    sg.inputs, sg.outputs = [0], [3]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 7 if bad_tensor else 2], [3]
+    code = schema.OperatorCodeT()
+    if custom:
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+        code.customCode = custom
+    else:
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.FULLY_CONNECTED
+        op.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+        op.builtinOptions = schema.FullyConnectedOptionsT()
+    code.version = 1
+    sg.operators = [op]
+    model = schema.ModelT()
+    model.version, model.subgraphs, model.operatorCodes, model.buffers = 3, [sg], [code], buffers
+    model.description = "harness serial test model"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def write_model(tmp: Path, name: str, data: bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(data)
+    return path
+
+
+@contextlib.contextmanager
+def running_emulator(name: str = "sim", *, baud: int = 921600, arena: int = 64 * 1024,
+                     extra: tuple[str, ...] = ()) -> Iterator[EmulatedMcu]:
+    sim = EmulatedMcu(name, baud=baud, arena=arena, extra_args=extra)
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def serial_target(port: str, *, baud: int = 921600, timeout_s: float = 1.0, name: str = "board") -> Target:
+    return Target(name=name, kind="serial", options={"port": port, "baud": baud, "timeout_s": timeout_s})
+
+
+class LineProxy:
+    """Forwards bytes between the host's pty and the device's tty, through fault functions.
+
+    ``to_device`` / ``to_host`` may be replaced at any time; ``host_port`` is what the host opens.
+    """
+
+    def __init__(self, device_port: str) -> None:
+        self.dev = os.open(device_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.dev)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        self.host_port = os.ttyname(self.slave)
+        self.to_device: Fault = lambda b: b
+        self.to_host: Fault = lambda b: b
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True, name="line-proxy")
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master, self.dev], [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    continue
+                if fd == self.master:
+                    self._write(self.dev, self.to_device(data))
+                else:
+                    self._write(self.master, self.to_host(data))
+
+    @staticmethod
+    def _write(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                select.select([], [fd], [], 0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        for fd in (self.dev, self.master, self.slave):
+            os.close(fd)
+
+
+def noisy(rate: float, seed: int = 1) -> Fault:
+    """Each chunk: with probability ``rate``, one byte dropped, duplicated, flipped or noise added."""
+    rnd = random.Random(seed)
+
+    def fault(data: bytes) -> bytes:
+        out = bytearray(data)
+        if out and rnd.random() < rate:
+            pos = rnd.randrange(len(out))
+            kind = rnd.choice(("drop", "dup", "flip", "noise"))
+            if kind == "drop":
+                del out[pos]
+            elif kind == "dup":
+                out.insert(pos, out[pos])
+            elif kind == "flip":
+                out[pos] ^= 1 << rnd.randrange(8)
+            else:
+                out[pos:pos] = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 8)))
+        return bytes(out)
+
+    return fault
+
+
+def wrong_baud(data: bytes) -> bytes:
+    """What a receiver at the wrong baud rate makes of a byte stream: framing garbage."""
+    return bytes((b * 7 + 0x35) & 0xFF for b in data[: max(1, len(data) // 2)])
+
+
+def test_fc_models_load_where_expected() -> None:
+    from tflite_micro.python.tflite_micro import runtime
+
+    for data in (fc_model(), fc_model(int8=True)):
+        it = runtime.Interpreter.from_bytes(data, arena_size=20000)
+        it.set_input(np.zeros(it.get_input_details(0)["shape"], dtype=it.get_input_details(0)["dtype"]), 0)
+        it.invoke()
+        assert it.get_output(0).shape == (1, 4)
+    assert len(fc_model(pad_bytes=5000)) > 5000
