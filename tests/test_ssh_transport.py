@@ -6,13 +6,16 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.errors import TransportError
 from harness.transports.ssh import SshTransport
 from tests.sshd import Board, Lab
-from tests.sshfixtures import SshEnv
+
+if TYPE_CHECKING:
+    from tests.sshfixtures import SshEnv
 
 pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env, fresh_board, litert_python
 
@@ -69,6 +72,13 @@ def test_run_streams_lines_and_exit_status(ssh_env: SshEnv, ssh_lab: Lab) -> Non
                 pass
         assert proc.wait(5) == 4
         assert "err" in proc.stderr_tail()
+
+
+def test_signal_death_is_reported_like_subprocess(ssh_env: SshEnv, ssh_lab: Lab) -> None:
+    with SshTransport(ssh_env.target(ssh_lab.boards[0])) as t:
+        proc = t.run(["python3", "-c", "import os; print('bye', flush=True); os.kill(os.getpid(), 11)"])
+        assert read_lines(proc, 5) == ["bye"]
+        assert proc.wait(5) == -11
 
 
 def test_lines_stream_live_not_at_exit(ssh_env: SshEnv, ssh_lab: Lab) -> None:

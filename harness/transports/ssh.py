@@ -66,10 +66,14 @@ CHANNEL_WINDOW = 256 * 1024
 TERM_GRACE_S = 2.0  # between TERM and KILL: the agent flushes its last block in well under this
 STDERR_TAIL_BYTES = 8192
 
-# Runs the command in its own process group and says its pid first. sshd already makes the
-# user's shell a session leader for a command without a pty; when the login shell did not exec
-# into us we are not a group leader, and setsid (which then does not fork) makes us one.
+# Runs the command in its own process group, says the group's pid first and the command's exit
+# status last. sshd already makes the user's shell a session leader for a command without a pty;
+# when the login shell did not exec into us we are not a group leader, and we re-run this script
+# under setsid (which then does not fork, so the pid stays). The shell stays as the group leader so
+# that a command killed by a signal is reported as one ("harness-exit 139"), which sshd's
+# exit-signal, not understood by paramiko, would hide.
 _WRAPPER = r"""
+script=$1; shift
 case $1 in
   */*) [ -f "$1" ] && [ -x "$1" ] || { echo harness-missing; exit 127; } ;;
   *) command -v "$1" >/dev/null 2>&1 || { echo harness-missing; exit 127; } ;;
@@ -77,9 +81,14 @@ esac
 st=
 read -r st </proc/$$/stat 2>/dev/null
 pg=${st##*) }; pg=${pg#* * }; pg=${pg%% *}
+if [ -n "$pg" ] && [ "$pg" != "$$" ] && command -v setsid >/dev/null 2>&1; then
+  exec setsid sh -c "$script" harness-run "$script" "$@"
+fi
 echo "harness-pid $$"
-if [ "$pg" != "$$" ] && command -v setsid >/dev/null 2>&1; then exec setsid "$@"; fi
-exec "$@"
+"$@"
+st=$?
+echo "harness-exit $st"
+exit $st
 """
 
 # TERM the group, give it TERM_GRACE_S to exit, then KILL what is left.
@@ -259,6 +268,8 @@ class SshProcess:
         self._terminated = False
         self._eof = False
         self.pid: int | None = None
+        self._exit: int | None = None
+        self._eof_seen = False
         name = transport.name
         threading.Thread(target=self._read_stdout, name=f"ssh-out-{name}", daemon=True).start()
         threading.Thread(target=self._read_stderr, name=f"ssh-err-{name}", daemon=True).start()
@@ -273,11 +284,15 @@ class SshProcess:
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
+                    if line.startswith(b"harness-exit ") and line[13:].isdigit():
+                        self._exit = int(line[13:])  # the wrapper's last word, not the command's
+                        continue
                     self._lines.put(line.decode("utf-8", errors="replace").rstrip("\r"))
         except (OSError, EOFError, paramiko.SSHException):
             pass  # the link broke; readline reports it below
         if buf:
             self._lines.put(buf.decode("utf-8", errors="replace"))
+        self._eof_seen = True
         self._lines.put(None)
 
     def _read_stderr(self) -> None:
@@ -339,16 +354,31 @@ class SshProcess:
         raise EOFError
 
     def wait(self, timeout: float) -> int | None:
+        """Exit status like subprocess: -N when a signal N killed the command; None if running.
+
+        A command ended by ``terminate`` reports -15 (SIGTERM); one whose whole process group was
+        killed from outside reports 255, as ssh(1) does.
+        """
         deadline = time.monotonic() + timeout
         while not self._channel.exit_status_ready():
             if self._transport.lost and not self._terminated:
                 raise self._transport.lost_error()
-            if self._channel.closed and not self._channel.exit_status_ready():
-                return None if self._terminated else -1
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.01)
-        return self._channel.recv_exit_status()
+        status = self._exit
+        if status is None:
+            # Output still in flight, or the group (wrapper included) was killed: no last word.
+            end = min(deadline, time.monotonic() + 1.0)
+            while self._exit is None and not self._eof_seen and time.monotonic() < end:
+                time.sleep(0.01)
+            status = self._exit
+        if status is None:
+            code = self._channel.recv_exit_status()
+            if code >= 0:
+                return code
+            return -15 if self._terminated else 255  # 255: what ssh(1) says for a lost status
+        return -(status - 128) if status > 128 else status
 
     def stderr_tail(self) -> str:
         with self._lock:
@@ -525,7 +555,7 @@ class SshTransport:
         if not argv:
             raise ValueError("empty argv")
         chan = self._channel()
-        command = shlex.join(["sh", "-c", _WRAPPER, "harness-run", *argv])
+        command = shlex.join(["sh", "-c", _WRAPPER, "harness-run", _WRAPPER, *argv])
         try:
             chan.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
