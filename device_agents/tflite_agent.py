@@ -534,7 +534,7 @@ def parser():
     r.add_argument("--iterations", type=int, default=0)
     r.add_argument("--duration", type=float, default=1.0)
     r.add_argument("--min-iterations", type=int, default=100)
-    r.add_argument("--max-iterations", type=int, default=100000)
+    r.add_argument("--max-iterations", type=int, default=20000)
     r.add_argument("--blocks", type=int, default=10)
     r.add_argument("--settle", type=int, default=1, help="untimed-into-samples iterations at each block start")
     r.add_argument("--seed", type=int, default=0)

@@ -24,7 +24,7 @@ class Plan:
     iterations: int = 0  # per mode; 0 = derive from duration_s
     duration_s: float = 1.0  # per mode, used when iterations == 0
     min_iterations: int = 100
-    max_iterations: int = 100_000
+    max_iterations: int = 20_000  # per mode: ~200 samples beyond p99, ~1 MB of raw samples on disk
     blocks: int = 10
     settle: int = 1  # per block, run but kept apart: talking to the host between blocks evicts caches
     seed: int = 0

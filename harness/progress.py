@@ -45,7 +45,7 @@ class LiveProgress:
     def job_started(self, job: Job) -> None:
         with self._lock:
             done = self._done.get(job.target, 0)
-            what = f"{job.model.name} ×{job.threads}t ({done + 1}/{self._jobs.get(job.target, 1)})"
+            what = f"{job.model.name} · {job.threads} thr ({done + 1}/{self._jobs.get(job.target, 1)})"
             self._progress.update(self._task(job.target), what=what, phase="pushing",
                                   completed=0, total=None)
 
