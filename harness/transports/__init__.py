@@ -12,4 +12,8 @@ def open_transport(target: Target) -> Transport:
     """The command transport of a local or SSH target."""
     if target.kind == "local":
         return LocalTransport(target.name)
+    if target.kind == "ssh":
+        from harness.transports.ssh import SshTransport  # paramiko loads only when a board needs it
+
+        return SshTransport(target)
     raise ConfigError(f"targets of kind {target.kind!r} have no command transport", target=target.name)
