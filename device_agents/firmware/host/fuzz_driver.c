@@ -1,0 +1,281 @@
+/* Fuzz driver: feeds arbitrary bytes to the device-side parser and command dispatch.
+ *
+ * Build it with -fsanitize=address,undefined (Makefile target fuzz_driver_asan) or with
+ * clang -fsanitize=fuzzer (libFuzzer, -DFUZZ_LIBFUZZER). Every input runs on a freshly reset
+ * device with the host-c-stub backend, so command handling is fuzzed, not only framing.
+ *
+ * Input grammar, first byte decides:
+ *   even  -> raw mode: the remaining bytes go to the device one by one, then the inter-byte
+ *            timeout fires (drop_partial path). Used by the pytest hypothesis streams.
+ *   odd   -> structured mode: byte 1 picks max_payload, then a list of ops, each
+ *            op = next byte % 8:
+ *              0-2 raw:      n = next byte, then n raw bytes
+ *              3   frame:    type, seq, u16 len, payload -> one valid frame (len may exceed
+ *                            max_payload to reach FRAME_TOO_LONG)
+ *              4   idle:     inter-byte timeout
+ *              5   reset:    reset button + BOOT
+ *              6   upload:   u16 n, n model bytes (bytes 4..7 forced to "TFL3" when op bit 3 is
+ *                            set) -> UPLOAD_BEGIN with the right SHA-256, chunks, UPLOAD_END, so
+ *                            the fuzzer reaches the model-loaded state it cannot hash its way into
+ *              7   mutated:  like 3, then flip / drop / duplicate one byte before sending
+ *
+ * Invariants checked on every reply (abort() on violation, which the sanitizers and libFuzzer
+ * report): it is exactly one intact frame of version 1, its payload is no longer than the reply
+ * limit in force, and its type is a reply type.
+ *
+ * Without libFuzzer: `fuzz_driver < input` runs one input; `fuzz_driver --serve` reads inputs
+ * framed as u32 little-endian length + bytes from stdin and writes one byte 'K' per input done.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/proto_crc.h"
+#include "../proto/proto_device.h"
+#include "../proto/proto_sha256.h"
+#include "stub_backend.h"
+
+#define FUZZ_MAX_MODEL 8192u
+#define FUZZ_RAW_MAX_PAYLOAD 256u
+
+static proto_device_t g_dev;
+static stub_backend_t g_stub;
+static proto_backend_t g_backend;
+static uint8_t g_store[FUZZ_MAX_MODEL];
+static uint8_t g_frame[PROTO_MAX_PAYLOAD_V1 + 64u + PROTO_OVERHEAD + 1u];
+static uint8_t g_payload[PROTO_MAX_PAYLOAD_V1 + 64u];
+static uint32_t g_clock;
+
+static uint32_t fake_now(void)
+{
+    /* A deterministic clock: fuzzing needs reproducible runs, not real time. */
+    return g_clock += 7u;
+}
+
+static void check_reply(void *io, const uint8_t *data, uint32_t len)
+{
+    proto_device_t *dev = (proto_device_t *)io;
+    uint16_t plen;
+    (void)dev;
+    if (len < PROTO_OVERHEAD || data[0] != PROTO_SYNC0 || data[1] != PROTO_SYNC1 || data[2] != PROTO_VERSION)
+        abort();
+    plen = proto_get_u16(data + 5);
+    if ((uint32_t)plen + PROTO_OVERHEAD != len)
+        abort();
+    if (plen > g_dev.reply_limit || plen > g_dev.max_payload)
+        abort();
+    if (proto_crc16(data, 7, 0xFFFFu) != proto_get_u16(data + 7))
+        abort();
+    if (proto_crc32(data, len - 4u, 0) != proto_get_u32(data + len - 4u))
+        abort();
+    if (!(data[3] & PROTO_T_OK))
+        abort();
+}
+
+static void feed(const uint8_t *p, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; i++)
+        proto_device_rx(&g_dev, p[i]);
+}
+
+static void device_start(uint16_t max_payload)
+{
+    stub_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.now = fake_now;
+    cfg.timer_hz = 1000000000u;
+    cfg.timer_resolution_ns = 1;
+    cfg.board = "fuzz";
+    cfg.cpu = "host";
+    cfg.model_store = g_store;
+    cfg.max_model_bytes = FUZZ_MAX_MODEL;
+    cfg.work_per_invoke = 64;
+    g_clock = 0;
+    stub_backend_init(&g_stub, &cfg, &g_backend);
+    if (proto_device_init(&g_dev, &g_backend, check_reply, &g_dev, max_payload) != 0)
+        abort();
+    proto_device_boot(&g_dev);
+}
+
+static void send_frame(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len)
+{
+    uint32_t n = proto_encode(g_frame, sizeof g_frame, type, seq, payload, len);
+    feed(g_frame, n);
+}
+
+struct cursor {
+    const uint8_t *p;
+    size_t n;
+};
+
+static uint8_t take_u8(struct cursor *c)
+{
+    uint8_t v = 0;
+    if (c->n) {
+        v = c->p[0];
+        c->p++;
+        c->n--;
+    }
+    return v;
+}
+
+static uint32_t take_bytes(struct cursor *c, uint8_t *out, uint32_t want)
+{
+    uint32_t n = want < c->n ? want : (uint32_t)c->n;
+    if (n)
+        memcpy(out, c->p, n);
+    c->p += n;
+    c->n -= n;
+    return n;
+}
+
+static void op_upload(struct cursor *c, uint8_t op, uint8_t *seq)
+{
+    uint8_t begin[36];
+    uint32_t size, got, off, chunk;
+    size = take_u8(c);
+    size |= (uint32_t)take_u8(c) << 8; /* separate statements: argument order is unspecified */
+    if (size > FUZZ_MAX_MODEL)
+        size = FUZZ_MAX_MODEL;
+    got = take_bytes(c, g_payload, size);
+    if (got == 0)
+        return;
+    if ((op & 8u) && got >= 8u)
+        memcpy(g_payload + 4, "TFL3", 4);
+    /* g_payload holds the model; chunks are built in g_frame's payload area by proto_encode. */
+    proto_put_u32(begin, got);
+    proto_sha256(g_payload, got, begin + 4);
+    send_frame(PROTO_T_UPLOAD_BEGIN, ++*seq, begin, 36);
+    chunk = g_dev.max_payload - 4u;
+    for (off = 0; off < got; off += chunk) {
+        static uint8_t msg[PROTO_MAX_PAYLOAD_V1];
+        uint32_t n = got - off < chunk ? got - off : chunk;
+        proto_put_u32(msg, off);
+        memcpy(msg + 4, g_payload + off, n);
+        send_frame(PROTO_T_UPLOAD_CHUNK, ++*seq, msg, (uint16_t)(n + 4u));
+    }
+    send_frame(PROTO_T_UPLOAD_END, ++*seq, NULL, 0);
+}
+
+static void op_frame(struct cursor *c, int mutate)
+{
+    uint8_t type = take_u8(c), seq = take_u8(c);
+    uint32_t len, n, total;
+    len = take_u8(c);
+    len |= (uint32_t)take_u8(c) << 8;
+    len %= (uint32_t)g_dev.max_payload + 64u;
+    n = take_bytes(c, g_payload, len);
+    total = proto_encode(g_frame, sizeof g_frame, type, seq, g_payload, (uint16_t)n);
+    if (mutate && total) {
+        uint32_t pos;
+        uint8_t how;
+        pos = take_u8(c);
+        pos = (pos | ((uint32_t)take_u8(c) << 8)) % total;
+        how = take_u8(c);
+        switch (how % 3u) {
+        case 0:
+            g_frame[pos] ^= (uint8_t)(1u << (how >> 5));
+            break;
+        case 1: /* drop */
+            memmove(g_frame + pos, g_frame + pos + 1, total - pos - 1);
+            total--;
+            break;
+        default: /* duplicate: g_frame has one spare byte */
+            memmove(g_frame + pos + 1, g_frame + pos, total - pos);
+            total++;
+            break;
+        }
+    }
+    feed(g_frame, total);
+}
+
+static void fuzz_one(const uint8_t *data, size_t size)
+{
+    struct cursor c;
+    uint8_t seq = 0;
+    if (size == 0)
+        return;
+    c.p = data + 1;
+    c.n = size - 1;
+    if ((data[0] & 1u) == 0) {
+        device_start(FUZZ_RAW_MAX_PAYLOAD);
+        feed(c.p, (uint32_t)c.n);
+        proto_device_idle(&g_dev);
+        return;
+    }
+    {
+        uint32_t mp = 64u + 16u * (uint32_t)take_u8(&c);
+        device_start((uint16_t)(mp > PROTO_MAX_PAYLOAD ? PROTO_MAX_PAYLOAD : mp));
+    }
+    while (c.n) {
+        uint8_t op = take_u8(&c);
+        switch (op % 8u) {
+        case 0:
+        case 1:
+        case 2: {
+            uint32_t n = take_u8(&c);
+            n = n < c.n ? n : (uint32_t)c.n;
+            feed(c.p, n);
+            c.p += n;
+            c.n -= n;
+            break;
+        }
+        case 3:
+            op_frame(&c, 0);
+            break;
+        case 4:
+            proto_device_idle(&g_dev);
+            break;
+        case 5:
+            proto_device_reset(&g_dev);
+            proto_device_boot(&g_dev);
+            break;
+        case 6:
+            op_upload(&c, op, &seq);
+            break;
+        default:
+            op_frame(&c, 1);
+            break;
+        }
+    }
+    proto_device_idle(&g_dev);
+}
+
+#ifdef FUZZ_LIBFUZZER
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_one(data, size);
+    return 0;
+}
+#else
+static uint8_t g_input[1u << 20];
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
+        for (;;) {
+            uint8_t head[4];
+            uint32_t len;
+            if (fread(head, 1, 4, stdin) != 4)
+                return 0;
+            len = proto_get_u32(head);
+            if (len > sizeof g_input) {
+                fprintf(stderr, "fuzz_driver: input of %lu bytes exceeds %lu\n", (unsigned long)len,
+                        (unsigned long)sizeof g_input);
+                return 2;
+            }
+            if (fread(g_input, 1, len, stdin) != len)
+                return 2;
+            fuzz_one(g_input, len);
+            fputc('K', stdout);
+            fflush(stdout);
+        }
+    }
+    {
+        size_t n = fread(g_input, 1, sizeof g_input, stdin);
+        fuzz_one(g_input, n);
+    }
+    return 0;
+}
+#endif

@@ -1,0 +1,12 @@
+/* A tiny snprintf for error messages: %s, %u (unsigned int), %lu (unsigned long) and %% only.
+ * It exists because a freestanding firmware build (no libc, e.g. the QEMU image) still has to
+ * say which value was wrong, and it can never write past size bytes. */
+#ifndef PROTO_FMT_H
+#define PROTO_FMT_H
+
+#include <stddef.h>
+
+/* Always NUL-terminates when size >= 1; returns the length written (truncated to size - 1). */
+size_t proto_fmt(char *out, size_t size, const char *fmt, ...);
+
+#endif
