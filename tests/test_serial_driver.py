@@ -1,0 +1,219 @@
+"""The MCU driver end to end: emulator on a pty (through a faulty line where needed) -> messages.
+
+Every fault must end in a clear HarnessError within a bounded time, keep the samples already
+received, and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.config import Target
+from harness.drivers.mcu import McuDriver
+from harness.errors import AgentError, HarnessError, TransportError
+from harness.modelfile import sha256
+from harness.plan import Job, Plan
+from harness.results import from_lines
+from tests.test_serial_support import (
+    QUICK_PLAN,
+    LineProxy,
+    fc_model,
+    noisy,
+    running_emulator,
+    serial_target,
+    write_model,
+    wrong_baud,
+)
+
+
+def _job(path: Path, plan: Plan = QUICK_PLAN, target: str = "board") -> Job:
+    return Job(target=target, model=path, model_sha256=sha256(path), threads=1, plan=plan)
+
+
+def _run(driver: McuDriver, job: Job, cancel: threading.Event | None = None) -> list[dict]:
+    messages: list[dict] = []
+    driver.benchmark(job, messages.append, cancel or threading.Event())
+    return messages
+
+
+def _types(messages: list[dict]) -> list[str]:
+    return [m["type"] for m in messages]
+
+
+def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
+    target = Target(name="mcu-sim", kind="serial",
+                    options={"emulator": True, "baud": 921600, "arena": 64 * 1024})
+    driver = McuDriver(target)
+    sim = driver.sim
+    assert sim is not None
+    try:
+        messages = _run(driver, _job(model, target="mcu-sim"))
+    finally:
+        driver.close()
+    assert not psutil.pid_exists(sim.pid) or psutil.Process(sim.pid).status() == psutil.STATUS_ZOMBIE
+    kinds = _types(messages)
+    assert kinds[0] == "hello" and kinds[-1] == "outputs"  # no op_profile: the emulator has no profiler
+    for t in ("model", "push", "plan", "first_invoke", "warmup", "samples", "progress", "summary", "outputs"):
+        assert t in kinds, t
+    hello = messages[0]
+    assert hello["emulated"] is True and hello["clock"]["resolution_ns"] == 1
+    assert hello["runtime"]["name"] == "tflite-micro" and hello["board"]["cpu"] == "host CPU (emulated MCU)"
+    minfo = next(m for m in messages if m["type"] == "model")
+    assert 0 < minfo["arena_used_bytes"] <= minfo["arena_bytes"] == 64 * 1024
+    samples = [m for m in messages if m["type"] == "samples"]
+    assert [(s["block"], s["mode"]) for s in samples] == [(0, "with"), (0, "without"), (1, "without"), (1, "with")]
+    for s in samples:
+        assert len(s["loop_ns"]) == 10 and len(s["settle_ns"]) == 1
+        assert ("invoke" in s["stages"]) == (s["mode"] == "with")
+    outputs = next(m for m in messages if m["type"] == "outputs")["outputs"]
+    assert outputs[0]["shape"] == [1, 8] and len(outputs[0]["values"]) == 8
+    header = {"target": "mcu-sim", "model": model.name, "model_sha256": "", "threads": 1, "plan": {}}
+    bench = from_lines(header, messages)
+    assert bench.complete and bench.emulated and len(bench.loop("with")) == 20
+
+
+def test_noise_drops_and_duplicates_are_survived(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8, pad_bytes=30000))
+    with running_emulator() as sim:
+        proxy = LineProxy(sim.port)
+        proxy.to_device = noisy(0.15, seed=2)
+        proxy.to_host = noisy(0.15, seed=3)
+        driver = McuDriver(serial_target(proxy.host_port, timeout_s=0.5))
+        try:
+            messages = _run(driver, _job(model))
+            retrans = driver.link.retransmissions
+        finally:
+            driver.close()
+            proxy.close()
+    assert _types(messages)[-1] in ("summary", "outputs", "op_profile")
+    assert retrans > 0  # the line really was bad, and retransmission recovered
+    assert sum(len(m["loop_ns"]) for m in messages if m["type"] == "samples") == 40
+
+
+def test_wrong_baud_rate_is_named_in_bounded_time(tmp_path: Path) -> None:
+    with running_emulator() as sim:
+        proxy = LineProxy(sim.port)
+        proxy.to_host = wrong_baud
+        t0 = time.monotonic()
+        with pytest.raises(TransportError) as err:
+            McuDriver(serial_target(proxy.host_port, timeout_s=0.2)).benchmark(
+                _job(write_model(tmp_path, "fc.tflite", fc_model())), lambda m: None, threading.Event())
+        proxy.close()
+    assert time.monotonic() - t0 < 15
+    assert "garbled" in err.value.message and "baud" in (err.value.hint or "")
+
+
+def test_model_too_large_is_refused_before_upload(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "big.tflite", fc_model(pad_bytes=5000))
+    with running_emulator(extra=("--max-model", "4096")) as sim:
+        driver = McuDriver(serial_target(sim.port))
+        messages: list[dict] = []
+        try:
+            with pytest.raises(AgentError) as err:
+                driver.benchmark(_job(model), messages.append, threading.Event())
+        finally:
+            driver.close()
+    assert err.value.code == "model_too_large" and "4096" in err.value.message and "big.tflite" in err.value.message
+    assert "push" not in _types(messages)  # nothing was uploaded
+
+
+def test_arena_too_small_is_refused_before_upload(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=256, m=64))
+    with running_emulator(arena=1024) as sim:
+        driver = McuDriver(serial_target(sim.port))
+        messages: list[dict] = []
+        try:
+            with pytest.raises(AgentError) as err:
+                driver.benchmark(_job(model), messages.append, threading.Event())
+        finally:
+            driver.close()
+    assert err.value.code == "arena_too_small" and "1024" in err.value.message
+    assert "push" not in _types(messages)
+
+
+def test_unsupported_op_is_a_clear_error(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "custom.tflite", fc_model(custom="MyFancyOp"))
+    with running_emulator() as sim:
+        driver = McuDriver(serial_target(sim.port))
+        try:
+            with pytest.raises(AgentError) as err:
+                _run(driver, _job(model))
+        finally:
+            driver.close()
+    assert err.value.code == "unsupported_op" and err.value.hint
+
+
+def test_device_hang_mid_run_keeps_samples_and_fails_in_bounded_time(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
+    plan = Plan(warmup=2, warmup_time_s=0.0, iterations=4000, blocks=4, settle=0, seed=1)
+    messages: list[dict] = []
+    with running_emulator() as sim:
+        driver = McuDriver(serial_target(sim.port, timeout_s=0.5))
+
+        def emit(msg: dict) -> None:
+            messages.append(msg)
+            if msg["type"] == "samples":
+                os.kill(sim.pid, signal.SIGSTOP)  # the board hangs after its first block
+
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(TransportError) as err:
+                driver.benchmark(_job(model, plan), emit, threading.Event())
+        finally:
+            os.kill(sim.pid, signal.SIGCONT)
+            driver.close()
+    assert time.monotonic() - t0 < 30
+    assert "no reply" in err.value.message
+    samples = [m for m in messages if m["type"] == "samples"]
+    assert len(samples[0]["loop_ns"]) == 1000  # the block received before the hang is kept
+
+
+def test_builtin_model_is_used_when_its_hash_matches(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=8, m=2))
+    other = write_model(tmp_path, "other.tflite", fc_model(k=8, m=3))
+    with running_emulator(extra=("--builtin", str(model), "--max-model", "0")) as sim:
+        driver = McuDriver(serial_target(sim.port))
+        try:
+            messages = _run(driver, _job(model))
+            assert "push" not in _types(messages) and "summary" in _types(messages)
+            with pytest.raises(AgentError) as err:
+                _run(driver, _job(other))
+        finally:
+            driver.close()
+    assert err.value.code == "hash_mismatch" and "other.tflite" in err.value.message
+
+
+def test_cancel_returns_promptly(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
+    plan = Plan(warmup=2, warmup_time_s=0.0, iterations=100_000, blocks=10, settle=0, seed=1)
+    cancel = threading.Event()
+    with running_emulator() as sim:
+        driver = McuDriver(serial_target(sim.port))
+        messages: list[dict] = []
+
+        def emit(msg: dict) -> None:
+            messages.append(msg)
+            if msg["type"] == "plan":
+                threading.Timer(0.3, cancel.set).start()
+
+        t0 = time.monotonic()
+        try:
+            driver.benchmark(_job(model, plan), emit, cancel)
+        finally:
+            driver.close()
+    assert time.monotonic() - t0 < 20
+    assert "summary" not in _types(messages)
+
+
+def test_missing_port_is_a_transport_error() -> None:
+    with pytest.raises(HarnessError) as err:
+        McuDriver(serial_target("/dev/does-not-exist-ttyACM9"))
+    assert "/dev/does-not-exist-ttyACM9" in str(err.value) and err.value.hint
