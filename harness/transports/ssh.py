@@ -499,6 +499,14 @@ class SshTransport:
                                  hint="check HostName/Port of the target and ProxyJump in ~/.ssh/config"
                                  ) from exc
 
+    def describe(self) -> str:
+        """Who we are logged in as where, and the host key that was verified (for doctor)."""
+        ep = self.endpoint
+        key = self._ssh.get_remote_server_key()
+        via = f" via {ep.proxy_jump}" if ep.proxy_jump else ""
+        return (f"{ep.user}@{ep.hostname}:{ep.port}{via}: host key {key.get_name()} {fingerprint(key)} "
+                f"verified against {ep.known_hosts}, logged in")
+
     def _watchdog(self) -> None:
         """Probe a quiet link so that a dropped board fails its stream in bounded time."""
         while not self._closed.wait(KEEPALIVE_S):
