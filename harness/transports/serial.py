@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 RETRIES = 3  # resends after the first attempt: enough for a burst of noise, bounded for a dead link
 SLACK_S = 0.5  # scheduling and USB latency on top of line time, per attempt
 HOST_MAX_PAYLOAD = sf.MAX_PAYLOAD_V1
+READ_SLICE_S = 0.05  # longest one blocking read; also how often a wait checks for cancel
+WRITE_TIMEOUT_S = 5.0
 
 # Device error codes as AgentError codes, with the fix to suggest.
 ERROR_CODES: dict[int, tuple[str, str | None]] = {
@@ -59,8 +61,12 @@ class SerialLink:
         self.target = target
         self.port = port
         self.baud = baud
+        # pyserial's rfc2217 handler refuses write_timeout; elsewhere it bounds a write to a
+        # port whose other end stopped reading (flow control held by a hung board).
+        extra = {} if port.startswith("rfc2217://") else {"write_timeout": WRITE_TIMEOUT_S}
         try:
-            self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=5.0)
+            # A fixed short timeout: changing it later makes the rfc2217 handler renegotiate.
+            self.ser = serial.serial_for_url(port, baudrate=baud, timeout=READ_SLICE_S, **extra)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise _serial_error(target, port, exc) from exc
 
@@ -78,15 +84,12 @@ class SerialLink:
                 waiting = self.ser.in_waiting
                 if waiting:
                     return bytes(self.ser.read(waiting))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return b""
-                # pyserial's read(1) with a timeout blocks in select(); cheaper than polling.
-                self.ser.timeout = min(left, 0.05)
-                first = self.ser.read(1)
-                self.ser.timeout = 0
+                first = bytes(self.ser.read(1))  # waits at most READ_SLICE_S
                 if first:
-                    return bytes(first) + bytes(self.ser.read(self.ser.in_waiting or 0))
+                    waiting = self.ser.in_waiting
+                    return first + (bytes(self.ser.read(waiting)) if waiting else b"")
+                if time.monotonic() >= deadline:
+                    return b""
         except (serial.SerialException, OSError) as exc:
             raise _serial_error(self.target, self.port, exc) from exc
 
