@@ -133,7 +133,7 @@ def test_cli_doctor_exit_codes_and_parallel_boards(ssh_env: SshEnv, ssh_lab: Lab
                                                    litert_python: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from tests.sshfixtures import targets_toml
-    b1, b2, _ = ssh_lab.boards
+    b1, b2, _ = ssh_lab.boards[:3]
     tables = {
         "pi": ssh_env.table(b1, python=str(tflite214_python)),
         "jetson": ssh_env.table(b2, python=str(litert_python)),

@@ -43,7 +43,7 @@ def child_env(env: SshEnv) -> dict[str, str]:
 def lab_targets(ssh_env: SshEnv, ssh_lab: Lab, tflite214_python: Path, litert_python: Path,
                 tmp_path: Path) -> Path:
     """pi (tflite-runtime 2.14 venv), jetson and nano (ai-edge-litert venv), each its own cache."""
-    b1, b2, b3 = ssh_lab.boards
+    b1, b2, b3 = ssh_lab.boards[:3]
     tables = {
         "pi": ssh_env.table(b1, python=str(tflite214_python), workdir=ssh_lab.workdir(f"pi-{tmp_path.name}")),
         "jetson": ssh_env.table(b2, python=str(litert_python),
@@ -154,3 +154,59 @@ def test_ctrl_c_stops_every_board_and_keeps_samples(ssh_env: SshEnv, ssh_lab: La
     assert set(summary) == {"pi", "jetson", "nano"}
     for name, r in summary.items():
         assert r["complete"] is False and r["with_invoke"]["n"] > 0, (name, r)
+
+
+def test_agent_killed_and_link_dropped_mid_run(ssh_env: SshEnv, ssh_lab: Lab, fresh_board: Any,
+                                              tflite214_python: Path, litert_python: Path,
+                                              tmp_path: Path) -> None:
+    """pi's agent is SIGKILLed, flaky's network goes down; jetson finishes; nothing measured is lost."""
+    if not ssh_lab.use_netns:
+        pytest.skip("dropping a link needs network namespaces")
+    b1, b2 = ssh_lab.boards[:2]
+    path = tmp_path / "targets.toml"
+    path.write_text(targets_toml({
+        "pi": ssh_env.table(b1, python=str(tflite214_python), workdir=ssh_lab.workdir(f"k-{tmp_path.name}")),
+        "jetson": ssh_env.table(b2, python=str(litert_python), workdir=ssh_lab.workdir(f"j-{tmp_path.name}")),
+        "flaky": ssh_env.table(fresh_board, python=str(litert_python), connect_timeout_s=2,
+                               workdir=ssh_lab.workdir(f"f-{tmp_path.name}")),
+    }))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--targets", str(path), "--model", str(MODEL), "--json",
+         "--results", str(results), "--duration", "4", "--blocks", "40", "--warmup", "2",
+         "--warmup-time", "0"],
+        cwd=ROOT, env=child_env(ssh_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            files = list(results.rglob("benchmarks/*.jsonl"))
+            if len(files) == 3 and all('"type":"samples"' in f.read_text() for f in files):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no samples from every board within 60 s")
+        workdir_k = f"k-{tmp_path.name}"
+        victims = [pid for pid, cmd in ssh_lab.processes("tflite_agent.py") if workdir_k in cmd
+                   and not cmd.startswith("sh ")]
+        assert victims
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        fresh_board.link_down()
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    r = json_results(out)
+    assert r["jetson"]["complete"] is True
+    assert r["pi"]["complete"] is False and "SIGKILL" in r["pi"]["error"]["message"]
+    assert r["flaky"]["complete"] is False and "lost" in r["flaky"]["error"]["message"]
+    for name in ("pi", "flaky"):
+        assert r[name]["with_invoke"]["n"] > 0, name  # what arrived before the fault is kept
+    # The board behind the dead link ends its agent on its own (sshd ClientAlive + stdin lifeline).
+    deadline = time.monotonic() + 20
+    while ssh_lab.processes(f"f-{tmp_path.name}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ssh_lab.processes(f"f-{tmp_path.name}") == []
+    assert ssh_lab.processes(f"k-{tmp_path.name}") == []
