@@ -1,0 +1,149 @@
+"""Fuzzing the C parser and command dispatch under AddressSanitizer + UBSan, driven by hypothesis.
+
+One sanitized ``fuzz_driver_asan --serve`` process runs every example (inputs framed as u32
+length + bytes, one 'K' back per input), so the sanitizer start-up is paid once. The driver
+aborts on any out-of-bounds access, undefined behaviour, or a reply that is not exactly one
+intact frame within the reply limit; the test then fails with the sanitizer's report and the input.
+
+Three kinds of input: raw byte streams; mutations (flip, drop, duplicate, insert, truncate) of
+sequences of valid frames built with the Python reference codec, which reach command handling;
+and the driver's structured grammar (first byte odd, see fuzz_driver.c), which also uploads
+models with correct hashes so RUN, GET_OUTPUT and GET_PROFILE are fuzzed with a model loaded.
+The long run (millions of inputs, libFuzzer) is device_agents/firmware/fuzz.sh.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from device_agents import serial_frames as sf
+from tests.test_firmware_support import build_firmware, sanitizer_env
+
+SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class Driver:
+    """The sanitized fuzz driver in --serve mode, restarted after it dies."""
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the driver, closed in stop)
+        self.inputs = 0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.err.seek(0)
+        self.err.truncate()
+        return subprocess.Popen([str(self.binary), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=self.err, env=sanitizer_env())
+
+    def run(self, data: bytes) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(struct.pack("<I", len(data)) + data)
+            self.proc.stdin.flush()
+            ack = self.proc.stdout.read(1)
+        except BrokenPipeError:
+            ack = b""
+        if ack != b"K":
+            status = self.proc.wait(10)
+            self.err.seek(0)
+            report = self.err.read().decode("utf-8", "replace")[-6000:]
+            self.proc = None
+            raise AssertionError(f"fuzz driver died (status {status}) on input "
+                                 f"{data[:200].hex()}... ({len(data)} bytes):\n{report}")
+        self.inputs += 1
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.stdin:
+                self.proc.stdin.close()  # EOF ends --serve cleanly
+            self.proc.wait(10)
+            if self.proc.stdout:
+                self.proc.stdout.close()
+        self.err.close()
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
+    build = build_firmware(tmp_path_factory.getbasetemp(), "fuzz_driver_asan")
+    d = Driver(build / "fuzz_driver_asan")
+    yield d
+    d.stop()
+
+
+REQUEST_TYPES = [sf.T.HELLO, sf.T.UPLOAD_BEGIN, sf.T.UPLOAD_CHUNK, sf.T.UPLOAD_END, sf.T.USE_BUILTIN,
+                 sf.T.GET_TENSOR, sf.T.SET_INPUT, sf.T.RANDOM_INPUT, sf.T.RUN, sf.T.GET_OUTPUT,
+                 sf.T.GET_PROFILE, sf.T.PING]
+frame_items = st.tuples(st.one_of(st.sampled_from(REQUEST_TYPES), st.integers(0, 255)), st.integers(0, 255),
+                        st.one_of(st.binary(max_size=12), st.binary(max_size=300)))
+mutation = st.tuples(st.sampled_from(["flip", "drop", "dup", "insert", "truncate", "none"]),
+                     st.integers(0, 1 << 16), st.integers(0, 255))
+
+
+def mutate(wire: bytes, muts: list[tuple[str, int, int]]) -> bytes:
+    raw = bytearray(wire)
+    for kind, pos, value in muts:
+        if not raw:
+            break
+        i = pos % len(raw)
+        if kind == "flip":
+            raw[i] ^= 1 << (value % 8)
+        elif kind == "drop":
+            del raw[i]
+        elif kind == "dup":
+            raw.insert(i, raw[i])
+        elif kind == "insert":
+            raw.insert(i, value)
+        elif kind == "truncate":
+            del raw[i:]
+    return bytes(raw)
+
+
+@SETTINGS
+@given(st.binary(max_size=3000))
+def test_raw_byte_streams(driver: Driver, data: bytes) -> None:
+    driver.run(b"\x00" + data)
+
+
+@SETTINGS
+@given(st.lists(frame_items, max_size=12), st.lists(mutation, max_size=6), st.integers(64, 8192))
+def test_mutated_valid_frames(driver: Driver, items: list, muts: list, host_max: int) -> None:
+    # A HELLO first (sometimes with a small reply limit) so replies are checked against it.
+    wire = sf.encode(sf.T.HELLO, 200, struct.pack("<H", host_max))
+    wire += b"".join(sf.encode(t, s, p) for t, s, p in items)
+    driver.run(b"\x00" + mutate(wire, muts))
+
+
+@SETTINGS
+@given(st.integers(0, 127), st.binary(min_size=1, max_size=2000))
+def test_structured_sessions(driver: Driver, first: int, data: bytes) -> None:
+    driver.run(bytes([first * 2 + 1]) + data)
+
+
+def test_structured_session_reaches_a_loaded_model(driver: Driver) -> None:
+    """A hand-made session through the structured grammar: HELLO, upload, RANDOM_INPUT, RUN,
+    GET_OUTPUT, GET_PROFILE, then truncated and over-long frames. It must simply survive."""
+    model = b"\x00" * 64
+    ops = bytes([1, 16])  # structured, max_payload 64 + 16 * 16 = 320
+    ops += bytes([3, sf.T.HELLO, 1, 2, 0]) + struct.pack("<H", 4096)
+    ops += bytes([14]) + struct.pack("<H", len(model)) + model  # op 6 | 8: forced "TFL3"
+    ops += bytes([3, sf.T.RANDOM_INPUT, 2, 4, 0]) + struct.pack("<I", 7)
+    ops += bytes([3, sf.T.RUN, 3, 4, 0]) + struct.pack("<BBH", 0, 0, 19)
+    ops += bytes([3, sf.T.GET_OUTPUT, 4, 7, 0]) + struct.pack("<BIH", 0, 0, 0xFFFF)
+    ops += bytes([3, sf.T.GET_PROFILE, 5, 2, 0]) + struct.pack("<H", 0)
+    ops += bytes([7, sf.T.RUN, 6, 4, 0]) + struct.pack("<BBH", 0, 0, 1) + bytes([5, 0, 1])
+    ops += bytes([3, sf.T.PING, 7]) + struct.pack("<H", 370) + bytes(370)  # longer than 320
+    ops += bytes([4, 5])
+    driver.run(ops)
+    assert driver.inputs >= 1

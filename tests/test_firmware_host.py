@@ -1,0 +1,235 @@
+"""The C firmware's protocol layer on the host: its C unit tests, then fw_host over a real pty.
+
+fw_host is built with AddressSanitizer + UBSan, so any out-of-bounds access during these
+conversations ends the process with a report, which fails the test at teardown. The host side is
+the Python reference codec (device_agents/serial_frames.py): passing here means the C code is
+byte-compatible with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from device_agents import serial_frames as sf
+from tests.test_firmware_support import (
+    FwHost,
+    Link,
+    build_firmware,
+    real_model,
+    sanitizer_env,
+    sanitizer_report,
+    stub_output,
+)
+
+WORK = 2000  # MACs per stub Invoke: enough to be measurable, small enough to keep tests fast
+MAX_MODEL = 512 * 1024
+
+
+@pytest.fixture(scope="session")
+def fw_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_firmware(tmp_path_factory.getbasetemp(), "test_proto", "test_proto_asan", "fw_host_asan")
+
+
+@pytest.fixture()
+def fw(fw_build: Path) -> Iterator[FwHost]:
+    host = FwHost(fw_build / "fw_host_asan", "--work", str(WORK), "--max-model", str(MAX_MODEL))
+    yield host
+    err = host.stop()
+    assert sanitizer_report(err) is None, err
+
+
+@pytest.fixture()
+def link(fw: FwHost) -> Iterator[Link]:
+    lk = Link(fw.port)
+    yield lk
+    lk.close()
+
+
+@pytest.mark.parametrize("binary", ["test_proto", "test_proto_asan"])
+def test_c_unit_tests(fw_build: Path, binary: str) -> None:
+    proc = subprocess.run([str(fw_build / binary)], capture_output=True, text=True, timeout=60,
+                          env=sanitizer_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "checks passed" in proc.stdout and sanitizer_report(proc.stderr) is None
+
+
+def test_hello_reports_an_honest_stub(link: Link) -> None:
+    info = link.hello(4096)
+    assert info["protocol_version"] == 1
+    assert info["board"] == "host-c-stub" and info["tflm_version"] == "none (stub)"
+    assert info["flags"] & sf.FLAG_EMULATED and info["flags"] & sf.FLAG_PROFILER
+    assert not info["flags"] & sf.FLAG_BUILTIN
+    assert info["timer_hz"] == 1_000_000_000 and info["timer_resolution_ns"] >= 1
+    assert info["max_model_bytes"] == MAX_MODEL
+    assert info["max_batch"] == sf.max_batch_rows(min(4096, info["max_payload"]))
+    # The reply limit follows the host: with 64 bytes, max_batch shrinks to what 64 bytes carry.
+    assert link.hello(64)["max_batch"] == sf.max_batch_rows(64)
+    assert link.ok(sf.T.PING, b"\xa5\x5a" * 20) == b"\xa5\x5a" * 20
+
+
+def test_upload_real_model_in_chunks_then_run_with_and_without_invoke(link: Link) -> None:
+    model = real_model()
+    link.hello()
+    info = link.upload(model, chunk=1000)
+    assert info["sha256"] == hashlib.sha256(model).digest() and info["model_bytes"] == len(model)
+    assert info["n_inputs"] == 1 and info["n_outputs"] == 1 and info["n_ops"] == 2
+    assert 0 < info["arena_used_bytes"] <= info["arena_bytes"]
+    tin = sf.unpack_tensor(link.ok(sf.T.GET_TENSOR, b"\x00\x00"))
+    tout = sf.unpack_tensor(link.ok(sf.T.GET_TENSOR, b"\x01\x00"))
+    assert (tin["dtype"], tin["shape"], tin["bytes"], tin["name"]) == (9, [1, 64], 64, "stub_input")
+    assert (tout["dtype"], tout["shape"], tout["bytes"], tout["name"]) == (2, [1, 4], 16, "stub_output")
+
+    # RANDOM_INPUT fills exactly what the reference xorshift32 gives: the stub's output proves it.
+    link.ok(sf.T.RANDOM_INPUT, struct.pack("<I", 1234))
+    blocks = []
+    for mode in (sf.MODE_WITH, sf.MODE_WITHOUT, sf.MODE_WITHOUT, sf.MODE_WITH):  # ABBA
+        got_mode, rows = sf.unpack_samples(link.ok(sf.T.RUN, struct.pack("<BBH", mode, 0, 50)))
+        assert got_mode == mode and len(rows) == 50
+        blocks.append((mode, rows))
+    for mode, rows in blocks:
+        for loop, set_in, invoke, get_out in rows:
+            assert loop >= set_in + invoke + get_out
+            assert (invoke > 0) if mode == sf.MODE_WITH else (invoke == 0)
+    raw = link.ok(sf.T.GET_OUTPUT, struct.pack("<BIH", 0, 0, 100))
+    total, offset = struct.unpack_from("<II", raw)
+    values = list(struct.unpack("<4i", raw[8:]))
+    seeded = bytes(v & 0xFF for v in sf.random_values(1234, [("int8", 64)])[0])
+    assert (total, offset) == (16, 0) and values == stub_output(seeded, WORK)
+
+    # SET_INPUT in two pieces, then the output follows the new input.
+    data = bytes(range(64))
+    assert struct.unpack("<I", link.ok(sf.T.SET_INPUT, struct.pack("<BI", 0, 0) + data[:40]))[0] == 40
+    assert struct.unpack("<I", link.ok(sf.T.SET_INPUT, struct.pack("<BI", 0, 40) + data[40:]))[0] == 64
+    link.ok(sf.T.RUN, struct.pack("<BBH", sf.MODE_WITH, 0, 1))
+    raw = link.ok(sf.T.GET_OUTPUT, struct.pack("<BIH", 0, 4, 8))  # a window: offset 4, 8 bytes
+    assert struct.unpack("<II2i", raw)[2:] == tuple(stub_output(data, WORK)[1:3])
+
+    # Per-op profile of the last Invoke, paged when the host accepts only 64 bytes per reply.
+    link.hello(64)
+    prof = link.ok(sf.T.GET_PROFILE, struct.pack("<H", 0))
+    n_ops, first, count = struct.unpack_from("<HHB", prof)
+    assert (n_ops, first, count) == (2, 0, 2)
+    assert b"STUB_MAC" in prof and b"STUB_CLAMP" in prof
+
+
+def test_refusals_name_the_problem(fw_build: Path) -> None:
+    host = FwHost(fw_build / "fw_host_asan", "--max-model", "4096", "--max-payload", "64")
+    link = Link(host.port)
+    try:
+        link.hello()
+        model = real_model()
+        e = link.error(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(model)) + hashlib.sha256(model).digest())
+        assert e["name"] == "MODEL_TOO_LARGE" and e["detail"] == 4096 and str(len(model)) in e["message"]
+        # A frame longer than max_payload is refused from its header alone.
+        e = link.error(sf.T.PING, b"x" * 65)
+        assert e["name"] == "FRAME_TOO_LONG" and e["detail"] == 64
+        e = sf.unpack_error(link.request(sf.T.RUN, b"").payload)
+        assert e["name"] == "BAD_LENGTH" and e["detail"] == 4
+        assert link.error(sf.T.RUN, struct.pack("<BBH", 0, 0, 1))["name"] == "BAD_STATE"
+        assert link.error(0x42)["name"] == "UNKNOWN_TYPE"
+        assert link.error(sf.T.USE_BUILTIN)["name"] == "UNSUPPORTED"
+        # Wrong hash: UPLOAD_END refuses, nothing is loaded.
+        blob = b"\x00\x00\x00\x00TFL3" + bytes(100)
+        link.ok(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(blob)) + hashlib.sha256(b"other").digest())
+        for off in range(0, len(blob), 60):
+            link.ok(sf.T.UPLOAD_CHUNK, struct.pack("<I", off) + blob[off:off + 60])
+        assert link.error(sf.T.UPLOAD_END)["name"] == "HASH_MISMATCH"
+        assert link.error(sf.T.GET_TENSOR, b"\x00\x00")["name"] == "BAD_STATE"
+        # Not a TFLite flatbuffer: BAD_MODEL, with the reason.
+        link.ok(sf.T.UPLOAD_BEGIN, struct.pack("<I", 8) + hashlib.sha256(b"notmodel").digest())
+        link.ok(sf.T.UPLOAD_CHUNK, struct.pack("<I", 0) + b"notmodel")
+        e = link.error(sf.T.UPLOAD_END)
+        assert e["name"] == "BAD_MODEL" and "TFL3" in e["message"]
+        # A version-2 header gets BAD_VERSION with the device's version as detail.
+        link.write(sf.encode(sf.T.PING, 77, b"", version=2))
+        reply = link.frame(77)
+        e = sf.unpack_error(reply.payload)
+        assert e["name"] == "BAD_VERSION" and e["detail"] == 1
+    finally:
+        link.close()
+        err = host.stop()
+    assert sanitizer_report(err) is None, err
+
+
+def test_noise_drops_and_duplicates_are_resynchronised(link: Link) -> None:
+    link.hello()
+    # Line noise, including sync look-alikes, before a request: only the noise is lost.
+    link.write(os.urandom(300) + b"\xa5\x5a\xa5" + b"\xa5")
+    assert link.ok(sf.T.PING, b"after noise") == b"after noise"
+
+    # A dropped byte: the device gets nothing intact, stays silent, and after its 100 ms
+    # inter-byte timeout it rescans; the host's retransmission then gets the reply.
+    seq = link.next_seq()
+    frame = sf.encode(sf.T.PING, seq, b"dropped byte")
+    link.write(frame[:20] + frame[21:])
+    assert not [e for e in link.events(0.3) if isinstance(e, sf.Frame) and e.seq == seq]
+    link.write(frame)
+    assert link.frame(seq).payload == b"dropped byte"
+
+    # A duplicated byte inside a frame, glued to a good frame: the bad one is dropped, the good
+    # one behind it survives (it is rescanned, never swallowed).
+    bad = sf.encode(sf.T.PING, link.next_seq(), b"duplicated")
+    bad = bad[:12] + bad[11:]
+    good_seq = link.next_seq()
+    link.write(bad + sf.encode(sf.T.PING, good_seq, b"good"))
+    assert link.frame(good_seq).payload == b"good"
+
+    # A flipped bit in the header CRC region.
+    flip = bytearray(sf.encode(sf.T.PING, link.next_seq(), b"flipped"))
+    flip[5] ^= 0x10
+    link.write(bytes(flip))
+    assert link.ok(sf.T.PING, b"still here") == b"still here"
+
+
+def test_retransmissions_are_idempotent(link: Link) -> None:
+    link.hello()
+    model = b"\x00\x00\x00\x00TFL3" + bytes(range(256)) * 4
+    link.ok(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(model)) + hashlib.sha256(model).digest())
+    seq = link.next_seq()
+    chunk = sf.encode(sf.T.UPLOAD_CHUNK, seq, struct.pack("<I", 0) + model[:500])
+    link.write(chunk)
+    first = link.frame(seq)
+    link.write(chunk)  # the reply was "lost": same SEQ, same bytes
+    again = link.frame(seq)
+    assert first == again and struct.unpack("<I", first.payload)[0] == 500  # not appended twice
+    link.ok(sf.T.UPLOAD_CHUNK, struct.pack("<I", 500) + model[500:])
+    link.ok(sf.T.UPLOAD_END)
+    seq = link.next_seq()
+    run = sf.encode(sf.T.RUN, seq, struct.pack("<BBH", 0, 0, 20))
+    link.write(run)
+    a = link.frame(seq)
+    link.write(run)
+    b = link.frame(seq)
+    assert a.payload == b.payload  # the same samples, not a second measurement
+
+
+def test_reset_mid_upload_loses_the_upload_and_says_so(fw: FwHost, link: Link) -> None:
+    link.hello()
+    model = real_model()
+    link.ok(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(model)) + hashlib.sha256(model).digest())
+    link.ok(sf.T.UPLOAD_CHUNK, struct.pack("<I", 0) + model[:1000])
+    link.pending.clear()  # the BOOT of power-up, set aside while waiting for replies
+    fw.reset()
+    boot = link.frame(0)
+    assert boot.type == sf.T.BOOT and struct.unpack("<H", boot.payload)[0] == 1
+    e = link.error(sf.T.UPLOAD_CHUNK, struct.pack("<I", 1000) + model[1000:2000])
+    assert e["name"] == "BAD_STATE" and "reset" in e["message"]
+    # The host starts over and the upload completes.
+    link.hello()
+    assert link.upload(model)["sha256"] == hashlib.sha256(model).digest()
+
+
+def test_a_frame_cut_off_mid_way_does_not_hold_the_parser(link: Link) -> None:
+    """The host stops mid-frame (e.g. it was killed): after 100 ms the device serves again."""
+    link.hello()
+    link.write(sf.encode(sf.T.PING, link.next_seq(), bytes(2000))[:1500])
+    time.sleep(0.25)
+    assert link.ok(sf.T.PING, b"next host") == b"next host"
