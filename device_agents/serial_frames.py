@@ -334,7 +334,7 @@ def random_values(seed: int, tensors: Sequence[Tuple[str, int]]) -> List[list]:
     dtype the protocol does not define random values for.
     """
     rng = xorshift32(seed)
-    out = []
+    out = []  # type: List[list]
     for dtype, count in tensors:
         draw = [next(rng) for _ in range(count)]
         if dtype == "int8":

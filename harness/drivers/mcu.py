@@ -138,7 +138,7 @@ class McuDriver:
                               hint="drop --pipeline for serial targets")
         if job.threads != 1:
             log.warning("%s: a microcontroller runs one thread; --threads %d is ignored", name, job.threads)
-        info = self.info = self.link.hello() if not self._cancel.is_set() else {}
+        info = self.info = self.link.hello()
         emit(self._hello_message(info))
         model = job.model.read_bytes()
         self._fit_check(job.model, model, info)
@@ -335,9 +335,9 @@ class McuDriver:
             want = max(1, plan.warmup - len(warm))
             if len(warm) >= plan.warmup:  # time-bound: enough for the rest of warmup_time_s
                 want = int((plan.warmup_time_s * 1e9 - warm_ns) / max(per_iter_s * 1e9, 1)) + 1
-            rows = self._run(sf.MODE_WITH, min(want, 1000), timer_hz, per_iter_s)
-            warm += [r[0] for r in rows]
-            warm_ns += sum(r[0] for r in rows)
+            batch = self._run(sf.MODE_WITH, min(want, 1000), timer_hz, per_iter_s)
+            warm += [r[0] for r in batch]
+            warm_ns += sum(r[0] for r in batch)
             per_iter_s = sorted(warm)[len(warm) // 2] / 1e9
         blocks = max(1, plan.blocks)
         if plan.iterations > 0:

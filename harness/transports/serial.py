@@ -17,6 +17,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 import serial
 
@@ -209,7 +210,7 @@ class FramedLink:
         exc.detail = err.get("detail")  # type: ignore[attr-defined]
         return exc
 
-    def hello(self) -> dict[str, object]:
+    def hello(self) -> dict[str, Any]:
         """HELLO: the device's INFO. Drops whatever was queued before (BOOT, stale replies)."""
         self.link.discard_input()
         self.decoder = sf.Decoder(max_payload=HOST_MAX_PAYLOAD)
