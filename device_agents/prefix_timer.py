@@ -6,21 +6,24 @@ It borrows the runtime choice, interpreter creation and board description from t
 whose path the host passes (it is staged separately):
 
     python3 prefix_timer.py --agent /path/tflite_agent.py --threads 1 --runtime auto --xnnpack off \
-        --rounds 15 --min-time 0.005 --seed 0 [--lifeline] MODEL [MODEL ...]
+        --rounds 15 --min-time 0.005 --slices 5 --seed 0 [--lifeline] MODEL [MODEL ...]
 
 All models must take the same inputs (prefixes of one model do); one random input set (seeded)
 is set once in each interpreter. Writes JSON lines on stdout, each with "v": 1 and "type":
 
     hello    agent, agent_version, board, runtime {name, version}, clock, emulated: false
     models   list of {path, init_ns, inputs, outputs}
-    plan     rounds, inner (Invoke samples per model per round), min_time_s, threads, xnnpack, order
-    round    round (0-based), order (model positions in the order timed), ns: per model position,
-             the list of its Invoke times (integer ns, perf_counter_ns) in this round
+    plan     rounds, slices, per_slice (Invoke samples per model per slice), min_time_s, threads,
+             xnnpack, order
+    round    round (0-based), ns: per model position, the list of its Invoke times in this round
+             (integer ns, perf_counter_ns), in the order they were taken; cpu_ns: the same
+             Invokes' thread CPU time (thread_time_ns; complete only with --threads 1)
     summary  rounds, wall_ns
     error    code, message, file
 
-A warm-up round (not reported) precedes the rounds. Rounds alternate forward and reverse order,
-so slow drift (heat, frequency) hits every model alike. Timing happens here, on the board.
+Calibration Invokes and a warm-up round (not reported) precede the rounds. Within a round the
+models take turns in slices, in forward then reverse order, so drift and bursts of load hit every
+model alike. Timing happens here, on the board.
 """
 
 import argparse
@@ -31,6 +34,9 @@ import time
 
 TIMER_VERSION = "1.0"
 clock = time.perf_counter_ns
+# CPU time of this thread: Invoke's own work without the time the OS gave to other processes.
+# It covers the whole Invoke only when the runtime computes on the calling thread (threads = 1).
+cpu_clock = time.thread_time_ns
 
 
 def load_agent(path):
@@ -54,32 +60,42 @@ class Args(object):
         self.xnnpack = xnnpack
 
 
-def time_rounds(agent, np, interpreters, args):
-    """Calibrate ``inner`` so one model's samples in a round last >= min_time, then the rounds."""
-    slowest = 0
-    for it in interpreters:  # warm-up round: also measures each model once
-        t0 = clock()
-        it.invoke()
-        slowest = max(slowest, clock() - t0)
-    inner = max(3, min(1000, int(args.min_time * 1e9 / max(slowest, 1)) + 1))
-    order = list(range(len(interpreters)))
-    agent.emit("plan", rounds=args.rounds, inner=inner, min_time_s=args.min_time, threads=args.threads,
-               xnnpack=args.xnnpack == "on", order="alternating forward/reverse")
-    for it in interpreters:  # warm-up round at the calibrated length, not reported
-        for _ in range(inner):
+def time_rounds(agent, interpreters, args):
+    """Each round gives every model ``min_time`` of Invoke samples, spread over ``slices`` slices.
+
+    Within a round the models take turns slice by slice (order reversed every slice), so a burst
+    of load on the board hits all models about equally and cancels in the paired differences.
+    """
+    typical = []
+    for it in interpreters:  # calibration: best of 3 Invokes per model, not reported
+        best = None
+        for _ in range(3):
+            t0 = clock()
             it.invoke()
-    for r in range(args.rounds):
-        seq = order if r % 2 == 0 else order[::-1]
-        ns = [None] * len(interpreters)
-        for k in seq:
-            invoke = interpreters[k].invoke
-            samples = []
-            for _ in range(inner):
-                t0 = clock()
-                invoke()
-                samples.append(clock() - t0)
-            ns[k] = samples
-        agent.emit("round", round=r, order=seq, ns=ns)
+            elapsed = clock() - t0
+            best = elapsed if best is None else min(best, elapsed)
+        typical.append(best)
+    slice_ns = args.min_time * 1e9 / args.slices
+    per_slice = [max(args.min_per_slice, min(1000, int(slice_ns // max(t, 1)))) for t in typical]
+    forward = list(range(len(interpreters)))
+    agent.emit("plan", rounds=args.rounds, slices=args.slices, per_slice=per_slice, min_time_s=args.min_time,
+               threads=args.threads, xnnpack=args.xnnpack == "on",
+               order="models take turns per slice, order reversed every slice")
+    for r in range(-1, args.rounds):  # round -1 is a warm-up at the calibrated length, not reported
+        ns = [[] for _ in interpreters]
+        cpu = [[] for _ in interpreters]
+        for s in range(args.slices):
+            for k in (forward if (r + s) % 2 == 0 else forward[::-1]):
+                invoke, samples, cpu_samples = interpreters[k].invoke, ns[k], cpu[k]
+                for _ in range(per_slice[k]):
+                    c0 = cpu_clock()
+                    t0 = clock()
+                    invoke()
+                    t1 = clock()
+                    cpu_samples.append(cpu_clock() - c0)
+                    samples.append(t1 - t0)
+        if r >= 0:
+            agent.emit("round", round=r, ns=ns, cpu_ns=cpu)
 
 
 def run(agent, args):
@@ -111,7 +127,7 @@ def run(agent, args):
                           "outputs": agent._tensor_details(it.get_output_details())})
     agent.emit("models", models=described)
     t0 = clock()
-    time_rounds(agent, np, interpreters, args)
+    time_rounds(agent, interpreters, args)
     agent.emit("summary", rounds=args.rounds, wall_ns=clock() - t0)
 
 
@@ -124,7 +140,11 @@ def parser():
     p.add_argument("--xnnpack", default="off", choices=("on", "off"))
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--min-time", type=float, default=0.005,
-                   help="seconds each model's samples in one round last at least")
+                   help="seconds of Invoke samples per model per round (at least one sample per slice)")
+    p.add_argument("--slices", type=int, default=5, help="turns per round in which the models alternate")
+    p.add_argument("--min-per-slice", type=int, default=3,
+                   help="Invokes per model per turn at least: a turn's median then shrugs off one "
+                        "Invoke the OS interrupted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lifeline", action="store_true", help="exit when stdin closes (set by the host)")
     return p

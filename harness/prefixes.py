@@ -7,9 +7,12 @@ no kept op is dead code. Prefix 0 has no ops at all: its Invoke is the runtime's
 The board runs ``device_agents/prefix_timer.py``, which times Invoke of every prefix and of the
 original model in interleaved rounds (ABBA order, raw samples kept). Then, per round r,
 
-    layer i time = T(prefix i+1, r) - T(prefix i, r)       (paired within the round: drift cancels)
+    layer i time = T(prefix i+1, t) - T(prefix i, t)
 
-and a layer's time is the median of its per-round differences. Medians of differences do not
+where t is one *turn*: each round gives every model a few Invokes per turn, models taking turns
+in alternating order, so prefixes i and i+1 are timed right beside each other and drift or a
+burst of load cancels in the difference. A layer's time is the median of its per-turn
+differences. Medians of differences do not
 telescope, so "the layers add up to the whole model" is a real check:
 ``overhead + sum(layers)`` against the median Invoke of the original model, reported as
 ``sum_check`` (relative error). Negative layer times are kept as measured: they mean the layer
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import ModelAnalysis, analyze_model, load_model, main_subgraph
-from harness.errors import AgentError, MeasurementError
+from harness.errors import AgentError, ConfigError, MeasurementError
 from harness.transports.base import Transport
 
 PROTOCOL_VERSION = 1
@@ -73,7 +76,14 @@ def _prefix_model(model: Any, sg_index: int, k: int) -> Any:
     """A deep copy of ``model`` whose main subgraph runs only its first ``k`` ops."""
     from ai_edge_litert import schema_py_generated as fb
 
-    m = copy.deepcopy(model)
+    # Deep-copy the graph but not the weights: prefixes share the original's buffer arrays
+    # (read-only here), which keeps building N prefixes cheap for large models.
+    buffers, model.buffers = model.buffers, None
+    try:
+        m = copy.deepcopy(model)
+    finally:
+        model.buffers = buffers
+    m.buffers = [copy.copy(b) for b in buffers]
     sg = m.subgraphs[sg_index]
     sg.operators = list((sg.operators or [])[:k])
     produced: list[int] = []
@@ -130,7 +140,8 @@ class LayerProfile:
     """Per-layer times of one model on one board, with the sum check and every raw sample.
 
     ``whole_ns``: median Invoke of the original model. ``overhead_ns``: median Invoke of the
-    empty prefix. ``sum_check``: (overhead + sum of layers - whole) / whole. ``rounds_ns``:
+    empty prefix. ``sum_check``: (overhead + sum of layers - whole) / whole. ``clock``: "wall"
+    (perf_counter_ns) or "cpu" (the Invoking thread's CPU time, threads = 1 only). ``rounds_ns``:
     [round][prefix 0..N, then the original model] -> that model's Invoke samples in the round.
     """
 
@@ -145,6 +156,8 @@ class LayerProfile:
     sum_ns: float
     sum_check: float
     rounds_ns: tuple[tuple[tuple[int, ...], ...], ...] = field(repr=False)
+    slices: int = 1
+    clock: str = "wall"
     notes: tuple[str, ...] = ()
 
     def heaviest(self, n: int = 5) -> tuple[LayerTime, ...]:
@@ -153,24 +166,34 @@ class LayerProfile:
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "target": self.target, "runtime": self.runtime, "threads": self.threads,
                 "xnnpack": self.xnnpack, "method": "prefix differencing (prefix_timer.py)",
+                "clock": self.clock, "slices": self.slices,
                 "whole_ns": round(self.whole_ns), "overhead_ns": round(self.overhead_ns),
                 "sum_ns": round(self.sum_ns), "sum_check": self.sum_check,
                 "layers": [layer.to_json() for layer in self.layers],
                 "rounds_ns": [[list(s) for s in r] for r in self.rounds_ns], "notes": list(self.notes)}
 
 
-def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence[int]]], *, model: str = "",
-                  target: str = "", runtime: str = "", threads: int = 1, xnnpack: bool = False) -> LayerProfile:
+def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence[int]]], *,
+                  slices: int = 1, model: str = "", target: str = "", runtime: str = "", threads: int = 1,
+                  xnnpack: bool = False, clock: str = "wall") -> LayerProfile:
     """Per-layer times from raw samples: ``rounds_ns[r][k]`` are the Invoke times (ns) of prefix k
-    (k = 0..N) in round r, and ``rounds_ns[r][N+1]`` those of the original model."""
+    (k = 0..N) in round r, and ``rounds_ns[r][N+1]`` those of the original model, taken in
+    ``slices`` equal turns per round. The unit of pairing is one turn: each model's median in a
+    turn, differenced with the previous prefix's median of the same turn (timed right beside it).
+    """
     n = len(analysis.ops)
-    if not rounds_ns or any(len(r) != n + 2 or any(not s for s in r) for r in rounds_ns):
+    if (not rounds_ns or slices < 1
+            or any(len(r) != n + 2 or any(not s or len(s) % slices for s in r) for r in rounds_ns)):
         raise MeasurementError(f"{model}: expected {n + 2} timed models per round ({n} ops + empty prefix + "
-                               f"whole model) with samples in each", target=target or None)
-    per_round = [[statistics.median(s) for s in r] for r in rounds_ns]
-    layer_ns = [statistics.median(r[i + 1] - r[i] for r in per_round) for i in range(n)]
-    overhead = statistics.median(r[0] for r in per_round)
-    whole = statistics.median(r[n + 1] for r in per_round)
+                               f"whole model), each with samples in each of {slices} turn(s)",
+                               target=target or None)
+    turns = []
+    for r in rounds_ns:
+        for t in range(slices):
+            turns.append([statistics.median(s[t * (len(s) // slices):(t + 1) * (len(s) // slices)]) for s in r])
+    layer_ns = [statistics.median(u[i + 1] - u[i] for u in turns) for i in range(n)]
+    overhead = statistics.median(u[0] for u in turns)
+    whole = statistics.median(u[n + 1] for u in turns)
     total = sum(layer_ns)
     flops_total = analysis.total_flops
     layers = tuple(
@@ -187,7 +210,8 @@ def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence
                      f"{', '.join(map(str, negative))}")
     return LayerProfile(model, target, runtime, threads, xnnpack, layers, whole, overhead, total,
                         (overhead + total - whole) / whole if whole else float("nan"),
-                        tuple(tuple(tuple(int(x) for x in s) for s in r) for r in rounds_ns), tuple(notes))
+                        tuple(tuple(tuple(int(x) for x in s) for s in r) for r in rounds_ns), slices, clock,
+                        tuple(notes))
 
 
 def timer_path() -> Path:
@@ -205,14 +229,18 @@ def agent_path() -> Path:
 
 def profile(transport: Transport, python: str, model_path: Path | str, work_dir: Path | str, *,
             threads: int = 1, runtime: str = "auto", xnnpack: bool = False, rounds: int = 15,
-            min_time_s: float = 0.005, seed: int = 0, timeout_s: float = 600.0) -> LayerProfile:
+            min_time_s: float = 0.005, slices: int = 5, seed: int = 0, clock: str = "wall",
+            timeout_s: float = 600.0) -> LayerProfile:
     """Build the prefixes of ``model_path`` in ``work_dir``, time them on the board behind
     ``transport`` with prefix_timer.py, and return the per-layer profile.
 
-    ``rounds``: interleaved rounds (each times every prefix); ``min_time_s``: each model's
-    samples in a round last at least this long (seconds). The whole run must end within
+    ``rounds``: interleaved rounds (each times every prefix); ``min_time_s``: seconds of samples
+    per model per round, taken in ``slices`` turns. ``clock``: "wall" or "cpu" (see LayerProfile). The whole run must end within
     ``timeout_s`` seconds.
     """
+    if clock not in ("wall", "cpu") or (clock == "cpu" and threads != 1):
+        raise ConfigError(f"clock {clock!r} with {threads} threads: the CPU clock covers only the "
+                          "calling thread", hint="use clock \"wall\", or \"cpu\" with 1 thread")
     path = Path(model_path)
     model = load_model(path)
     analysis = analyze_model(model, path=str(path), size_bytes=path.stat().st_size)
@@ -222,8 +250,10 @@ def profile(transport: Transport, python: str, model_path: Path | str, work_dir:
     remote = [transport.stage(p.path).remote_path for p in prefixes] + [transport.stage(path).remote_path]
     argv = [python, timer, "--agent", agent, "--threads", str(threads), "--runtime", runtime,
             "--xnnpack", "on" if xnnpack else "off", "--rounds", str(rounds), "--min-time", str(min_time_s),
+            "--slices", str(slices),
             "--seed", str(seed), "--lifeline", *remote]
     proc = transport.run(argv)
+    slices_done = slices
     deadline = time.monotonic() + timeout_s
     runtime_name = runtime
     rounds_ns: list[list[list[int]]] = []
@@ -250,8 +280,10 @@ def profile(transport: Transport, python: str, model_path: Path | str, work_dir:
             kind = msg.get("type")
             if kind == "hello":
                 runtime_name = (msg.get("runtime") or {}).get("name") or runtime
+            elif kind == "plan":
+                slices_done = int(msg.get("slices", slices))
             elif kind == "round":
-                rounds_ns.append(msg["ns"])
+                rounds_ns.append(msg["ns"] if clock == "wall" else msg["cpu_ns"])
             elif kind == "error":
                 raise AgentError(f"{path.name}: prefix_timer failed: {msg.get('message')}",
                                  code=str(msg.get("code", "agent")), target=transport.name)
@@ -263,6 +295,6 @@ def profile(transport: Transport, python: str, model_path: Path | str, work_dir:
     if not rounds_ns:
         raise AgentError(f"{path.name}: prefix_timer ended (status {status}) without timing anything: "
                          f"{proc.stderr_tail()[-400:]}", target=transport.name)
-    return layer_profile(analysis, rounds_ns, model=str(path), target=transport.name, runtime=runtime_name,
-                         threads=threads, xnnpack=xnnpack)
+    return layer_profile(analysis, rounds_ns, slices=slices_done, model=str(path), target=transport.name,
+                         runtime=runtime_name, threads=threads, xnnpack=xnnpack, clock=clock)
 
