@@ -204,16 +204,27 @@ class McuDriver:
         if not arena:
             return
         try:
-            need = measure_arena(path).arena_bytes
+            fit = measure_arena(path)
         except HarnessError as exc:
             # The device is the judge of ops and types (its firmware may register more ops).
             log.info("%s: no arena pre-check for %s: %s", name, path.name, exc)
             return
-        if need > arena:
-            raise AgentError(f"{path.name} needs a {need}-byte TFLite Micro arena (measured on this host), the "
-                             f"device has {arena} bytes; not uploading", code="arena_too_small", target=name,
+        # The host's TFLite Micro is a 64-bit build. An emulator running that same build on this
+        # host needs exactly as much. A 32-bit MCU needs less (pointers in the arena's structs
+        # halve) but never less than half (tensor data keeps its size): refuse only what surely
+        # cannot fit there, and let the device judge the rest.
+        need = fit.arena_bytes
+        same_build = bool(info["flags"] & sf.FLAG_EMULATED) and info["tflm_version"] == fit.tflm_version
+        floor = need if same_build else need // 2
+        if floor > arena:
+            how = "" if same_build else f" (a 32-bit MCU needs at least {floor})"
+            raise AgentError(f"{path.name} needs a {need}-byte TFLite Micro arena, measured on this host{how}; "
+                             f"the device has {arena} bytes; not uploading", code="arena_too_small", target=name,
                              hint="raise arena in targets.toml (emulator) or the firmware's arena, or use a "
                                   "smaller/int8 model")
+        if need > arena:
+            log.warning("%s: %s needs %d arena bytes on this 64-bit host, the device has %d; uploading, the "
+                        "device's 32-bit build may need less and will tell", name, path.name, need, arena)
 
     def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
         digest = hashlib.sha256(model).digest()
