@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import harness
 
@@ -76,6 +78,9 @@ def test_io_matches_manifest(name: str) -> None:
     assert np.dtype(out["dtype"]).name == entry["output"]["dtype"] == "float32"
     sig = entry["signature"]
     assert interp.get_signature_list()[sig["key"]] == {"inputs": sig["inputs"], "outputs": sig["outputs"]}
+    plain = Interpreter(model_path=str(MODELS_DIR / entry["file"]),
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    assert sorted({op["op_name"] for op in plain._get_ops_details()}) == entry["ops"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -127,3 +132,34 @@ def test_provenance_is_honest() -> None:
     assert "scikit-learn digits" in models["digits_cnn"]["trained_on"]
     for name in ("ds_cnn_kws", "mobilenet_v1_025_96"):
         assert models[name]["trained_on"].startswith("synthetic")
+
+
+# TFLite Micro can abort() the whole process on a model it dislikes, so it runs in a child.
+_TFLM_ACCURACY = r"""
+import json, sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+models_dir, manifest = sys.argv[1], json.loads(sys.argv[2])
+result = {}
+for name, entry in manifest.items():
+    interp = runtime.Interpreter.from_file(models_dir + "/" + entry["file"], arena_size=2_000_000)
+    with np.load(models_dir + "/" + entry["test_file"]) as npz:
+        x, y = npz["x"], npz["y"]
+    correct = 0
+    for sample, label in zip(x, y):
+        interp.set_input(sample[None], 0)
+        interp.invoke()
+        correct += int(np.argmax(interp.get_output(0)[0]) == label)
+    result[name] = correct / len(y)
+print(json.dumps(result))
+"""
+
+
+def test_models_run_on_tflite_micro_with_the_same_accuracy() -> None:
+    """The microcontroller runtime (reference kernels) gets what LiteRT got: same ops, same answers."""
+    proc = subprocess.run([sys.executable, "-c", _TFLM_ACCURACY, str(MODELS_DIR), json.dumps(MANIFEST["models"])],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    accuracy = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, entry in MANIFEST["models"].items():
+        assert abs(accuracy[name] - entry["accuracy"]) <= 1.5 / entry["test_samples"], name

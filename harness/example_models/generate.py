@@ -239,14 +239,14 @@ def mobilenet_model():  # -> keras.Model
     return model
 
 
-def train(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, lr: float) -> None:
+def train(name: str, model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, lr: float) -> None:
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     # The batch-1 input shape is only for the exported graph; Keras trains with any batch size.
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
-    log.info("%s: trained %d epochs, final training accuracy %.4f", model.name, epochs,
+    log.info("%s: trained %d epochs, final training accuracy %.4f", name, epochs,
              history.history["accuracy"][-1])
 
 
@@ -277,6 +277,16 @@ def litert_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[float, di
         interp.invoke()
         correct += int(np.argmax(interp.get_tensor(out["index"])[0]) == label)
     return correct / len(y), inp, out
+
+
+def builtin_ops(path: Path) -> list[str]:
+    """The model's operator names, as a TFLite Micro op resolver must register them."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # Without the default XNNPACK delegate, so the list shows the model's ops, not "DELEGATE".
+    interp = Interpreter(model_path=str(path),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return sorted({op["op_name"] for op in interp._get_ops_details()})
 
 
 def signature(path: Path) -> dict:
@@ -318,6 +328,7 @@ def entry(name: str, model, x_test: np.ndarray, y_test: np.ndarray, *, descripti
             "meaning": "softmax probabilities, one per label",
         },
         "signature": signature(tflite),
+        "ops": builtin_ops(tflite),
         "labels": labels,
         "trained_on": trained_on,
         "weights": weights,
@@ -345,7 +356,7 @@ def main() -> int:
 
     x_tr, y_tr, x_te, y_te = digits_data()
     model = digits_model()
-    train(model, x_tr, y_tr, epochs=40, batch_size=32, lr=2e-3)
+    train("digits_cnn", model, x_tr, y_tr, epochs=40, batch_size=32, lr=2e-3)
     models["digits_cnn"] = entry(
         "digits_cnn", model, x_te, y_te,
         description="Small CNN digit classifier: 3 conv layers, max pool, 2 dense layers.",
@@ -361,7 +372,7 @@ def main() -> int:
     keras.utils.set_random_seed(SEED)
     x_tr, y_tr, x_te, y_te = kws_data(n_per_class_train=200, n_per_class_test=16)
     model = ds_cnn_model()
-    train(model, x_tr, y_tr, epochs=12, batch_size=32, lr=3e-3)
+    train("ds_cnn_kws", model, x_tr, y_tr, epochs=12, batch_size=32, lr=3e-3)
     models["ds_cnn_kws"] = entry(
         "ds_cnn_kws", model, x_te, y_te,
         description="Keyword-spotting DS-CNN in the style of ARM's Hello Edge DS-CNN small: conv 10x4 "
@@ -380,7 +391,7 @@ def main() -> int:
     keras.utils.set_random_seed(SEED)
     x_tr, y_tr, x_te, y_te = vww_data(n_train=768, n_test=32)
     model = mobilenet_model()
-    train(model, x_tr, y_tr, epochs=8, batch_size=32, lr=2e-3)
+    train("mobilenet_v1_025_96", model, x_tr, y_tr, epochs=8, batch_size=32, lr=2e-3)
     models["mobilenet_v1_025_96"] = entry(
         "mobilenet_v1_025_96", model, x_te, y_te,
         description="MobileNet v1, alpha 0.25, 96x96x3 input, 2 classes (Visual Wake Words shape), "
