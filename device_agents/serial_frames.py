@@ -293,7 +293,8 @@ def unpack_error(data: bytes) -> dict:
 
 
 def pack_samples(mode: int, rows: Sequence[Sequence[int]]) -> bytes:
-    flat = [int(v) & 0xFFFFFFFF for row in rows for v in row]
+    # Saturate, never wrap: a wrapped tick count would be a plausible-looking wrong time.
+    flat = [min(int(v), UNKNOWN_U32) for row in rows for v in row]
     return struct.pack("<BBH", mode, len(SAMPLE_FIELDS), len(rows)) + struct.pack("<%dI" % len(flat), *flat)
 
 

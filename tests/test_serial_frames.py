@@ -128,3 +128,9 @@ def test_random_values_follow_the_spec() -> None:
     assert ints == expect
     (floats,) = sf.random_values(5, [("float32", 1000)])
     assert all(-1.0 <= v < 1.0 for v in floats)
+
+
+def test_samples_saturate_instead_of_wrapping() -> None:
+    """A tick count past 2^32 must not wrap into a plausible small time (SERIAL_PROTOCOL.md 6)."""
+    _, rows = sf.unpack_samples(sf.pack_samples(0, [(1 << 33, 5, 1 << 32, 0)]))
+    assert rows == [(sf.UNKNOWN_U32, 5, sf.UNKNOWN_U32, 0)]

@@ -27,7 +27,7 @@ import numpy as np
 from device_agents import serial_frames as sf
 from harness.arena import measure_arena
 from harness.config import Target
-from harness.errors import AgentError, ConfigError, HarnessError, TransportError
+from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
 from harness.plan import Job
 from harness.transports.serial import FramedLink, SerialLink
 
@@ -333,6 +333,11 @@ class McuDriver:
                 raise TransportError(f"the device returned {len(batch)} samples of mode {got_mode} for a RUN of "
                                      f"{n} in mode {mode}", target=self.target.name,
                                      hint="flash the firmware that ships with harness")
+            if any(v == sf.UNKNOWN_U32 for row in batch for v in row):
+                limit = sf.UNKNOWN_U32 / timer_hz
+                raise MeasurementError(f"an iteration took longer than the device timer's range ({limit:.1f} s at "
+                                       f"{timer_hz} Hz); its samples cannot be trusted", target=self.target.name,
+                                       hint="use a smaller model, or firmware with a slower sample timer")
             rows += [tuple(ticks_to_ns(v, timer_hz) for v in row) for row in batch]
         return rows
 
