@@ -13,6 +13,7 @@ from rich.text import Text
 
 from harness.analysis import ModelAnalysis, OpInfo
 from harness.arena import ArenaFit, FitRow
+from harness.prefixes import LayerProfile
 
 
 def human_count(value: float | None) -> str:
@@ -106,6 +107,41 @@ def fits_table(fit: ArenaFit, rows: list[FitRow]) -> Table:
             verdict, style=None if row.fits else ("red" if row.fits is False else "yellow"),
         )
     return table
+
+
+def human_ns(ns: float) -> str:
+    """Nanoseconds for people: 1234567 -> "1.23 ms"."""
+    for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def profile_table(p: LayerProfile, top: int = 10) -> Table:
+    """The heaviest layers: measured time and its share next to the layer's share of the FLOPs."""
+    table = Table(title=f"{p.model} on {p.target}: heaviest {min(top, len(p.layers))} of {len(p.layers)} layers "
+                        f"({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
+                        f"{p.clock} clock)", title_justify="left")
+    for name in ("#", "op", "time", "time %", "FLOPs %", "time/FLOPs"):
+        table.add_column(name, justify="left" if name == "op" else "right")
+    for layer in p.heaviest(top):
+        ratio = (f"{layer.time_share / layer.flops_share:.2f}x"
+                 if layer.flops_share else ("unknown" if layer.flops is None else "no FLOPs"))
+        table.add_row(str(layer.index), layer.type, human_ns(layer.ns), f"{100 * layer.time_share:.1f}",
+                      "unknown" if layer.flops_share is None else f"{100 * layer.flops_share:.1f}", ratio)
+    return table
+
+
+def profile_lines(p: LayerProfile) -> list[str]:
+    """The sum check and the profile's notes, as plain lines."""
+    return [
+        f"layers add up: overhead {human_ns(p.overhead_ns)} + layers {human_ns(p.sum_ns)} = "
+        f"{human_ns(p.overhead_ns + p.sum_ns)} vs whole model {human_ns(p.whole_ns)} "
+        f"(sum check {100 * p.sum_check:+.1f} %)",
+        f"measured on the board by timing {len(p.layers) + 1} model prefixes in {len(p.rounds_ns)} "
+        f"interleaved rounds of {p.slices} turns; per-layer time = median paired difference",
+        *p.notes,
+    ]
 
 
 def _ranges(indices: tuple[int, ...]) -> str:

@@ -202,8 +202,63 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
+# --- harness analyze (issue 5: inside the model) ---------------------------------------
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Per-op table of one model; with --fits, its TFLite Micro arena against the MCU targets."""
+    import json
+
+    from harness.analysis import analyze
+    from harness.analysis_view import analysis_renderable, fits_table
+
+    analysis = analyze(args.model)
+    fit, rows = None, []
+    if args.fits:
+        from harness.arena import fits_on, measure_arena
+
+        targets, source = config.load_targets(args.targets)
+        chosen = (config.select(targets, args.target, source) if args.target
+                  else [t for t in targets.values() if t.kind == "serial"])
+        if not chosen:
+            raise ConfigError(f"{source}: no microcontroller (kind = \"serial\") target to check the fit on",
+                              hint="pass --target NAME, or add a serial target with ram and flash")
+        fit = measure_arena(args.model)
+        rows = fits_on(fit, chosen)
+    if args.json:
+        data = analysis.to_json()
+        if fit is not None:
+            data["arena"] = fit.to_json()
+            data["fits_on"] = [r.to_json() for r in rows]
+        print(json.dumps(data), flush=True)
+        return 0
+    out = _stdout()
+    out.print(analysis_renderable(analysis))
+    if fit is not None:
+        out.print(fits_table(fit, rows))
+        for note in fit.notes:
+            out.print(f"note: {note}")
+    return 0
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="per-operator shapes, MACs/FLOPs, parameters and precision of a model",
+                       description="Read a .tflite on the host (no board): every operator with its type, "
+                                   "shapes, MACs, FLOPs (= 2 x MACs), parameters, weight bytes and precision; "
+                                   "totals and the quantization scheme. --fits also measures the TFLite "
+                                   "Micro arena and checks it against the ram/flash of targets.toml.")
+    p.add_argument("model", type=Path, help="a .tflite model")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--fits", action="store_true",
+                   help="measure the TFLite Micro arena and show which microcontroller targets it fits on")
+    p.add_argument("--targets", type=Path, help="targets file for --fits (default: ./targets.toml)")
+    p.add_argument("--target", action="append", metavar="NAME",
+                   help="a target for --fits (repeatable; default: every serial target)")
+    p.set_defaults(func=cmd_analyze)
+
+
 # Subcommands, each adding its parser. Other commands register here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_run, _add_show, _add_doctor]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_run, _add_show, _add_doctor,
+                                                                    _add_analyze]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -424,3 +424,43 @@ def test_view_groups_layers_by_precision(variants: dict[str, Path]) -> None:
     lines = analysis_lines(analyze(variants["mixed"]))
     assert "quantization scheme: mixed" in lines
     assert any(line.strip().startswith("int8: ops ") for line in lines)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+def test_cli_analyze_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    path = small_cnn(tmp_path / "cnn.tflite")
+    assert main(["analyze", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_flops"] == analyze(path).total_flops and data["scheme"] == "float32"
+    assert [op["type"] for op in data["ops"]][:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
+
+
+def test_cli_analyze_table_and_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["analyze", str(small_cnn(tmp_path / "cnn.tflite"))]) == 0
+    out = capsys.readouterr().out
+    assert "AVERAGE_POOL_2D" in out and "quantization scheme: float32" in out
+    bad = tmp_path / "readme.tflite"
+    bad.write_text("text")
+    assert main(["analyze", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "readme.tflite is not a TFLite model" in captured.err
+
+
+def test_cli_analyze_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    targets = tmp_path / "targets.toml"
+    targets.write_text('[targets.m0]\nkind = "serial"\nport = "loop://"\nram = "1KiB"\nflash = "64KiB"\n'
+                       '[targets.pi]\nkind = "local"\n')
+    int8 = make_variant(small_cnn(tmp_path / "f.tflite"), "int8", tmp_path / "int8.tflite")
+    capsys.readouterr()  # the quantizer's own report
+    assert main(["analyze", str(int8), "--fits", "--targets", str(targets), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["target"] for r in data["fits_on"]] == ["m0"]  # microcontrollers only, by default
+    assert data["fits_on"][0]["fits_ram"] is False and data["fits_on"][0]["fits_flash"] is True
+    assert data["arena"]["arena_bytes"] > 1024
