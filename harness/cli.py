@@ -205,18 +205,21 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 # --- harness analyze (issue 5: inside the model) ---------------------------------------
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """Per-op table of one model; with --fits, its TFLite Micro arena against the MCU targets."""
+    """Per-op table of one model; --fits: its TFLite Micro arena against the MCU targets;
+    --profile TARGET: per-layer time measured on that board."""
     import json
+    import tempfile
 
     from harness.analysis import analyze
-    from harness.analysis_view import analysis_renderable, fits_table
+    from harness.analysis_view import analysis_renderable, fits_table, profile_lines, profile_table
 
     analysis = analyze(args.model)
-    fit, rows = None, []
+    fit, rows, layer_profile = None, [], None
+    if args.fits or args.profile:
+        targets, source = config.load_targets(args.targets)
     if args.fits:
         from harness.arena import fits_on, measure_arena
 
-        targets, source = config.load_targets(args.targets)
         chosen = (config.select(targets, args.target, source) if args.target
                   else [t for t in targets.values() if t.kind == "serial"])
         if not chosen:
@@ -224,11 +227,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                               hint="pass --target NAME, or add a serial target with ram and flash")
         fit = measure_arena(args.model)
         rows = fits_on(fit, chosen)
+    if args.profile:
+        from harness.prefixes import profile_target
+
+        (board,) = config.select(targets, [args.profile], source)
+        _stderr().print(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ...")
+        with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
+            layer_profile = profile_target(board, args.model, work, threads=args.threads,
+                                           xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
     if args.json:
         data = analysis.to_json()
         if fit is not None:
             data["arena"] = fit.to_json()
             data["fits_on"] = [r.to_json() for r in rows]
+        if layer_profile is not None:
+            data["profile"] = layer_profile.to_json()
         print(json.dumps(data), flush=True)
         return 0
     out = _stdout()
@@ -237,6 +250,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         out.print(fits_table(fit, rows))
         for note in fit.notes:
             out.print(f"note: {note}")
+    if layer_profile is not None:
+        out.print(profile_table(layer_profile, args.top))
+        for line in profile_lines(layer_profile):
+            out.print(line)
     return 0
 
 
@@ -245,14 +262,24 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                        description="Read a .tflite on the host (no board): every operator with its type, "
                                    "shapes, MACs, FLOPs (= 2 x MACs), parameters, weight bytes and precision; "
                                    "totals and the quantization scheme. --fits also measures the TFLite "
-                                   "Micro arena and checks it against the ram/flash of targets.toml.")
+                                   "Micro arena and checks it against the ram/flash of targets.toml. "
+                                   "--profile TARGET measures each layer's time on that board.")
     p.add_argument("model", type=Path, help="a .tflite model")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--targets", type=Path, help="targets file for --fits/--profile (default: ./targets.toml)")
     p.add_argument("--fits", action="store_true",
                    help="measure the TFLite Micro arena and show which microcontroller targets it fits on")
-    p.add_argument("--targets", type=Path, help="targets file for --fits (default: ./targets.toml)")
     p.add_argument("--target", action="append", metavar="NAME",
                    help="a target for --fits (repeatable; default: every serial target)")
+    p.add_argument("--profile", metavar="TARGET",
+                   help="time every layer on this local or ssh target (by timing growing model prefixes)")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads for --profile (default 1)")
+    p.add_argument("--xnnpack", choices=("on", "off"), default="off",
+                   help="XNNPACK for --profile (default off: fused ops cannot be split into layers)")
+    p.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds for --profile (default 15)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or the Invoking thread's CPU time (1 thread only) for --profile")
+    p.add_argument("--top", type=int, default=10, help="heaviest layers shown by --profile (default 10)")
     p.set_defaults(func=cmd_analyze)
 
 

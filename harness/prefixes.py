@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import ModelAnalysis, analyze_model, load_model, main_subgraph
+from harness.config import Target
 from harness.errors import AgentError, ConfigError, MeasurementError
 from harness.transports.base import Transport
 
@@ -298,3 +300,24 @@ def profile(transport: Transport, python: str, model_path: Path | str, work_dir:
     return layer_profile(analysis, rounds_ns, slices=slices_done, model=str(path), target=transport.name,
                          runtime=runtime_name, threads=threads, xnnpack=xnnpack, clock=clock)
 
+
+
+def profile_target(target: Target, model_path: Path | str, work_dir: Path | str, **options: Any) -> LayerProfile:
+    """``profile`` on a target of targets.toml: its transport, its python, closed afterwards.
+
+    Only boards that run commands (local, ssh) can time prefixes; microcontrollers would need
+    firmware with TFLite Micro's profiler, which this does not provide.
+    """
+    from harness.transports import open_transport
+
+    if target.kind not in ("local", "ssh"):
+        raise ConfigError(f"per-layer timing needs a board that runs Python; {target.name} is kind "
+                          f"{target.kind!r}", target=target.name,
+                          hint="profile on a local or ssh target; for a microcontroller use `harness analyze "
+                               "--fits` (arena) and a firmware build with the TFLM profiler")
+    python = str(target.options.get("python", sys.executable if target.kind == "local" else "python3"))
+    transport = open_transport(target)
+    try:
+        return profile(transport, python, model_path, work_dir, **options)
+    finally:
+        transport.close()

@@ -201,3 +201,19 @@ def test_cpu_clock_profile(tmp_path: Path) -> None:
     p = profile(LocalTransport("local"), sys.executable, small_cnn(tmp_path / "m.tflite"), tmp_path / "p",
                 rounds=3, clock="cpu")
     assert p.clock == "cpu" and p.whole_ns > 0
+
+
+def test_cli_analyze_profile_on_the_local_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    targets = tmp_path / "targets.toml"
+    targets.write_text('[targets.here]\nkind = "local"\n[targets.mcu]\nkind = "serial"\nport = "loop://"\n')
+    model = small_cnn(tmp_path / "cnn.tflite")
+    assert main(["analyze", str(model), "--targets", str(targets), "--profile", "here", "--rounds", "3",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["profile"]["target"] == "here" and len(data["profile"]["layers"]) == len(data["ops"])
+    assert main(["analyze", str(model), "--targets", str(targets), "--profile", "here", "--rounds", "3"]) == 0
+    assert "layers add up" in capsys.readouterr().out
+    assert main(["analyze", str(model), "--targets", str(targets), "--profile", "mcu"]) == 1
+    assert "needs a board that runs Python" in capsys.readouterr().err
