@@ -12,12 +12,14 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
+from ai_edge_litert.interpreter import Interpreter as LiteRT
 
 from harness.config import Target
 from harness.drivers.mcu import McuDriver
-from harness.errors import AgentError, HarnessError, TransportError
+from harness.errors import AgentError, ConfigError, HarnessError, TransportError
 from harness.modelfile import sha256
 from harness.plan import Job, Plan
 from harness.results import from_lines
@@ -139,16 +141,47 @@ def test_arena_too_small_is_refused_before_upload(tmp_path: Path) -> None:
     assert "push" not in _types(messages)
 
 
-def test_unsupported_op_is_a_clear_error(tmp_path: Path) -> None:
-    model = write_model(tmp_path, "custom.tflite", fc_model(custom="MyFancyOp"))
+@pytest.mark.parametrize(("model", "code"), [(fc_model(custom="MyFancyOp"), "unsupported_op"),
+                                         (fc_model(bad_tensor=True), "crashed")])
+def test_refused_or_crashing_model_is_a_clear_error(tmp_path: Path, model: bytes, code: str) -> None:
+    path = write_model(tmp_path, "bad.tflite", model)
     with running_emulator() as sim:
         driver = McuDriver(serial_target(sim.port))
         try:
             with pytest.raises(AgentError) as err:
-                _run(driver, _job(model))
+                _run(driver, _job(path))
+            assert sim.alive()  # TFLite Micro's crash cost the model, not the device
         finally:
             driver.close()
-    assert err.value.code == "unsupported_op" and err.value.hint
+    assert err.value.code == code and err.value.hint and "bad.tflite" in err.value.message
+
+
+def test_inputs_file_is_sent_and_outputs_match_litert(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=300, m=5))  # 1200-byte input: several frames
+    x = np.linspace(-1, 1, 300, dtype=np.float32).reshape(1, 300)
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, x)
+    plan = Plan(warmup=1, warmup_time_s=0.0, iterations=4, blocks=2, settle=0, inputs=inputs)
+    # A board with a small RX buffer: 256-byte payloads, so the input takes several SET_INPUTs.
+    with running_emulator(extra=("--max-payload", "256")) as sim:
+        driver = McuDriver(Target(name="board", kind="serial",
+                                  options={"port": sim.port, "baud": 921600, "timeout_s": 2.0}))
+        try:
+            messages = _run(driver, _job(model, plan))
+            with pytest.raises(ConfigError) as err:
+                np.save(inputs, x[:, :10])
+                _run(driver, _job(model, plan))
+        finally:
+            driver.close()
+    assert next(m for m in messages if m["type"] == "plan")["inputs"] == "x.npy"
+    got = np.array(next(m for m in messages if m["type"] == "outputs")["outputs"][0]["values"], dtype=np.float32)
+    ref = LiteRT(model_path=str(model))
+    ref.allocate_tensors()
+    ref.set_tensor(ref.get_input_details()[0]["index"], x)
+    ref.invoke()
+    np.testing.assert_allclose(got, ref.get_tensor(ref.get_output_details()[0]["index"]).ravel(), rtol=1e-5,
+                               atol=1e-5)
+    assert "x.npy" in err.value.message and "[1, 300]" in err.value.message
 
 
 def test_device_hang_mid_run_keeps_samples_and_fails_in_bounded_time(tmp_path: Path) -> None:
