@@ -375,3 +375,35 @@ def test_full_disk_on_upload(ssh_env: SshEnv, ssh_lab: Lab, tmp_path: Path) -> N
             assert t.stage(small).sent_bytes == 1000  # the connection is still usable
     finally:
         board.in_mount_ns("umount", str(mnt))
+
+
+def test_key_from_ssh_agent(ssh_env: SshEnv, ssh_lab: Lab, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key file at all: the key lives only in a real ssh-agent, as on a developer's laptop."""
+    import subprocess
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        subprocess.run(["ssh-add", "-q", str(ssh_env.key)], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+                       check=True, capture_output=True)
+        ssh_env.key.unlink()
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        with SshTransport(ssh_env.target(ssh_lab.boards[0])) as t:
+            assert read_lines(t.run(["echo", "via agent"]), 1) == ["via agent"]
+    finally:
+        agent.terminate()
+        agent.wait(5)
+
+
+def test_encrypted_key_without_agent(ssh_env: SshEnv, ssh_lab: Lab, tmp_path: Path) -> None:
+    import subprocess
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)], check=True)
+    ssh_env.key.unlink()
+    with pytest.raises(TransportError) as err:
+        SshTransport(ssh_env.target(ssh_lab.boards[0], identity_file=str(key)))
+    assert "encrypted" in str(err.value) and "ssh-add" in str(err.value)

@@ -102,6 +102,10 @@ done
 """
 
 
+_PY_SHA256 = ("import hashlib, sys\nh = hashlib.sha256()\nwith open(sys.argv[1], 'rb') as f:\n"
+              "    for b in iter(lambda: f.read(1 << 20), b''):\n        h.update(b)\nprint(h.hexdigest())")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where and as whom to connect, after ~/.ssh/config: what ``ssh -G`` would say."""
@@ -308,24 +312,29 @@ class SshProcess:
                         self._stderr_len -= len(self._stderr.popleft())
 
     def _start(self, timeout: float) -> None:
-        """Read the wrapper's first line: our pid on the board, or that argv[0] is missing."""
-        line = self.readline(timeout)
-        if line is None:
-            self.terminate()
-            raise TransportError(f"{self._argv[0]!r} did not start on the board within {timeout:g} s",
-                                 target=self._transport.name, hint="check the board's load and disk")
-        if line == "harness-missing":
-            raise TransportError(
-                f"{self._argv[0]!r} does not exist on the board or is not executable",
-                target=self._transport.name,
-                hint=f"set python = \"/path/to/bin/python3\" in [targets.{self._transport.name}] "
-                     f"(for a venv: its bin/python), or install python3 on the board")
-        if not line.startswith("harness-pid "):
-            raise TransportError(f"unexpected first line from the board's shell: {line[:200]!r}",
-                                 target=self._transport.name,
-                                 hint="make the user's login files (.bashrc, .profile) print nothing "
-                                      "for non-interactive shells")
-        self.pid = int(line.split()[1])
+        """Read the wrapper's first word: our pid on the board, or that argv[0] is missing.
+
+        Lines before it come from the user's login files (a chatty .bashrc): logged and skipped.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            line = self.readline(remaining) if remaining > 0 else None
+            if line is None:
+                self.terminate()
+                raise TransportError(f"{self._argv[0]!r} did not start on the board within {timeout:g} s",
+                                     target=self._transport.name, hint="check the board's load and disk")
+            if line == "harness-missing":
+                raise TransportError(
+                    f"{self._argv[0]!r} does not exist on the board or is not executable",
+                    target=self._transport.name,
+                    hint=f"set python = \"/path/to/bin/python3\" in [targets.{self._transport.name}] "
+                         f"(for a venv: its bin/python), or install python3 on the board")
+            if line.startswith("harness-pid "):
+                self.pid = int(line.split()[1])
+                return
+            log.warning("%s: the login shell printed %r before the command; make ~/.bashrc quiet "
+                        "for non-interactive shells", self._transport.name, line[:200])
 
     def readline(self, timeout: float) -> str | None:
         if self._eof:
@@ -671,8 +680,12 @@ class SshTransport:
             return False
 
     def _remote_sha256(self, path: str) -> str | None:
+        """The board's own hash of ``path``: coreutils/busybox sha256sum, else the board's python."""
         status, out, _ = self.check_output(["sha256sum", "--", path])
-        return out.split()[0] if status == 0 and out else None
+        if status == 127:
+            status, out, _ = self.check_output([self.python, "-c", _PY_SHA256, path])
+        words = out.strip().splitlines()[-1].split() if status == 0 and out.strip() else []
+        return words[0] if words else None
 
     def stage(self, path: Path) -> Staged:
         """Put ``path`` in the board's cache under its content hash; 0 bytes sent when already there.
