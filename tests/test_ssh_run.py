@@ -95,6 +95,9 @@ def test_a_dead_board_does_not_spoil_the_others(ssh_env: SshEnv, ssh_lab: Lab, l
         "ghost": {"kind": "ssh", "host": ssh_lab.free_address(), "connect_timeout_s": 1},
         "nopython": ssh_env.table(ssh_lab.boards[0], python="/opt/missing/bin/python3",
                                   workdir=ssh_lab.workdir(f"nopy-{tmp_path.name}")),
+        # The system python of the board: no numpy, no runtime.
+        "bare": ssh_env.table(ssh_lab.boards[1], python="/usr/bin/python3",
+                              workdir=ssh_lab.workdir(f"bare-{tmp_path.name}")),
     })
     lab_targets.write_text(text)
     run = harness(["run", "--targets", str(lab_targets), "--model", str(MODEL), "--json",
@@ -103,13 +106,14 @@ def test_a_dead_board_does_not_spoil_the_others(ssh_env: SshEnv, ssh_lab: Lab, l
     results = json_results(run.stdout)
     for name in ("pi", "jetson", "nano"):
         assert results[name]["complete"] is True, (name, results[name])
-    for name in ("ghost", "nopython"):
+    for name in ("ghost", "nopython", "bare"):
         assert results[name]["complete"] is False and results[name]["error"], name
+    assert "numpy" in results["bare"]["error"]["message"] and "/usr/bin/python3" in results["bare"]["error"]["message"]
     assert "no answer" in results["ghost"]["error"]["message"] or "reach" in results["ghost"]["error"]["message"]
     assert "/opt/missing/bin/python3" in results["nopython"]["error"]["message"]
     # The human table says which failed and why, too.
     table = harness(["show", str(next((tmp_path / "results").iterdir()))], ssh_env)
-    assert "ghost" in table.stdout and "nopython" in table.stdout
+    assert "ghost" in table.stdout and "nopython" in table.stdout and "bare" in table.stdout
 
 
 def test_ctrl_c_stops_every_board_and_keeps_samples(ssh_env: SshEnv, ssh_lab: Lab, lab_targets: Path,
