@@ -438,3 +438,78 @@ def scheme_of(ops: Sequence[OpInfo]) -> str:
 
 
 _SCHEME_LABELS = set(SCHEMES) - {"mixed"}
+
+
+# --- throughput and latency predicted from FLOPs --------------------------------------------
+# A board's achieved throughput for one (precision, threads) is the FLOPs it ran per ns of
+# measured Invoke (FLOPs/ns = GFLOP/s). The prediction of another model is its FLOPs divided by
+# that throughput. It ignores what FLOPs do not capture (memory-bound depthwise layers, per-op
+# overhead), which is why every prediction is validated leave-one-out on measured models.
+
+@dataclass(frozen=True)
+class Measured:
+    """One model's measured median Invoke on one board (``invoke_ns``, from the board's samples)."""
+
+    target: str
+    model: str
+    precision: str  # the model's scheme (ModelAnalysis.scheme)
+    threads: int
+    flops: int
+    invoke_ns: float
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Achieved GFLOP/s of a board for one precision and thread count, over ``models``."""
+
+    target: str
+    precision: str
+    threads: int
+    gflops: float
+    models: tuple[str, ...]
+
+    def predict_ns(self, flops: int) -> float:
+        """Predicted Invoke time (ns) of a model of ``flops`` FLOPs."""
+        return flops / self.gflops
+
+
+@dataclass(frozen=True)
+class PredictionCheck:
+    """Leave-one-out: ``model`` predicted from the board's other models of the same group."""
+
+    target: str
+    model: str
+    precision: str
+    threads: int
+    measured_ns: float
+    predicted_ns: float
+
+    @property
+    def error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.predicted_ns - self.measured_ns) / self.measured_ns
+
+
+def throughputs(measured: Sequence[Measured]) -> list[Throughput]:
+    """Achieved throughput per (target, precision, threads): sum of FLOPs / sum of Invoke ns, so
+    larger models weigh more and a microsecond-scale model cannot dominate."""
+    groups: dict[tuple[str, str, int], list[Measured]] = {}
+    for m in measured:
+        if m.invoke_ns > 0 and m.flops > 0:
+            groups.setdefault((m.target, m.precision, m.threads), []).append(m)
+    return [Throughput(t, p, n, sum(m.flops for m in ms) / sum(m.invoke_ns for m in ms),
+                       tuple(m.model for m in ms)) for (t, p, n), ms in groups.items()]
+
+
+def validate_predictions(measured: Sequence[Measured]) -> list[PredictionCheck]:
+    """Predict each measured model from the other models of its (target, precision, threads)
+    group; groups of one model cannot be validated and are left out."""
+    checks = []
+    for m in measured:
+        others = [o for o in measured if o is not m and (o.target, o.precision, o.threads)
+                  == (m.target, m.precision, m.threads)]
+        fitted = throughputs(others)
+        if fitted:
+            checks.append(PredictionCheck(m.target, m.model, m.precision, m.threads, m.invoke_ns,
+                                          fitted[0].predict_ns(m.flops)))
+    return checks

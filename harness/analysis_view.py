@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.analysis import ModelAnalysis, OpInfo
+from harness.analysis import ModelAnalysis, OpInfo, PredictionCheck, Throughput
 from harness.arena import ArenaFit, FitRow
 from harness.prefixes import LayerProfile
 
@@ -142,6 +142,35 @@ def profile_lines(p: LayerProfile) -> list[str]:
         f"interleaved rounds of {p.slices} turns; per-layer time = median paired difference",
         *p.notes,
     ]
+
+
+def prediction_table(a: ModelAnalysis, fitted: list[Throughput], checks: list[PredictionCheck]) -> Table:
+    """Predicted Invoke of the model on each measured board, with that board's validation error."""
+    table = Table(title=f"{a.path}: {human_count(a.total_flops)} FLOPs, predicted from each board's achieved "
+                        "throughput", title_justify="left")
+    for name in ("target", "precision", "threads", "GFLOP/s", "from models", "predicted", "LOO error"):
+        table.add_column(name, justify="left" if name in ("target", "precision") else "right")
+    for t in sorted(fitted, key=lambda t: (t.target, t.precision, t.threads)):
+        errors = [abs(c.error) for c in checks
+                  if (c.target, c.precision, c.threads) == (t.target, t.precision, t.threads)]
+        same = t.precision.split("+")[0] == a.scheme
+        table.add_row(t.target, t.precision, str(t.threads), f"{t.gflops:.3g}", str(len(t.models)),
+                      human_ns(t.predict_ns(a.total_flops)) + ("" if same else " (other precision)"),
+                      f"{100 * max(errors):.0f} % max" if errors else "n/a (1 model)",
+                      style=None if same else "dim")
+    return table
+
+
+def validation_table(checks: list[PredictionCheck]) -> Table:
+    """Each measured model predicted from the others on its board (leave-one-out)."""
+    table = Table(title="prediction error per board (each model predicted from the board's other models)",
+                  title_justify="left")
+    for name in ("target", "model", "precision", "threads", "measured", "predicted", "error"):
+        table.add_column(name, justify="left" if name in ("target", "model", "precision") else "right")
+    for c in sorted(checks, key=lambda c: (c.target, c.precision, c.threads, c.model)):
+        table.add_row(c.target, c.model, c.precision, str(c.threads), human_ns(c.measured_ns),
+                      human_ns(c.predicted_ns), f"{100 * c.error:+.0f} %")
+    return table
 
 
 def _ranges(indices: tuple[int, ...]) -> str:

@@ -204,6 +204,35 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 # --- harness analyze (issue 5: inside the model) ---------------------------------------
 
+def _measured_from_run(results: Path, ref: str | None) -> tuple[list, list[str]]:
+    """What a stored run measured, as analysis.Measured (Invoke medians with the model's FLOPs),
+    and why any benchmark was left out. Emulated boards keep the label in their target name."""
+    import hashlib
+
+    from harness.analysis import Measured, analyze
+
+    path = store.resolve_run(results, ref)
+    meta, benchmarks = store.load_run(path)
+    by_sha = {sha: Path(p) for p, sha in (meta.get("models") or {}).items()}
+    measured, skipped, analyses = [], [], {}
+    for b in benchmarks:
+        s = summarize(b)
+        model = by_sha.get(b.model_sha256)
+        if s.invoke is None or not s.invoke.median:
+            skipped.append(f"{b.target} {b.model}: no Invoke samples")
+            continue
+        if model is None or not model.is_file() or hashlib.sha256(model.read_bytes()).hexdigest() != b.model_sha256:
+            skipped.append(f"{b.target} {b.model}: the model file measured is no longer at {model}")
+            continue
+        if model not in analyses:
+            analyses[model] = analyze(model)
+        a = analyses[model]
+        target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
+        precision = a.scheme + ("+xnnpack" if b.model_info.get("xnnpack") else "")
+        measured.append(Measured(target, b.model, precision, b.threads, a.total_flops, s.invoke.median))
+    return measured, skipped
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Per-op table of one model; --fits: its TFLite Micro arena against the MCU targets;
     --profile TARGET: per-layer time measured on that board."""
@@ -235,8 +264,31 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
             layer_profile = profile_target(board, args.model, work, threads=args.threads,
                                            xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
+    fitted: list = []
+    checks: list = []
+    skipped: list[str] = []
+    if args.predict_from:
+        from harness.analysis import throughputs, validate_predictions
+
+        measured, skipped = _measured_from_run(args.results, None if args.predict_from == "latest"
+                                               else args.predict_from)
+        if not measured:
+            why = f" ({'; '.join(skipped[:3])})" if skipped else ""
+            raise ConfigError(f"run {args.predict_from!r} has no Invoke measurements to predict from{why}",
+                              hint="run `harness run` first, or pass --predict-from RUN_ID")
+        fitted, checks = throughputs(measured), validate_predictions(measured)
     if args.json:
         data = analysis.to_json()
+        if args.predict_from:
+            data["prediction"] = {
+                "method": "FLOPs / achieved FLOPs-per-ns of the board (per precision, threads)",
+                "throughputs": [{"target": t.target, "precision": t.precision, "threads": t.threads,
+                                 "gflops": t.gflops, "models": list(t.models),
+                                 "predicted_ns": t.predict_ns(analysis.total_flops)} for t in fitted],
+                "validation": [{"target": c.target, "model": c.model, "precision": c.precision,
+                                "threads": c.threads, "measured_ns": c.measured_ns,
+                                "predicted_ns": c.predicted_ns, "error": c.error} for c in checks],
+                "skipped": skipped}
         if fit is not None:
             data["arena"] = fit.to_json()
             data["fits_on"] = [r.to_json() for r in rows]
@@ -254,6 +306,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         out.print(profile_table(layer_profile, args.top))
         for line in profile_lines(layer_profile):
             out.print(line)
+    if args.predict_from:
+        from harness.analysis_view import prediction_table, validation_table
+
+        out.print(prediction_table(analysis, fitted, checks))
+        if checks:
+            out.print(validation_table(checks))
+        for why in skipped:
+            _stderr().print(f"left out: {why}")
     return 0
 
 
@@ -263,7 +323,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
                                    "shapes, MACs, FLOPs (= 2 x MACs), parameters, weight bytes and precision; "
                                    "totals and the quantization scheme. --fits also measures the TFLite "
                                    "Micro arena and checks it against the ram/flash of targets.toml. "
-                                   "--profile TARGET measures each layer's time on that board.")
+                                   "--profile TARGET measures each layer's time on that board. "
+                                   "--predict-from RUN predicts its latency from what boards measured.")
     p.add_argument("model", type=Path, help="a .tflite model")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--targets", type=Path, help="targets file for --fits/--profile (default: ./targets.toml)")
@@ -280,6 +341,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or the Invoking thread's CPU time (1 thread only) for --profile")
     p.add_argument("--top", type=int, default=10, help="heaviest layers shown by --profile (default 10)")
+    p.add_argument("--predict-from", metavar="RUN",
+                   help="predict the model's Invoke on every board of a stored run (run id, or latest) "
+                        "from each board's achieved GFLOP/s, validated leave-one-out on the run's models")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results directory for --predict-from")
     p.set_defaults(func=cmd_analyze)
 
 

@@ -8,6 +8,7 @@ The quantized variants come from ai-edge-quantizer recipes, as a user would make
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -464,3 +465,61 @@ def test_cli_analyze_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert [r["target"] for r in data["fits_on"]] == ["m0"]  # microcontrollers only, by default
     assert data["fits_on"][0]["fits_ram"] is False and data["fits_on"][0]["fits_flash"] is True
     assert data["arena"]["arena_bytes"] > 1024
+
+
+# --- throughput and prediction ---------------------------------------------------------------
+
+def test_throughput_and_leave_one_out_on_exact_data() -> None:
+    """A board that runs 2 FLOPs per ns exactly: every prediction is exact; groups stay apart."""
+    from harness.analysis import Measured, throughputs, validate_predictions
+
+    data = [Measured("pi", f"m{i}", "float32", 1, flops, flops / 2.0) for i, flops in enumerate((10**6, 4 * 10**6,
+                                                                                                 9 * 10**6))]
+    data.append(Measured("pi", "q", "int8", 1, 10**6, 10**6 / 8.0))  # its own group: one model
+    data.append(Measured("pi", "m0", "float32", 4, 10**6, 10**6 / 6.0))  # other thread count
+    fitted = {(t.precision, t.threads): t for t in throughputs(data)}
+    assert fitted[("float32", 1)].gflops == pytest.approx(2.0)
+    assert fitted[("int8", 1)].gflops == pytest.approx(8.0)
+    assert fitted[("float32", 4)].gflops == pytest.approx(6.0)
+    assert fitted[("float32", 1)].predict_ns(5 * 10**6) == pytest.approx(2.5 * 10**6)
+    checks = validate_predictions(data)
+    assert sorted(c.model for c in checks) == ["m0", "m1", "m2"]  # single-model groups cannot be validated
+    assert all(c.error == pytest.approx(0.0) for c in checks)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**9), st.floats(1e2, 1e9)), min_size=2, max_size=6))
+def test_prediction_error_sign_property(points: list[tuple[int, float]]) -> None:
+    """Leave-one-out errors are relative errors: predicted = measured * (1 + error)."""
+    from harness.analysis import Measured, validate_predictions
+
+    data = [Measured("b", f"m{i}", "int8", 1, f, ns) for i, (f, ns) in enumerate(points)]
+    for c in validate_predictions(data):
+        assert c.predicted_ns == pytest.approx(c.measured_ns * (1 + c.error))
+
+
+def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    targets = tmp_path / "targets.toml"
+    targets.write_text('[targets.here]\nkind = "local"\n')
+    models = [one_conv(tmp_path / "conv.tflite", h=24, w=24, c=8, oc=16, stride=1), small_cnn(tmp_path / "cnn.tflite"),
+              one_depthwise(tmp_path / "dw.tflite")]
+    results = tmp_path / "results"
+    argv = ["run", "--targets", str(targets), "--duration", "0.05", "--min-iterations", "20", "--blocks", "2",
+            "--xnnpack", "off", "--results", str(results)]
+    for m in models:
+        argv += ["--model", str(m)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(small_cnn(tmp_path / "other.tflite")), "--predict-from", "latest",
+                 "--results", str(results), "--json"]) == 0
+    prediction = json.loads(capsys.readouterr().out)["prediction"]
+    (fitted,) = prediction["throughputs"]
+    assert (fitted["target"], fitted["precision"], fitted["threads"]) == ("here", "float32", 1)
+    assert fitted["gflops"] > 0 and fitted["predicted_ns"] > 0
+    assert sorted(v["model"] for v in prediction["validation"]) == sorted(m.name for m in models)
+    assert all(math.isfinite(v["error"]) for v in prediction["validation"])
+    # The human view prints the per-board error table.
+    assert main(["analyze", str(models[0]), "--predict-from", "latest", "--results", str(results)]) == 0
+    assert "prediction error per board" in capsys.readouterr().out
