@@ -91,10 +91,15 @@ class FwHost:
 class Link:
     """A host-side client: one request, one reply, by SEQ, with the reference codec."""
 
-    def __init__(self, port: str, timeout: float = 5.0) -> None:
-        self.ser = serial.Serial(port, 115200, timeout=0.05)
+    def __init__(self, port: str, timeout: float = 5.0, retries: int = 0) -> None:
+        # A device path or any pyserial URL (socket:// for QEMU's UART).
+        self.ser = serial.serial_for_url(port, 115200, timeout=0.05)
         self.dec = sf.Decoder()
         self.timeout = timeout
+        # Retransmissions of the identical frame (SERIAL_PROTOCOL.md section 2). 0 for fw_host on
+        # a pty, where a lost reply is a bug; the QEMU link uses them as a real host does.
+        self.retries = retries
+        self.retransmitted = 0
         self.seq = 0
         self.pending: list[sf.Event] = []
 
@@ -138,8 +143,16 @@ class Link:
 
     def request(self, type_: int, payload: bytes = b"", seq: int | None = None) -> sf.Frame:
         seq = self.next_seq() if seq is None else seq
-        self.write(sf.encode(type_, seq, payload))
-        return self.frame(seq)
+        raw = sf.encode(type_, seq, payload)
+        for attempt in range(self.retries + 1):
+            self.write(raw)
+            try:
+                return self.frame(seq)
+            except AssertionError:
+                if attempt == self.retries:
+                    raise
+                self.retransmitted += 1
+        raise AssertionError("unreachable")
 
     def ok(self, type_: int, payload: bytes = b"") -> bytes:
         reply = self.request(type_, payload)
@@ -170,14 +183,17 @@ class Link:
         return sf.unpack_model_info(self.ok(sf.T.UPLOAD_END))
 
 
-def real_model() -> bytes:
-    """A real .tflite: the example keyword-spotting CNN when present, else tflite-micro's sine model."""
-    example = ROOT / "harness" / "example_models" / "ds_cnn_kws.tflite"
-    if example.exists():
-        return example.read_bytes()
+def sine_model() -> bytes:
+    """The 3 KB sine model that ships with tflite-micro: a real .tflite small enough for any MCU."""
     import tflite_micro
 
     return (Path(tflite_micro.__file__).parent / "python" / "tflite_micro" / "sine_float.tflite").read_bytes()
+
+
+def real_model() -> bytes:
+    """A real .tflite: the example keyword-spotting CNN (99 KB) when present, else the sine model."""
+    example = ROOT / "harness" / "example_models" / "ds_cnn_kws.tflite"
+    return example.read_bytes() if example.exists() else sine_model()
 
 
 def stub_output(inputs: bytes, work: int) -> list[int]:

@@ -1,0 +1,106 @@
+"""The firmware's protocol code on a real MCU core: a Cortex-M3 image under QEMU mps2-an385.
+
+The image (device_agents/firmware/qemu/) is the portable protocol layer + the host-c-stub backend,
+cross-compiled with arm-none-eabi-gcc, bare metal, talking on the CMSDK UART0 that QEMU exposes as
+a TCP server on 127.0.0.1; the host reaches it with pyserial's socket:// URL. Its timings come
+from SysTick in QEMU's virtual time: emulated, and HELLO says so.
+
+Skipped when qemu-system-arm or arm-none-eabi-gcc is missing
+(apt-get install --no-install-recommends qemu-system-arm gcc-arm-none-eabi).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import serial
+
+from device_agents import serial_frames as sf
+from tests.test_firmware_support import Link, build_firmware, sine_model
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="needs qemu-system-arm and arm-none-eabi-gcc "
+           "(apt-get install --no-install-recommends qemu-system-arm gcc-arm-none-eabi)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def qemu_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Link]:
+    elf = build_firmware(tmp_path_factory.getbasetemp(), "qemu") / "fw_mps2.elf"
+    port = _free_port()
+    # -nic none: the board's Ethernet stays unplugged; the only socket is the UART on loopback.
+    # wait=on holds the guest until we connect, so its BOOT frame is not lost.
+    proc = subprocess.Popen(
+        ["qemu-system-arm", "-M", "mps2-an385", "-display", "none", "-monitor", "none", "-nodefaults",
+         "-nic", "none", "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-kernel", str(elf)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    link = None
+    try:
+        deadline = time.monotonic() + 10
+        while link is None:
+            try:
+                # Retransmissions as a real host does: on a loaded 2-core machine QEMU's I/O
+                # thread can stall long enough for the guest's 100 ms inter-byte timeout to cut
+                # a frame, which the protocol answers by the host resending it.
+                link = Link(f"socket://127.0.0.1:{port}", timeout=1.5, retries=3)
+            except serial.SerialException:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield link
+    finally:
+        if link is not None:
+            link.close()
+        proc.kill()
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_boots_and_says_its_timings_are_emulated(qemu_link: Link) -> None:
+    boot = qemu_link.frame(0, timeout=10)  # sent on power-up, before any request
+    assert boot.type == sf.T.BOOT and struct.unpack("<H", boot.payload)[0] == 1
+    info = qemu_link.hello(4096)
+    assert info["board"] == "mps2-an385" and info["cpu"] == "Cortex-M3"
+    assert info["flags"] & sf.FLAG_EMULATED and not info["flags"] & sf.FLAG_CYCLE_COUNTER
+    assert info["timer_hz"] == 25_000_000 and info["timer_resolution_ns"] == 40
+    assert info["max_payload"] == 1024 and info["max_batch"] == sf.max_batch_rows(1024)
+
+
+def test_upload_run_and_refusals_on_the_cortex_m3(qemu_link: Link) -> None:
+    qemu_link.hello()
+    model = sine_model()
+    info = qemu_link.upload(model)
+    assert info["sha256"] == hashlib.sha256(model).digest()
+    qemu_link.ok(sf.T.RANDOM_INPUT, struct.pack("<I", 5))
+    for mode in (sf.MODE_WITH, sf.MODE_WITHOUT):
+        got, rows = sf.unpack_samples(qemu_link.ok(sf.T.RUN, struct.pack("<BBH", mode, 0, 30)))
+        assert got == mode and len(rows) == 30
+        assert all(r[0] >= r[1] + r[2] + r[3] for r in rows)
+        assert all((r[2] > 0) == (mode == sf.MODE_WITH) for r in rows)
+    e = qemu_link.error(sf.T.UPLOAD_BEGIN, struct.pack("<I", 70_000) + bytes(32))
+    assert e["name"] == "MODEL_TOO_LARGE" and e["detail"] == 65536
+    assert qemu_link.error(sf.T.PING, bytes(1025))["name"] == "FRAME_TOO_LONG"
+
+
+def test_noise_and_a_cut_frame_on_the_uart(qemu_link: Link) -> None:
+    qemu_link.hello()
+    qemu_link.write(os.urandom(200) + b"\xa5")
+    assert qemu_link.ok(sf.T.PING, b"through noise") == b"through noise"
+    qemu_link.write(sf.encode(sf.T.PING, qemu_link.next_seq(), bytes(500))[:300])
+    time.sleep(0.5)  # past the 100 ms inter-byte timeout, in QEMU's virtual time too
+    assert qemu_link.ok(sf.T.PING, b"after the cut") == b"after the cut"
