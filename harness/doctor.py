@@ -139,9 +139,20 @@ print(json.dumps(out))
 '''
 
 
-def _pip(python: str, package: str, report: dict) -> str:
-    where = f" (installs into the venv {report['prefix']})" if report.get("venv") else ""
-    return f"{shlex.quote(python)} -m pip install {shlex.quote(package)}{where}"
+VENV = "~/harness-venv"  # suggested home for a board's runtime when its python is the system one
+
+
+def _pip(python: str, package: str, report: dict, target: str = "NAME") -> str:
+    """The install command for ``package``: into the target's venv, or into a new venv.
+
+    System pythons on Debian 12 / Raspberry Pi OS bookworm refuse ``pip install`` (PEP 668), so
+    outside a venv the fix is a venv of its own, named in targets.toml.
+    """
+    if report.get("venv"):
+        return f"{shlex.quote(python)} -m pip install {shlex.quote(package)} (installs into the venv " \
+               f"{report['prefix']})"
+    return (f"{shlex.quote(python)} -m venv {VENV} && {VENV}/bin/pip install numpy "
+            f"{shlex.quote(package)}, then set python = \"{VENV}/bin/python\" in [targets.{target}]")
 
 
 def _connect_finding(transport: Transport) -> Finding:
@@ -193,7 +204,7 @@ def findings_from_report(target: Target, python: str, r: dict) -> list[Finding]:
         out.append(Finding("numpy", OK, f"numpy {r['numpy']}"))
     else:
         error = r.get("numpy_error", "not installed")
-        out.append(Finding("numpy", ERROR, f"numpy does not import: {error}", _pip(python, "numpy", r)))
+        out.append(Finding("numpy", ERROR, f"numpy does not import: {error}", _pip(python, "numpy", r, target.name)))
     out += _runtime_findings(target, python, r)
     out += _disk_findings(target, r)
     model = r.get("model") or "unknown board"
@@ -211,7 +222,7 @@ def _runtime_findings(target: Target, python: str, r: dict) -> list[Finding]:
                    f"on numpy 2), or reinstall {RUNTIME_PACKAGES[name]}")
            for name, err in broken.items() if "numpy" in err.lower()]
     out += [Finding("runtime", WARN, f"{name} is installed but does not import: {err}",
-                    f"reinstall it: {_pip(python, RUNTIME_PACKAGES[name], r)}")
+                    f"reinstall it: {_pip(python, RUNTIME_PACKAGES[name], r, target.name)}")
             for name, err in broken.items() if "numpy" not in err.lower()]
     found = ", ".join(f"{n} {v}" for n, v in working.items()) or "none"
     wanted = target.runtime
@@ -221,7 +232,7 @@ def _runtime_findings(target: Target, python: str, r: dict) -> list[Finding]:
             out.append(Finding("runtime", OK, f"TFLite runtimes: {found}"))
         else:
             out.append(Finding("runtime", ERROR, "no TFLite runtime imports with this python",
-                               f"{_pip(python, 'ai-edge-litert', r)}; on 32-bit ARM or python < 3.9: "
+                               f"{_pip(python, 'ai-edge-litert', r, target.name)}; on 32-bit ARM or python < 3.9: "
                                f"{shlex.quote(python)} -m pip install tflite-runtime"))
     elif wanted in working:
         out.append(Finding("runtime", OK, f"runtime = {wanted!r}: {wanted} {working[wanted]} "
@@ -229,7 +240,7 @@ def _runtime_findings(target: Target, python: str, r: dict) -> list[Finding]:
     else:
         out.append(Finding("runtime", ERROR, f"runtime = {wanted!r} in [targets.{target.name}], but "
                            f"{wanted} is not there (present: {found})",
-                           f"{_pip(python, RUNTIME_PACKAGES[wanted], r)}, or set runtime = \"auto\""))
+                           f"{_pip(python, RUNTIME_PACKAGES[wanted], r, target.name)}, or set runtime = \"auto\""))
     return out
 
 

@@ -81,6 +81,16 @@ def test_runtime_findings() -> None:
     assert f[0].fix and "/home/pi/venv/bin/python -m pip install ai-edge-litert" in f[0].fix
 
 
+def test_system_python_gets_a_venv_not_pip() -> None:
+    """Debian 12 and Raspberry Pi OS refuse pip into the system python (PEP 668)."""
+    system = {**GOOD, "venv": False, "prefix": "/usr",
+              "runtimes": {"ai_edge_litert": None, "tflite_runtime": None, "tensorflow": None}}
+    f = by_check(findings_from_report(PI, "/usr/bin/python3", system), "runtime")[0]
+    assert f.level == ERROR and f.fix is not None
+    assert "/usr/bin/python3 -m venv ~/harness-venv && ~/harness-venv/bin/pip install" in f.fix
+    assert 'python = "~/harness-venv/bin/python" in [targets.pi]' in f.fix
+
+
 def test_views() -> None:
     from rich.console import Console
     findings = findings_from_report(PI, "python3", {**GOOD, "governors": {"cpu0": "powersave"}})

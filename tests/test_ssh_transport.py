@@ -183,6 +183,13 @@ def test_hostile_file_names_are_data_not_code(ssh_env: SshEnv, ssh_lab: Lab, tmp
     assert not list(Path("/").glob("CANARY*")) and not list(Path(workdir).rglob("CANARY"))
 
 
+def test_python_path_relative_to_board_home(ssh_env: SshEnv, ssh_lab: Lab) -> None:
+    """python = "~/venv/bin/python" means the board user's home, though argv is quoted."""
+    with SshTransport(ssh_env.target(ssh_lab.boards[0])) as t:
+        proc = t.run(["~/../../usr/bin/python3", "-c", "import sys; print(sys.executable)"])
+        assert read_lines(proc, 1) == ["/usr/bin/python3"]  # found, so ~ was the home
+
+
 def test_missing_python_is_a_clear_error(ssh_env: SshEnv, ssh_lab: Lab) -> None:
     with SshTransport(ssh_env.target(ssh_lab.boards[0], python="/opt/nope/bin/python")) as t, \
             pytest.raises(TransportError) as err:

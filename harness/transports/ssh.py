@@ -427,6 +427,7 @@ class SshTransport:
         self._plock = threading.Lock()
         self._sftp: paramiko.SFTPClient | None = None
         self._cache: str | None = None
+        self._home_dir: str | None = None
         self._closed = threading.Event()
         self._config = _ssh_config()
         self.endpoint = resolve(
@@ -571,6 +572,9 @@ class SshTransport:
         """Start ``argv`` on the board in its own process group; stdin stays open as a lifeline."""
         if not argv:
             raise ValueError("empty argv")
+        if argv[0].startswith("~/"):
+            # python = "~/venv/bin/python" in targets.toml: quoted argv gets no tilde expansion.
+            argv = [self._home() + argv[0][1:], *argv[1:]]
         chan = self._channel()
         command = shlex.join(["sh", "-c", _WRAPPER, "harness-run", _WRAPPER, *argv])
         try:
@@ -640,13 +644,24 @@ class SshTransport:
                                      hint="enable 'Subsystem sftp' in the board's sshd_config") from exc
         return self._sftp
 
+    def _home(self) -> str:
+        """The board user's home directory (where SFTP starts)."""
+        if self._home_dir is not None:
+            return self._home_dir
+        try:
+            self._home_dir = self._sftp_client().normalize(".")
+            return self._home_dir
+        except OSError as exc:
+            raise TransportError(f"cannot find the home directory on the board: {exc}",
+                                 target=self.name, hint="use absolute paths in [targets.NAME]") from exc
+
     def cache_dir(self) -> str:
         """The absolute cache directory on the board, created with mode 0700."""
         if self._cache is None:
             sftp = self._sftp_client()
             path = self.workdir
             if path == "~" or path.startswith("~/"):
-                path = sftp.normalize(".") + path[1:]
+                path = self._home() + path[1:]
             parts = [p for p in path.split("/") if p]
             current = "" if path.startswith("/") else "."
             for part in parts:
