@@ -45,6 +45,8 @@ ERROR_CODES: dict[int, tuple[str, str | None]] = {
                    "model TFLite Micro supports"),
     sf.E.INVOKE_FAILED: ("invoke_failed", "TFLite Micro could not run this model"),
     sf.E.UNSUPPORTED: ("unsupported", None),
+    sf.E.BAD_STATE: ("bad_state", "the device lost its state (did it reset?); check its power and cable, "
+                     "then run again"),
     sf.E.BAD_VERSION: ("protocol", "flash the firmware that ships with this harness"),
 }
 
@@ -211,9 +213,11 @@ class FramedLink:
         return exc
 
     def hello(self) -> dict[str, Any]:
-        """HELLO: the device's INFO. Drops whatever was queued before (BOOT, stale replies)."""
+        """HELLO: the device's INFO. Drops whatever was queued before (BOOT, stale replies) and
+        restarts the line counters (retransmissions, CRC errors, discarded bytes)."""
         self.link.discard_input()
-        self.decoder = sf.Decoder(max_payload=HOST_MAX_PAYLOAD)
+        self.decoder = sf.Decoder(max_payload=HOST_MAX_PAYLOAD)  # line counters count per conversation
+        self.retransmissions = 0
         reply = self.request(sf.T.HELLO, struct.pack("<H", HOST_MAX_PAYLOAD), work_s=0.5,
                              reply_bytes=600, what="HELLO", boot_ok=True)
         info = sf.unpack_info(reply.payload)
