@@ -3,7 +3,7 @@
 The image (device_agents/firmware/qemu/) is the portable protocol layer + the host-c-stub backend,
 cross-compiled with arm-none-eabi-gcc, bare metal, talking on the CMSDK UART0 that QEMU exposes as
 a TCP server on 127.0.0.1; the host reaches it with pyserial's socket:// URL. Its timings come
-from SysTick in QEMU's virtual time: emulated, and HELLO says so.
+from the CMSDK TIMER0 in QEMU's virtual time: emulated, and HELLO says so.
 
 Skipped when qemu-system-arm or arm-none-eabi-gcc is missing
 (apt-get install --no-install-recommends qemu-system-arm gcc-arm-none-eabi).

@@ -4,9 +4,10 @@
  * Bare metal, no libc: vector table, reset handler, the four mem* functions the compiler may
  * call, a polled CMSDK UART driver and a SysTick-based 32-bit tick counter.
  *
- * Timing is EMULATED: QEMU's SysTick counts virtual time at 25 MHz, not cycles of a real
- * Cortex-M3, and QEMU does not emulate the DWT cycle counter (it reads 0). HELLO therefore says
- * timer_hz 25000000, resolution 40 ns, flag EMULATED, board "mps2-an385".
+ * Timing is EMULATED: samples come from the CMSDK TIMER0, which QEMU counts in virtual time at
+ * 25 MHz, not cycles of a real Cortex-M3, and QEMU does not emulate the DWT cycle counter (it
+ * reads 0). HELLO therefore says timer_hz 25000000, resolution 40 ns, flag EMULATED, board
+ * "mps2-an385". SysTick ticks every ms for the inter-byte timeout and to wake the core from WFI.
  *
  * Run: qemu-system-arm -M mps2-an385 -display none -monitor none \
  *          -serial tcp:127.0.0.1:PORT,server=on,wait=on -kernel fw_mps2.elf
@@ -39,8 +40,15 @@
 #define SYST_CSR REG(0xE000E010u)
 #define SYST_RVR REG(0xE000E014u)
 #define SYST_CVR REG(0xE000E018u)
+
+/* CMSDK APB TIMER0 (QEMU hw/timer/cmsdk-apb-timer.c), clocked at 25 MHz on AN385. */
+#define TIMER0 0x40000000u
+#define TIMER0_CTRL REG(TIMER0 + 0x0u)
+#define TIMER0_VALUE REG(TIMER0 + 0x4u)
+#define TIMER0_RELOAD REG(TIMER0 + 0x8u)
 #define SYSTICK_HZ 25000000u
-#define SYSTICK_RELOAD (SYSTICK_HZ / 1000u - 1u) /* one interrupt per ms: the idle wake-up */
+#define SYSTICK_RELOAD (SYSTICK_HZ / 1000u - 1u) /* one interrupt per ms: millis() and wake-ups */
+#define TIMER_HZ 25000000u
 
 #define MODEL_STORE_BYTES (64u * 1024u)
 
@@ -105,19 +113,16 @@ void systick_handler(void)
     g_wraps++;
 }
 
-/* 32-bit tick count at 25 MHz (wraps every 171 s; samples are differences). The ms counter is
- * read on both sides of the down-counter so a reload between the reads cannot tear the value. */
+/* Sample clock: TIMER0 free-running from 0xFFFFFFFF down at 25 MHz, 32 bits, no interrupt
+ * (wraps every 171 s; samples are differences). Not SysTick: QEMU's SysTick reads 0 from the
+ * moment it expires until its I/O thread runs the reload, which on a loaded host froze the
+ * clock for whole batches when SysTick reloaded every ms. */
 static uint32_t ticks_now(void)
 {
-    uint32_t w1, w2, cv;
-    do {
-        w1 = g_wraps;
-        cv = SYST_CVR;
-        w2 = g_wraps;
-    } while (w1 != w2);
-    return w1 * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - cv);
+    return 0xFFFFFFFFu - TIMER0_VALUE;
 }
 
+/* Milliseconds since boot, for the inter-byte timeout. */
 static uint32_t millis(void)
 {
     return g_wraps;
@@ -160,6 +165,9 @@ int main(void)
     UART_BAUDDIV = 16u; /* QEMU ignores the rate but wants a legal divider */
     UART_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN | UART_CTRL_RX_INT_EN;
     NVIC_ISER0 = 1u << UART0_RX_IRQ;
+    TIMER0_RELOAD = 0xFFFFFFFFu;
+    TIMER0_VALUE = 0xFFFFFFFFu;
+    TIMER0_CTRL = 0x1u; /* enable, no interrupt */
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 0x7u; /* processor clock, interrupt, enable */
@@ -167,8 +175,8 @@ int main(void)
     memset(&cfg, 0, sizeof cfg);
     cfg.now = ticks_now;
     cfg.cpu_hz = SYSTICK_HZ;
-    cfg.timer_hz = SYSTICK_HZ;
-    cfg.timer_resolution_ns = 1000000000u / SYSTICK_HZ;
+    cfg.timer_hz = TIMER_HZ;
+    cfg.timer_resolution_ns = 1000000000u / TIMER_HZ;
     cfg.board = "mps2-an385";
     cfg.cpu = "Cortex-M3";
     cfg.model_store = g_model_store;
