@@ -25,7 +25,9 @@ from tests.sshd import Board, Lab
 
 @pytest.fixture(scope="session")
 def ssh_lab() -> Iterator[Lab]:
-    with Lab() as lab:
+    # HARNESS_TEST_NO_NETNS=1 exercises the loopback-alias fallback used where namespaces are missing.
+    use_netns = False if os.environ.get("HARNESS_TEST_NO_NETNS") == "1" else None
+    with Lab(use_netns=use_netns) as lab:
         for _ in range(3):
             lab.add_board()
         yield lab
