@@ -348,8 +348,8 @@ def test_link_dropped_mid_stream(ssh_env: SshEnv, fresh_board: Board, ssh_lab: L
     if not ssh_lab.use_netns:
         pytest.skip("needs network namespaces")
     with SshTransport(ssh_env.target(fresh_board, connect_timeout_s=2)) as t:
-        # Agent-sized output (4 KB lines, like its samples messages), not a trickle.
-        proc = t.run(["env", "PAD=4000", "python3", "-u", "-c", TICKER, "dropped-link-marker"])
+        # Agent-sized output (16 KB lines, like its samples messages), not a trickle.
+        proc = t.run(["env", "PAD=16000", "python3", "-u", "-c", TICKER, "dropped-link-marker"])
         assert read_lines(proc, 2)
         fresh_board.link_down()
         t0 = time.monotonic()
