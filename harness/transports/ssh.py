@@ -319,7 +319,15 @@ class SshProcess:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            line = self.readline(remaining) if remaining > 0 else None
+            try:
+                line = self.readline(remaining) if remaining > 0 else None
+            except EOFError:
+                tail = self.stderr_tail().strip().splitlines()
+                raise TransportError(
+                    f"the board's login shell ended before running {self._argv[0]!r}"
+                    + (f": {tail[-1]}" if tail else ""), target=self._transport.name,
+                    hint=f"give {self._transport.endpoint.user} a login shell that runs `sh -c` "
+                         "commands (not nologin), and install a POSIX sh") from None
             if line is None:
                 self.terminate()
                 raise TransportError(f"{self._argv[0]!r} did not start on the board within {timeout:g} s",
@@ -435,7 +443,12 @@ class SshTransport:
             identity_file=opts.get("identity_file"), known_hosts=opts.get("known_hosts"),
             accept_new=bool(opts.get("accept_new_host_key", False)), config=self._config)
         self._clients: list[paramiko.SSHClient] = []
-        self._client = self._connect(self.endpoint, depth=0)
+        try:
+            self._client = self._connect(self.endpoint, depth=0)
+        except BaseException:
+            for client in self._clients:  # jump hosts reached before a later hop failed
+                client.close()
+            raise
         self._ssh = self._client.get_transport()
         assert self._ssh is not None
         threading.Thread(target=self._watchdog, name=f"ssh-alive-{self.name}", daemon=True).start()
