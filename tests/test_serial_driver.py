@@ -83,11 +83,11 @@ def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
 
 
 def test_noise_drops_and_duplicates_are_survived(tmp_path: Path) -> None:
-    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8, pad_bytes=30000))
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8, pad_bytes=12000))
     with running_emulator() as sim:
         proxy = LineProxy(sim.port)
-        proxy.to_device = noisy(0.15, seed=2)
-        proxy.to_host = noisy(0.15, seed=3)
+        proxy.to_device = noisy(0.1, seed=2)
+        proxy.to_host = noisy(0.1, seed=3)
         driver = McuDriver(serial_target(proxy.host_port, timeout_s=0.5))
         try:
             messages = _run(driver, _job(model))
@@ -142,7 +142,7 @@ def test_arena_too_small_is_refused_before_upload(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("model", "code"), [(fc_model(custom="MyFancyOp"), "unsupported_op"),
-                                         (fc_model(bad_tensor=True), "crashed")])
+                                         (fc_model(bad_tensor=True), "crashed")], ids=["custom-op", "segfault"])
 def test_refused_or_crashing_model_is_a_clear_error(tmp_path: Path, model: bytes, code: str) -> None:
     path = write_model(tmp_path, "bad.tflite", model)
     with running_emulator() as sim:

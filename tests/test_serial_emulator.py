@@ -135,7 +135,7 @@ def test_hash_mismatch_is_refused() -> None:
     (fc_model(custom="NotAnOp"), "unsupported_op"),
     (fc_model(bad_tensor=True), "crashed"),
     (b"\x00\x00\x00\x00TFL3" + bytes(200), "bad_model"),
-])
+], ids=["custom-op", "segfault", "garbage"])
 def test_models_tflite_micro_refuses_or_crashes_on(model: bytes, code: str) -> None:
     """TFLite Micro's refusals become error codes; its crash costs the model, not the device."""
     with running_emulator() as sim:
