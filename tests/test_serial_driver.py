@@ -246,6 +246,18 @@ def test_cancel_returns_promptly(tmp_path: Path) -> None:
     assert "summary" not in _types(messages)
 
 
+def test_probe_reports_the_board_and_its_limits() -> None:
+    with running_emulator(arena=100_000, extra=("--max-model", "300000")) as sim:
+        driver = McuDriver(serial_target(sim.port))
+        try:
+            hello = driver.probe()
+        finally:
+            driver.close()
+    assert hello["type"] == "hello" and hello["emulated"] is True
+    assert hello["serial"]["arena_bytes"] == 100_000 and hello["serial"]["max_model_bytes"] == 300_000
+    assert hello["runtime"]["name"] == "tflite-micro" and hello["runtime"]["version"]
+
+
 def test_missing_port_is_a_transport_error() -> None:
     with pytest.raises(HarnessError) as err:
         McuDriver(serial_target("/dev/does-not-exist-ttyACM9"))

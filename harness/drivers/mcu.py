@@ -101,6 +101,11 @@ class McuDriver:
                                      hint="run again; report it if it repeats") from exc
             raise
 
+    def probe(self) -> Message:
+        """The board's ``hello`` message (what it is, its limits), without loading a model."""
+        self.info = self.link.hello()
+        return self._hello_message(self.info)
+
     def close(self) -> None:
         link = getattr(self, "link", None)
         if link is not None:
