@@ -17,6 +17,10 @@
 
 #include "proto_wire.h"
 
+#ifdef __cplusplus
+extern "C" { /* the TFLite Micro backend is C++ */
+#endif
+
 typedef struct {
     uint32_t detail;
     char message[PROTO_MAX_ERROR_MESSAGE + 1];
@@ -90,5 +94,9 @@ typedef struct {
     /* Op op_index (< n_ops) of the last Invoke: its ticks and name. NULL when no profiler. */
     int (*profile)(void *ctx, uint16_t op_index, uint32_t *ticks, const char **name, proto_error_t *err);
 } proto_backend_t;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,10 @@
 #include "proto_backend.h"
 #include "proto_frame.h"
 
+#ifdef __cplusplus
+extern "C" { /* the TFLite Micro backend is C++ */
+#endif
+
 /* Compile-time ceiling of max_payload; 4096 data bytes + UPLOAD_CHUNK's 4-byte offset + 4 spare,
  * the emulator's default too. Lower it for boards with little RAM (>= 64). */
 #ifndef PROTO_MAX_PAYLOAD
@@ -77,5 +81,9 @@ void proto_device_rx(proto_device_t *dev, uint8_t byte);
 /* Inter-byte timeout expired with a partial frame pending: rescan it as noise. */
 void proto_device_idle(proto_device_t *dev);
 uint32_t proto_device_pending(const proto_device_t *dev);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,7 +6,15 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" { /* the TFLite Micro backend is C++ */
+#endif
+
 /* Always NUL-terminates when size >= 1; returns the length written (truncated to size - 1). */
 size_t proto_fmt(char *out, size_t size, const char *fmt, ...);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

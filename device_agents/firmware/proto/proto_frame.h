@@ -17,6 +17,10 @@
 
 #include "proto_wire.h"
 
+#ifdef __cplusplus
+extern "C" { /* the TFLite Micro backend is C++ */
+#endif
+
 /* Bytes the parser needs for frames of up to max_payload payload bytes. */
 #define PROTO_FRAME_BUF(max_payload) ((uint32_t)(max_payload) + PROTO_OVERHEAD)
 
@@ -65,5 +69,9 @@ uint32_t proto_frame_seal(uint8_t *frame, uint32_t cap, uint8_t version, uint8_t
 /* Copies payload (may overlap out) and seals; returns the frame size or 0 when it does not fit. */
 uint32_t proto_encode(uint8_t *out, uint32_t cap, uint8_t type, uint8_t seq, const uint8_t *payload,
                       uint16_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

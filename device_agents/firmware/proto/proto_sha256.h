@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" { /* the TFLite Micro backend is C++ */
+#endif
+
 typedef struct {
     uint32_t h[8];
     uint64_t total; /* bytes hashed so far */
@@ -18,5 +22,9 @@ void proto_sha256_update(proto_sha256_t *s, const uint8_t *data, size_t len);
 void proto_sha256_final(proto_sha256_t *s, uint8_t digest[32]);
 /* One-shot digest of data[0..len). */
 void proto_sha256(const uint8_t *data, size_t len, uint8_t digest[32]);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
