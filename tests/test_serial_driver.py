@@ -113,6 +113,32 @@ def test_wrong_baud_rate_is_named_in_bounded_time(tmp_path: Path) -> None:
     assert "garbled" in err.value.message and "baud" in (err.value.hint or "")
 
 
+def test_reset_in_the_middle_of_an_upload_is_named(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(pad_bytes=20000))
+    chunk_header = b"\xa5\x5a\x01\x03"  # SYNC, VER 1, TYPE UPLOAD_CHUNK
+    with running_emulator(extra=("--max-payload", "1024")) as sim:
+        proxy = LineProxy(sim.port)
+        seen = []
+
+        def reset_at_third_chunk(data: bytes) -> bytes:
+            seen.append(data.count(chunk_header))
+            if sum(seen) == 3:
+                os.kill(sim.pid, signal.SIGUSR1)  # the board resets as the third chunk arrives
+            return data
+
+        proxy.to_device = reset_at_third_chunk
+        driver = McuDriver(serial_target(proxy.host_port))
+        t0 = time.monotonic()
+        try:
+            with pytest.raises((TransportError, AgentError)) as err:
+                _run(driver, _job(model))
+        finally:
+            driver.close()
+            proxy.close()
+    assert time.monotonic() - t0 < 20
+    assert "reset" in str(err.value)
+
+
 def test_model_too_large_is_refused_before_upload(tmp_path: Path) -> None:
     model = write_model(tmp_path, "big.tflite", fc_model(pad_bytes=5000))
     with running_emulator(extra=("--max-model", "4096")) as sim:

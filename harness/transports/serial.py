@@ -149,7 +149,7 @@ class FramedLink:
                 log.info("%s: no reply to %s within %.1f s, resending (%d/%d)",
                          self.target, what, per_try, attempt, RETRIES)
             self.link.write(frame)
-            reply = self._await(self.seq, time.monotonic() + per_try, boot_ok)
+            reply = self._await(self.seq, time.monotonic() + per_try, boot_ok, what)
             if reply is not None:
                 if reply.type == sf.T.ERROR:
                     raise self._agent_error(sf.unpack_error(reply.payload), what)
@@ -172,7 +172,7 @@ class FramedLink:
             hint="check that the board runs the harness firmware, is powered, and is not hung (reset it); "
                  "raise timeout_s in targets.toml for very slow models")
 
-    def _await(self, seq: int, deadline: float, boot_ok: bool) -> sf.Frame | None:
+    def _await(self, seq: int, deadline: float, boot_ok: bool, what: str) -> sf.Frame | None:
         while True:
             if self.cancelled():
                 raise TransportError("cancelled", target=self.target)
@@ -194,8 +194,9 @@ class FramedLink:
                 if event.type == sf.T.BOOT and boot_ok:
                     continue
                 if event.type == sf.T.BOOT:
-                    raise DeviceReset(f"the device on {self.link.port} reset (it sent BOOT) while waiting "
-                                      "for a reply; its model and state are gone", target=self.target,
+                    raise DeviceReset(f"the device on {self.link.port} reset (it sent BOOT) while harness "
+                                      f"waited for the reply to {what}; its model and state are gone",
+                                      target=self.target,
                                       hint="check the board's power supply and that the model does not "
                                            "crash the firmware, then run again")
                 if event.seq == seq:
