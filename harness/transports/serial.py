@@ -169,8 +169,8 @@ class FramedLink:
         raise TransportError(
             f"no reply from the device on {self.link.port} to {what} after {RETRIES + 1} attempts "
             f"({total:.1f} s)", target=self.target,
-            hint="check that the board runs the harness firmware, is powered, and is not hung (reset it); "
-                 "raise timeout_s in targets.toml for very slow models")
+            hint=f"check that the board runs the harness firmware at baud = {self.link.baud} (targets.toml), "
+                 "is powered and not hung (reset it); raise timeout_s in targets.toml for very slow models")
 
     def _await(self, seq: int, deadline: float, boot_ok: bool, what: str) -> sf.Frame | None:
         while True:
