@@ -15,8 +15,9 @@
  *              4   idle:     inter-byte timeout
  *              5   reset:    reset button + BOOT
  *              6   upload:   u16 n, n model bytes (bytes 4..7 forced to "TFL3" when op bit 3 is
- *                            set) -> UPLOAD_BEGIN with the right SHA-256, chunks, UPLOAD_END, so
- *                            the fuzzer reaches the model-loaded state it cannot hash its way into
+ *                            set) -> UPLOAD_BEGIN with the right SHA-256 (one bit off when op
+ *                            bit 4 is set), chunks, UPLOAD_END, so the fuzzer reaches the
+ *                            model-loaded state it cannot hash its way into, and HASH_MISMATCH
  *              7   mutated:  like 3, then flip / drop / duplicate one byte before sending
  *
  * Invariants checked on every reply (abort() on violation, which the sanitizers and libFuzzer
@@ -146,6 +147,8 @@ static void op_upload(struct cursor *c, uint8_t op, uint8_t *seq)
     /* g_payload holds the model; chunks are built in g_frame's payload area by proto_encode. */
     proto_put_u32(begin, got);
     proto_sha256(g_payload, got, begin + 4);
+    if (op & 16u)
+        begin[4] ^= 1u;
     send_frame(PROTO_T_UPLOAD_BEGIN, ++*seq, begin, 36);
     chunk = g_dev.max_payload - 4u;
     for (off = 0; off < got; off += chunk) {
