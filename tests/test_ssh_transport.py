@@ -110,6 +110,14 @@ def test_terminate_leaves_no_process_on_board(ssh_env: SshEnv, ssh_lab: Lab) -> 
     assert wait_gone(ssh_lab, "sleep 300") == []
 
 
+def test_heartbeats_reach_stdin(ssh_env: SshEnv, ssh_lab: Lab) -> None:
+    """The host keeps writing newlines to a running command's stdin (an agent's dead-host signal)."""
+    with SshTransport(ssh_env.target(ssh_lab.boards[1])) as t:
+        proc = t.run(["python3", "-u", "-c", "import sys\nfor line in sys.stdin: print('beat', repr(line))"])
+        assert read_lines(proc, 1, timeout=15) == ["beat '\\n'"]
+        proc.terminate()
+
+
 def test_close_stops_running_commands(ssh_env: SshEnv, ssh_lab: Lab) -> None:
     t = SshTransport(ssh_env.target(ssh_lab.boards[2]))
     proc = t.run(["python3", "-u", "-c", TICKER, "close-marker"])

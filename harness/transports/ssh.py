@@ -402,6 +402,16 @@ class SshProcess:
             text = b"".join(self._stderr).decode("utf-8", errors="replace")
         return "\n".join(text.splitlines()[-20:])
 
+    def heartbeat(self) -> None:
+        """A newline on the command's stdin: the agent's lifeline reads and drops it.
+
+        An agent that also watches for silence on stdin (not only end of file) can then end itself
+        when the host vanishes behind a dead link, even on a board whose sshd never notices.
+        """
+        with contextlib.suppress(Exception):
+            if not self._terminated and self._channel.send_ready():
+                self._channel.send(b"\n")
+
     def terminate(self) -> None:
         """Kill the process group on the board (TERM, then KILL), then close our channel."""
         with self._lock:
@@ -533,8 +543,12 @@ class SshTransport:
     def _watchdog(self) -> None:
         """Probe a quiet link so that a dropped board fails its stream in bounded time."""
         while not self._closed.wait(KEEPALIVE_S):
-            if not self._processes:
+            with self._plock:
+                live = list(self._processes)
+            if not live:
                 continue
+            for proc in live:
+                proc.heartbeat()
             answered = threading.Event()
             threading.Thread(target=self._probe, args=(answered,), daemon=True).start()
             if not answered.wait(self.timeout) or not self._ssh.is_active():
