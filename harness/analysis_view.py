@@ -137,7 +137,7 @@ def profile_lines(p: LayerProfile) -> list[str]:
     return [
         f"layers add up: overhead {human_ns(p.overhead_ns)} + layers {human_ns(p.sum_ns)} = "
         f"{human_ns(p.overhead_ns + p.sum_ns)} vs whole model {human_ns(p.whole_ns)} "
-        f"(sum check {100 * p.sum_check:+.1f} %)",
+        f"(sum check {100 * p.sum_check:+.1f} % ± {100 * p.sum_check_se:.1f} % from measurement noise, 1σ)",
         f"measured on the board by timing {len(p.layers) + 1} model prefixes in {len(p.rounds_ns)} "
         f"interleaved rounds of {p.slices} turns; per-layer time = median paired difference",
         *p.notes,

@@ -15,7 +15,8 @@ burst of load cancels in the difference. A layer's time is the median of its per
 differences. Medians of differences do not
 telescope, so "the layers add up to the whole model" is a real check:
 ``overhead + sum(layers)`` against the median Invoke of the original model, reported as
-``sum_check`` (relative error). Negative layer times are kept as measured: they mean the layer
+``sum_check`` (relative error) with its standard error from the samples' own noise
+(``sum_check_se``, bootstrap over turns). Negative layer times are kept as measured: they mean the layer
 is below the noise, and clipping them would bias the sum.
 
 Caveat, stated in every profile: with XNNPACK (or any delegate) on, the full model may fuse ops
@@ -142,7 +143,8 @@ class LayerProfile:
     """Per-layer times of one model on one board, with the sum check and every raw sample.
 
     ``whole_ns``: median Invoke of the original model. ``overhead_ns``: median Invoke of the
-    empty prefix. ``sum_check``: (overhead + sum of layers - whole) / whole. ``clock``: "wall"
+    empty prefix. ``sum_check``: (overhead + sum of layers - whole) / whole, and ``sum_check_se``
+    its standard error from the samples' own noise (bootstrap over turns). ``clock``: "wall"
     (perf_counter_ns) or "cpu" (the Invoking thread's CPU time, threads = 1 only). ``rounds_ns``:
     [round][prefix 0..N, then the original model] -> that model's Invoke samples in the round.
     """
@@ -161,6 +163,7 @@ class LayerProfile:
     slices: int = 1
     clock: str = "wall"
     notes: tuple[str, ...] = ()
+    sum_check_se: float = float("nan")
 
     def heaviest(self, n: int = 5) -> tuple[LayerTime, ...]:
         return tuple(sorted(self.layers, key=lambda layer: layer.ns, reverse=True)[:n])
@@ -171,6 +174,7 @@ class LayerProfile:
                 "clock": self.clock, "slices": self.slices,
                 "whole_ns": round(self.whole_ns), "overhead_ns": round(self.overhead_ns),
                 "sum_ns": round(self.sum_ns), "sum_check": self.sum_check,
+                "sum_check_se": self.sum_check_se,
                 "layers": [layer.to_json() for layer in self.layers],
                 "rounds_ns": [[list(s) for s in r] for r in self.rounds_ns], "notes": list(self.notes)}
 
@@ -213,7 +217,31 @@ def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence
     return LayerProfile(model, target, runtime, threads, xnnpack, layers, whole, overhead, total,
                         (overhead + total - whole) / whole if whole else float("nan"),
                         tuple(tuple(tuple(int(x) for x in s) for s in r) for r in rounds_ns), slices, clock,
-                        tuple(notes))
+                        tuple(notes), _bootstrap_se(turns))
+
+
+BOOTSTRAP = 200  # resamples; the standard error of a standard error this way is about 5 %
+
+
+def _bootstrap_se(turns: list[list[float]]) -> float:
+    """Standard error of ``sum_check``: recompute it over turns resampled with replacement.
+
+    It is the noise of the measurement itself, so a sum check within a few of these is what
+    noise alone would give; seeded, so a profile's figures are reproducible from its samples.
+    """
+    import numpy as np
+
+    t = np.asarray(turns, dtype=float)
+    if len(t) < 2:
+        return float("nan")
+    rng = np.random.default_rng(0)
+    checks = []
+    for _ in range(BOOTSTRAP):
+        b = t[rng.integers(0, len(t), len(t))]
+        whole = float(np.median(b[:, -1]))
+        layers = float(np.median(np.diff(b[:, :-1], axis=1), axis=0).sum())
+        checks.append((float(np.median(b[:, 0])) + layers - whole) / whole if whole else 0.0)
+    return float(np.std(checks))
 
 
 def timer_path() -> Path:
