@@ -118,3 +118,25 @@ def test_rfc2217_url_through_ser2net(tmp_path: Path) -> None:
                 driver.close()
     assert any(m["type"] == "summary" for m in messages)
     assert messages[0]["serial"]["baud"] == 115200
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat (apt-get install socat)")
+def test_emulator_on_one_end_of_a_socat_pty_pair(tmp_path: Path) -> None:
+    """--tty: the emulator serves an existing tty, here one end of a socat pair (TESTING.md)."""
+    model = write_model(tmp_path, "fc.tflite", fc_model())
+    dev, host = tmp_path / "ttyDEV", tmp_path / "ttyHOST"
+    proc = subprocess.Popen(["socat", "-d", "-d", f"pty,raw,echo=0,link={dev}", f"pty,raw,echo=0,link={host}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 10
+        while "starting data transfer loop" not in proc.stderr.readline():
+            assert time.monotonic() < deadline and proc.poll() is None, "socat did not start"
+        with running_emulator(extra=("--tty", str(dev))):
+            messages = _benchmark(str(host), model)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+    assert any(m["type"] == "summary" for m in messages)
