@@ -235,6 +235,30 @@ def test_device_hang_mid_run_keeps_samples_and_fails_in_bounded_time(tmp_path: P
     assert len(samples[0]["loop_ns"]) == 1000  # the block received before the hang is kept
 
 
+def test_emulator_killed_mid_run_is_named(tmp_path: Path) -> None:
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
+    target = Target(name="mcu-sim", kind="serial", options={"emulator": True, "baud": 921600, "timeout_s": 0.5})
+    driver = McuDriver(target)
+    assert driver.sim is not None
+    pid = driver.sim.pid
+    messages: list[dict] = []
+
+    def emit(msg: dict) -> None:
+        messages.append(msg)
+        if msg["type"] == "samples":
+            os.killpg(pid, signal.SIGKILL)  # the emulator and its TFLite Micro child vanish
+
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(TransportError) as err:
+            driver.benchmark(_job(model, target="mcu-sim"), emit, threading.Event())
+    finally:
+        driver.close()
+    assert time.monotonic() - t0 < 20
+    assert "emulated MCU exited (status -9)" in err.value.message
+    assert sum(m["type"] == "samples" for m in messages) == 1  # what came before is kept
+
+
 def test_builtin_model_is_used_when_its_hash_matches(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=8, m=2))
     other = write_model(tmp_path, "other.tflite", fc_model(k=8, m=3))
