@@ -116,7 +116,7 @@ def test_raw_byte_streams(driver: Driver, data: bytes) -> None:
     driver.run(b"\x00" + data)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=500)  # building frame lists in Python is the slow part
 @given(st.lists(frame_items, max_size=12), st.lists(mutation, max_size=6), st.integers(64, 8192))
 def test_mutated_valid_frames(driver: Driver, items: list, muts: list, host_max: int) -> None:
     # A HELLO first (sometimes with a small reply limit) so replies are checked against it.

@@ -12,6 +12,7 @@ import hashlib
 import os
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.test_firmware_support import (
     real_model,
     sanitizer_env,
     sanitizer_report,
+    sine_model,
     stub_output,
 )
 
@@ -233,3 +235,30 @@ def test_a_frame_cut_off_mid_way_does_not_hold_the_parser(link: Link) -> None:
     link.write(sf.encode(sf.T.PING, link.next_seq(), bytes(2000))[:1500])
     time.sleep(0.25)
     assert link.ok(sf.T.PING, b"next host") == b"next host"
+
+
+def test_the_harness_serial_driver_benchmarks_the_c_firmware(fw: FwHost, tmp_path: Path) -> None:
+    """End to end: harness's McuDriver (the real host side) against the C protocol layer."""
+    mcu = pytest.importorskip("harness.drivers.mcu")
+    from harness.config import Target
+    from harness.modelfile import sha256
+    from harness.plan import Job, Plan
+
+    model = tmp_path / "sine.tflite"
+    model.write_bytes(sine_model())
+    plan = Plan(warmup=2, warmup_time_s=0.0, iterations=20, blocks=2, settle=1, seed=3)
+    driver = mcu.McuDriver(Target(name="fw-host", kind="serial",
+                                  options={"port": fw.port, "baud": 115200, "timeout_s": 2.0}))
+    messages: list[dict] = []
+    try:
+        driver.benchmark(Job(target="fw-host", model=model, model_sha256=sha256(model), threads=1, plan=plan),
+                         messages.append, threading.Event())
+    finally:
+        driver.close()
+    kinds = [m["type"] for m in messages]
+    assert "error" not in kinds, messages[-1]
+    hello = messages[0]
+    assert hello["emulated"] is True and hello["board"]["model"] == "host-c-stub"
+    samples = [m for m in messages if m["type"] == "samples"]
+    assert sum(len(s["loop_ns"]) for s in samples) == 40
+    assert "op_profile" in kinds  # the stub has a profiler: GET_PROFILE went through the driver

@@ -18,7 +18,7 @@
 #define STUB_INPUT_ELEMS 64u
 #define STUB_OUTPUT_ELEMS 4u
 #define STUB_N_OPS 2u
-#define STUB_ARENA_BYTES 1024u
+#define STUB_ARENA_BYTES 16384u /* a board-sized arena, so host-side fit checks pass small models */
 
 typedef struct {
     uint32_t (*now)(void);        /* sample timer, wraps at 2^32 ticks */
