@@ -16,6 +16,8 @@ Grammar (one table per board)::
     runtime = "auto"        # auto | ai_edge_litert | tflite_runtime | tensorflow
     xnnpack = true
 
+    timeout_s = 120         # longest the board may stay silent before the run is stopped
+
     kind = "local":  python (default: the Python running harness)
     kind = "ssh":    host (required), user, port, identity_file, known_hosts, python, workdir,
                      accept_new_host_key (default false), connect_timeout_s
@@ -45,9 +47,9 @@ RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 _COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w",
            "threads", "runtime", "xnnpack"}
 _KIND_KEYS = {
-    "local": {"python"},
+    "local": {"python", "timeout_s"},
     "ssh": {"host", "user", "port", "identity_file", "known_hosts", "python", "workdir",
-            "accept_new_host_key", "connect_timeout_s"},
+            "accept_new_host_key", "connect_timeout_s", "timeout_s"},
     "serial": {"port", "baud", "emulator", "arena", "max_model", "timeout_s"},
 }
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}

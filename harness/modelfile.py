@@ -1,8 +1,9 @@
 """Model files on the host: the example models, content hashes, and a first sanity check.
 
-The board's runtime is the judge of a model; this check only catches what needs no runtime
-(a missing file, a file that is not a TFLite flatbuffer) so the error comes before anything is
-pushed, and names the file.
+The board's runtime is the judge of what it can run; the host only makes sure a file is a whole,
+valid TFLite flatbuffer before anything is pushed. That matters: tflite-runtime 2.14, still on
+many boards, dies with SIGSEGV on a truncated model instead of raising, so the board could only
+report a crash. LiteRT's flatbuffer verifier on the host turns that into a clear error.
 """
 
 from __future__ import annotations
@@ -40,4 +41,21 @@ def check_model(path: Path) -> str:
     if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
         raise ConfigError(f"{path} is not a TFLite model (no TFL3 identifier at byte 4)",
                           hint="pass a .tflite file produced by the TFLite converter")
+    if not verified(path):
+        raise ConfigError(f"{path} is truncated or corrupt (its flatbuffer does not verify)",
+                          hint="copy or export the model again; compare its size with the original")
     return sha256(path)
+
+
+def verified(path: Path) -> bool:
+    """True when LiteRT's flatbuffer verifier accepts the file (ops are not resolved here)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        Interpreter(model_content=path.read_bytes(),
+                    experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except ValueError as exc:
+        return "not a valid flatbuffer" not in str(exc).lower()
+    except Exception:
+        return True  # anything else (an op, a delegate) is for the board's runtime to judge
+    return True

@@ -150,8 +150,6 @@ class Runner:
             with lock:
                 driver.benchmark(job, emit, self.cancel)
         except HarnessError as exc:
-            if exc.target is None:
-                exc.target = target.name
             self._record(job, writer, messages, exc)
             return isinstance(exc, TransportError)
         except Exception as exc:
@@ -166,6 +164,8 @@ class Runner:
         header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
                   "threads": job.threads, "plan": job.plan.as_dict()}
         if error is not None:
+            if error.target is None:
+                error.target = job.target  # every message names the target
             messages = [*messages, {"type": "error", **_error_dict(error)}]
         benchmark = from_lines(header, messages)
         if error is not None:

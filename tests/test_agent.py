@@ -119,3 +119,37 @@ def test_agent_on_a_tflite_runtime_214_board(tflite214_python: Path) -> None:
     assert hello["runtime"] == {"name": "tflite_runtime", "version": "2.14.0"}
     assert hello["runtimes"]["ai_edge_litert"] is None
     assert msgs[-1]["type"] == "summary"
+
+
+def test_a_runtime_that_crashes_or_hangs_ends_in_one_clear_error(tmp_path: Path, tflite214_python: Path) -> None:
+    """tflite-runtime 2.14 reads past the end of a truncated model: it dies with SIGSEGV/SIGBUS or
+    spins, depending on what lies beyond the buffer. (The host refuses such files before pushing;
+    this drives the agent past that check.) Either way: one error naming the target and the file,
+    within the target's timeout, and no agent left running."""
+    import threading
+
+    import psutil
+
+    from harness.config import Target
+    from harness.drivers import open_driver
+    from harness.errors import AgentError, TransportError
+    from harness.plan import Job, Plan
+    from tests import badmodels
+
+    cut = tmp_path / "cut.tflite"
+    badmodels.truncated(KWS, cut)
+    driver = open_driver(Target(name="pi", kind="local",
+                                options={"python": str(tflite214_python), "timeout_s": 10}))
+    job = Job(target="pi", model=cut, model_sha256="0" * 64, threads=1,
+              plan=Plan(warmup=2, warmup_time_s=0, iterations=40, blocks=4))
+    seen: list[dict] = []
+    with pytest.raises((AgentError, TransportError)) as err:
+        driver.benchmark(job, seen.append, threading.Event())
+    assert err.value.target == "pi" and "cut.tflite" in err.value.message and err.value.hint
+    if isinstance(err.value, AgentError):
+        assert err.value.code == "crashed" and "died with SIG" in err.value.message
+    else:
+        assert "no message from the agent for 10 s" in err.value.message
+    assert [m["type"] for m in seen if m["type"] != "push"] == ["hello"]  # what came before is kept
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(cut) in " ".join(p.info["cmdline"] or [])]
+    assert left == []

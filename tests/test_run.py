@@ -83,6 +83,7 @@ def test_bad_models_fail_alone_with_a_clear_line(tmp_path: Path) -> None:
     for name in ("photo.tflite", "cut.tflite", "custom op.tflite"):
         assert objs[name]["complete"] is False and objs[name]["error"]["message"]
     assert "not a TFLite model" in objs["photo.tflite"]["error"]["message"]
+    assert "truncated or corrupt" in objs["cut.tflite"]["error"]["message"]
     assert objs["custom op.tflite"]["error"]["code"] == "unsupported_op"
     assert "HarnessUnknownOp" in objs["custom op.tflite"]["error"]["message"]
     errors = [line for line in p.stderr.splitlines() if line.startswith("error")]
