@@ -11,14 +11,17 @@ Skipped when qemu-system-arm or arm-none-eabi-gcc is missing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import serial
@@ -38,37 +41,62 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def qemu_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Link]:
-    elf = build_firmware(tmp_path_factory.getbasetemp(), "qemu") / "fw_mps2.elf"
+@contextlib.contextmanager
+def running_qemu(elf: Path, probe: bool = True) -> Iterator[str]:
+    """QEMU mps2-an385 running ``elf``; yields the pyserial URL of its UART0, kills QEMU after.
+
+    ``probe`` waits until its TCP server accepts, with a throw-away connection that releases the
+    guest (wait=on): its BOOT frame then goes to that connection. Without it, the first client
+    must retry connecting and gets BOOT."""
     port = _free_port()
     # -nic none: the board's Ethernet stays unplugged; the only socket is the UART on loopback.
-    # wait=on holds the guest until we connect, so its BOOT frame is not lost.
+    # wait=on holds the guest until the host connects, so its BOOT frame is not lost.
     proc = subprocess.Popen(
         ["qemu-system-arm", "-M", "mps2-an385", "-display", "none", "-monitor", "none", "-nodefaults",
          "-nic", "none", "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-kernel", str(elf)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    link = None
     try:
         deadline = time.monotonic() + 10
-        while link is None:
+        while probe:  # ready once its TCP server accepts
             try:
-                # Retransmissions as a real host does: on a loaded 2-core machine QEMU's I/O
-                # thread can stall long enough for the guest's 100 ms inter-byte timeout to cut
-                # a frame, which the protocol answers by the host resending it.
-                link = Link(f"socket://127.0.0.1:{port}", timeout=1.5, retries=3)
-            except serial.SerialException:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield link
+        yield f"socket://127.0.0.1:{port}"
     finally:
-        if link is not None:
-            link.close()
         proc.kill()
         proc.wait(10)
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def qemu_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_firmware(tmp_path_factory.getbasetemp(), "qemu") / "fw_mps2.elf"
+
+
+@pytest.fixture(scope="module")
+def qemu_link(qemu_elf: Path) -> Iterator[Link]:
+    with running_qemu(qemu_elf, probe=False) as url:
+        # Retransmissions as a real host does: on a loaded 2-core machine QEMU's I/O thread can
+        # stall long enough for the guest's 100 ms inter-byte timeout to cut a frame, which the
+        # protocol answers by the host resending it.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                link = Link(url, timeout=1.5, retries=3)
+                break
+            except serial.SerialException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        try:
+            yield link
+        finally:
+            link.close()
 
 
 def test_boots_and_says_its_timings_are_emulated(qemu_link: Link) -> None:
@@ -104,3 +132,31 @@ def test_noise_and_a_cut_frame_on_the_uart(qemu_link: Link) -> None:
     qemu_link.write(sf.encode(sf.T.PING, qemu_link.next_seq(), bytes(500))[:300])
     time.sleep(0.5)  # past the 100 ms inter-byte timeout, in QEMU's virtual time too
     assert qemu_link.ok(sf.T.PING, b"after the cut") == b"after the cut"
+
+
+def test_the_harness_serial_driver_benchmarks_the_cortex_m3(qemu_elf: Path, tmp_path: Path) -> None:
+    """End to end on the emulated MCU core: harness's McuDriver over socket://, as targets.toml
+    would configure it (port = "socket://127.0.0.1:PORT")."""
+    mcu = pytest.importorskip("harness.drivers.mcu")
+    from harness.config import Target
+    from harness.modelfile import sha256
+    from harness.plan import Job, Plan
+
+    model = tmp_path / "sine.tflite"
+    model.write_bytes(sine_model())
+    plan = Plan(warmup=2, warmup_time_s=0.0, iterations=20, blocks=2, settle=1, seed=3)
+    messages: list[dict] = []
+    with running_qemu(qemu_elf) as url:
+        driver = mcu.McuDriver(Target(name="qemu-m3", kind="serial",
+                                      options={"port": url, "baud": 115200, "timeout_s": 2.0}))
+        try:
+            driver.benchmark(Job(target="qemu-m3", model=model, model_sha256=sha256(model), threads=1,
+                                 plan=plan), messages.append, threading.Event())
+        finally:
+            driver.close()
+    kinds = [m["type"] for m in messages]
+    assert "error" not in kinds, messages[-1]
+    hello = messages[0]
+    assert hello["emulated"] is True and hello["board"]["model"] == "mps2-an385"
+    assert hello["clock"]["hz"] == 25_000_000
+    assert sum(len(s["loop_ns"]) for s in messages if s["type"] == "samples") == 40
