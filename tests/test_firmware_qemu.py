@@ -5,8 +5,9 @@ cross-compiled with arm-none-eabi-gcc, bare metal, talking on the CMSDK UART0 th
 a TCP server on 127.0.0.1; the host reaches it with pyserial's socket:// URL. Its timings come
 from the CMSDK TIMER0 in QEMU's virtual time: emulated, and HELLO says so.
 
-Skipped when qemu-system-arm or arm-none-eabi-gcc is missing
-(apt-get install --no-install-recommends qemu-system-arm gcc-arm-none-eabi).
+Skipped when qemu-system-arm or arm-none-eabi-gcc is missing (apt-get install
+--no-install-recommends qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi; newlib only
+for its string.h, the image links no libc).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from tests.test_firmware_support import Link, build_firmware, sine_model
 
 pytestmark = pytest.mark.skipif(
     shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="needs qemu-system-arm and arm-none-eabi-gcc "
-           "(apt-get install --no-install-recommends qemu-system-arm gcc-arm-none-eabi)")
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (apt-get install --no-install-recommends "
+           "qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)")
 
 
 def _free_port() -> int:
