@@ -32,7 +32,7 @@ SHIPPED = ("digits_cnn", "ds_cnn_kws", "mobilenet_v1_025_96")
 # differences does not telescope, so every layer's noise adds up. The standard error is measured
 # from the samples themselves (bootstrap over turns). Measured on this 2-core machine shared with
 # other engineers' suites (load average 5.4-6.2), 10 runs per model: SE 0.2-12 %, |check| at most
-# 15.6 %, and every check within max(10 %, 1.7 SE). On a quiet machine both are about 1 %. So 3 SE
+# 15.6 %, and every check within max(10 %, 1.7 SE). So 3 SE
 # bounds what noise alone reaches, and 10 % is the floor at which the check still catches the
 # faults it exists for: a dead-code prefix, a missing or double-counted layer, or fusion the
 # prefixes cannot see moves the sum by that layer's share, and the heavy layers here are 10-60 %.
