@@ -94,7 +94,7 @@ class McuDriver:
         except TransportError as exc:
             if self._cancel.is_set():
                 raise Cancelled() from exc
-            if self.sim is not None and not self.sim.alive():
+            if self.sim is not None and self.sim.exited():
                 tail = self.sim.stderr_tail().splitlines()
                 raise TransportError(f"the emulated MCU exited (status {self.sim.proc.returncode})"
                                      + (f": {tail[-1]}" if tail else ""), target=self.target.name,

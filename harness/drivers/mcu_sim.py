@@ -72,6 +72,15 @@ class EmulatedMcu:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def exited(self, grace_s: float = 1.0) -> bool:
+        """True if the emulator has exited or does within ``grace_s``: a dying process closes its
+        pty (the host sees the line drop) a moment before it can be reaped."""
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def stderr_tail(self) -> str:
         if self.stderr.closed:
             return ""
