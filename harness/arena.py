@@ -49,7 +49,7 @@ class ArenaFit:
     ``arena_bytes``: smallest tensor arena (bytes) with which the TFLM interpreter allocates;
     an Invoke at that size was run too. ``recorded_bytes``: what TFLM's RecordingMicroAllocator
     reports at a generous size (head + tail, excluding the alignment slack bisection includes).
-    ``flash_bytes``: the .tflite file. ``probes``/``crashed_probes``: interpreter creations tried,
+    ``flash_bytes``: the .tflite file (inlined, see measure_arena). ``probes``/``crashed_probes``: interpreter creations tried,
     and how many of them killed their process.
     """
 
@@ -164,16 +164,42 @@ def measure_arena(model_path: Path | str, *, python: str = sys.executable,
                   timeout_s: float = PROBE_TIMEOUT_S) -> ArenaFit:
     """Smallest TFLM tensor arena for the model, by bisection (see the module docstring).
 
+    A model whose weights sit in offset buffers (ai-edge-quantizer writes large ones that way) is
+    measured as the inlined copy a board must be flashed with: TFLM reads offset buffers as
+    zeros and plans them into the arena, which would inflate the arena by the weights' size.
+
     Raises ConfigError naming the model when TFLM rejects it (float16 weights, dynamic-range
     "hybrid" ops, unsupported ops) or crashes even with a generous arena.
     """
     path = Path(model_path)
     try:
-        size = path.stat().st_size
+        path.stat()
     except OSError as exc:
         raise ConfigError(f"cannot read model {path}: {exc.strerror}",
                           hint="pass the path of an existing .tflite file") from exc
-    notes = list(_model_notes(path))
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="harness-arena-") as tmp:
+        measured = path
+        offset = _offset_buffers(path)
+        if offset:
+            from ai_edge_litert.tools import flatbuffer_utils
+
+            measured = Path(tmp) / path.name
+            flatbuffer_utils.write_model(flatbuffer_utils.read_model(str(path)), str(measured))
+            notes.append(f"{offset} weight buffer(s) are stored after the flatbuffer (offset buffers), which "
+                         "TFLite Micro reads as zeros: arena and flash are those of an inlined copy; flash "
+                         "flatbuffer_utils.write_model(flatbuffer_utils.read_model(src), dst), not this file")
+        arena, recorded, probes, crashed, tflm = _bisect(measured, path, python, timeout_s)
+        flash = measured.stat().st_size
+    if crashed:
+        notes.append(f"{crashed} probe(s) below the minimum crashed TFLite Micro; counted as not fitting")
+    return ArenaFit(model=str(path), arena_bytes=arena, recorded_bytes=recorded, flash_bytes=flash,
+                    tflm_version=tflm, probes=probes, crashed_probes=crashed, notes=tuple(notes))
+
+
+def _bisect(measured: Path, path: Path, python: str, timeout_s: float) -> tuple[int, int | None, int, int, str]:
+    """(minimum arena, recorded bytes, probes, crashed probes, TFLM version) for the file
+    ``measured``; errors name ``path``, the file the user gave."""
     probes = crashed = 0
     child: _Child | None = None
     tflm = ""
@@ -182,7 +208,7 @@ def measure_arena(model_path: Path | str, *, python: str = sys.executable,
         nonlocal child, probes, crashed, tflm
         probes += 1
         if child is None:
-            child = _Child(path, python)
+            child = _Child(measured, python)
         answer = child.probe(arena, invoke, timeout_s)
         if answer is None:
             crashed += 1
@@ -194,14 +220,16 @@ def measure_arena(model_path: Path | str, *, python: str = sys.executable,
         return bool(answer["ok"]), answer, answer.get("error") or ""
 
     try:
-        generous = min(MAX_ARENA, max(1 << 20, 16 * size))
+        generous = min(MAX_ARENA, max(1 << 20, 16 * measured.stat().st_size))
         ok, answer, error = probe(generous, invoke=True)
         if not ok:
             raise ConfigError(f"{path}: TFLite Micro cannot run this model: {error}",
                               hint=_reject_hint(path, error))
         recorded = answer.get("recorded") if answer else None
+        # Allocation needs more than it keeps (the memory planner's scratch), so the recorded
+        # total is a first guess only: grow until it allocates, then bisect below.
         hi = int(recorded) if recorded else generous
-        while not probe(hi)[0]:  # the recording excludes alignment slack; grow until it allocates
+        while not probe(hi)[0]:
             if hi >= generous:
                 raise MeasurementError(f"{path}: TFLite Micro allocated with {generous} B but not with "
                                        f"{hi} B, after succeeding at the larger size",
@@ -223,11 +251,7 @@ def measure_arena(model_path: Path | str, *, python: str = sys.executable,
     finally:
         if child is not None:
             child.close()
-    if crashed:
-        notes.append(f"{crashed} probe(s) below the minimum crashed TFLite Micro; counted as not fitting")
-    return ArenaFit(model=str(path), arena_bytes=hi, recorded_bytes=int(recorded) if recorded else None,
-                    flash_bytes=size, tflm_version=tflm, probes=probes, crashed_probes=crashed,
-                    notes=tuple(notes))
+    return hi, int(recorded) if recorded else None, probes, crashed, tflm
 
 
 def _tflm_message(stderr: str) -> str:
@@ -247,20 +271,15 @@ def _reject_hint(path: Path, error: str) -> str:
     return f"check that {path.name} runs in LiteRT first (`harness analyze {path}`)"
 
 
-def _model_notes(path: Path) -> Iterable[str]:
-    """Warnings about the file TFLM would misread (weights in offset buffers read as zeros)."""
+def _offset_buffers(path: Path) -> int:
+    """How many buffers of the file keep their data after the flatbuffer (offset > 1)."""
     from ai_edge_litert import schema_py_generated as fb
 
-    data = path.read_bytes()
     try:
-        model = fb.Model.GetRootAs(data, 0)
-        external = sum(1 for i in range(model.BuffersLength()) if (model.Buffers(i).Offset() or 0) > 1)
-    except Exception:  # not our job to diagnose a broken file here: the child will say it
-        return
-    if external:
-        yield (f"{external} weight buffer(s) are stored after the flatbuffer (offset buffers): TFLite Micro "
-               "reads them as zeros; rewrite with flatbuffer_utils.write_model(read_model(src), dst) "
-               "before flashing")
+        model = fb.Model.GetRootAs(path.read_bytes(), 0)
+        return sum(1 for i in range(model.BuffersLength()) if (model.Buffers(i).Offset() or 0) > 1)
+    except Exception:  # not our job to diagnose a broken file here: the TFLM child will say it
+        return 0
 
 
 def _child_main(model: str) -> int:

@@ -6,12 +6,14 @@ import functools
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as fb
 
 from harness.arena import ArenaFit, _Child, fits_on, measure_arena
 from harness.config import parse_targets
 from harness.errors import ConfigError
-from tests.test_analysis import make_variant, small_cnn
+from tests.test_analysis import ModelBuilder, make_variant, small_cnn
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "harness" / "example_models"
 
@@ -48,10 +50,10 @@ def test_arena_is_the_minimum_that_allocates(models: dict[str, Path], scheme: st
     # Minimal to the byte, re-checked in fresh processes: one byte less does not allocate.
     assert allocates(models[scheme], fit.arena_bytes)
     assert not allocates(models[scheme], fit.arena_bytes - 1)
-    # RecordingMicroAllocator measures the same allocator; they differ only by alignment padding
-    # and the planner's rounding, a few hundred bytes at most on these models.
+    # RecordingMicroAllocator reports what stays in use; allocating needs at least that (give or
+    # take 16-byte alignment), and sometimes more for the memory planner's scratch.
     assert fit.recorded_bytes is not None
-    assert abs(fit.arena_bytes - fit.recorded_bytes) <= max(256, fit.recorded_bytes // 10)
+    assert fit.arena_bytes >= fit.recorded_bytes - 16
 
 
 def test_int8_needs_less_arena_than_float32(models: dict[str, Path]) -> None:
@@ -65,6 +67,31 @@ def test_models_tflm_rejects_get_one_clear_error(models: dict[str, Path], scheme
     message = str(err.value)
     assert str(models[scheme]) in message and "TFLite Micro cannot run this model" in message
     assert err.value.hint and hint in err.value.hint
+
+
+def test_offset_buffers_are_measured_inlined(tmp_path: Path) -> None:
+    """ai-edge-quantizer stores large weights after the flatbuffer; TFLM reads those as zeros and
+    plans them into the arena. The fit is measured on the inlined copy a board must be flashed with."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    b = ModelBuilder()
+    x, y = b.tensor("input", [1, 512]), b.tensor("fc", [1, 640])
+    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [x, b.weights("fc/w", [640, 512]), b.weights("fc/b", [640])], [y],
+         fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
+    f32 = b.write(tmp_path / "bigfc.tflite", [x], [y])
+    from ai_edge_quantizer import quantizer, recipe
+
+    q = quantizer.Quantizer(str(f32))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    calibration = {"serving_default": [{"input": np.ones((1, 512), np.float32)}]}
+    q.quantize(q.calibrate(calibration)).export_model(str(tmp_path / "int8.tflite"), overwrite=True)
+    fit = measure_arena(tmp_path / "int8.tflite")
+    assert any("offset buffers" in n and "inlined copy" in n for n in fit.notes)
+    inlined = tmp_path / "inlined.tflite"
+    flatbuffer_utils.write_model(flatbuffer_utils.read_model(str(tmp_path / "int8.tflite")), str(inlined))
+    direct = measure_arena(inlined)
+    assert fit.arena_bytes == direct.arena_bytes and fit.flash_bytes == direct.flash_bytes
+    assert fit.arena_bytes < 640 * 512  # the 320 KiB of int8 weights stay in flash, not in the arena
 
 
 def test_missing_model_names_the_file(tmp_path: Path) -> None:
