@@ -26,6 +26,11 @@
  *
  * Without libFuzzer: `fuzz_driver < input` runs one input; `fuzz_driver --serve` reads inputs
  * framed as u32 little-endian length + bytes from stdin and writes one byte 'K' per input done.
+ *
+ * `fuzz_driver --events MAX_PAYLOAD` is the differential mode: each length-prefixed input goes
+ * byte by byte through the parser alone, then the inter-byte timeout flushes it, and every event
+ * is printed as one line ("F type seq len crc", "V type seq len" for a bad version, "L type seq
+ * len" for too long), then "END". The tests compare this with serial_frames.Decoder.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +250,39 @@ static void fuzz_one(const uint8_t *data, size_t size)
     proto_device_idle(&g_dev);
 }
 
+static void print_event(const proto_event_t *ev)
+{
+    if (ev->kind == PROTO_EV_FRAME)
+        printf("F %u %u %u %lu\n", (unsigned)ev->type, (unsigned)ev->seq, (unsigned)ev->length,
+               (unsigned long)ev->crc);
+    else
+        printf("%c %u %u %u\n", ev->kind == PROTO_EV_BAD_VERSION ? 'V' : 'L', (unsigned)ev->type,
+               (unsigned)ev->seq, (unsigned)ev->length);
+}
+
+/* Parser events for data[0..size), flushed by the inter-byte timeout at the end. */
+static void events_one(const uint8_t *data, size_t size, uint16_t max_payload)
+{
+    static uint8_t buf[PROTO_FRAME_BUF(PROTO_MAX_PAYLOAD_V1)];
+    proto_parser_t p;
+    proto_event_t ev;
+    size_t i;
+    if (proto_parser_init(&p, buf, sizeof buf, max_payload) != 0)
+        abort();
+    for (i = 0; i < size; i++) {
+        proto_parser_push(&p, data[i]);
+        while (proto_parser_next(&p, &ev))
+            print_event(&ev);
+    }
+    while (proto_parser_pending(&p)) {
+        proto_parser_drop_partial(&p);
+        while (proto_parser_next(&p, &ev))
+            print_event(&ev);
+    }
+    printf("END\n");
+    fflush(stdout);
+}
+
 #ifdef FUZZ_LIBFUZZER
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -254,8 +292,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #else
 static uint8_t g_input[1u << 20];
 
+static int read_input(uint32_t *len)
+{
+    uint8_t head[4];
+    if (fread(head, 1, 4, stdin) != 4)
+        return 0;
+    *len = proto_get_u32(head);
+    if (*len > sizeof g_input) {
+        fprintf(stderr, "fuzz_driver: input of %lu bytes exceeds %lu\n", (unsigned long)*len,
+                (unsigned long)sizeof g_input);
+        return -1;
+    }
+    return fread(g_input, 1, *len, stdin) == *len ? 1 : -1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--events") == 0) {
+        long mp = strtol(argv[2], NULL, 10);
+        uint32_t len;
+        int rc;
+        if (mp < (long)PROTO_MIN_PAYLOAD || mp > (long)PROTO_MAX_PAYLOAD_V1)
+            return 2;
+        while ((rc = read_input(&len)) == 1)
+            events_one(g_input, len, (uint16_t)mp);
+        return rc == 0 ? 0 : 2;
+    }
     if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
         for (;;) {
             uint8_t head[4];
