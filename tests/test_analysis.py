@@ -523,3 +523,24 @@ def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.Captu
     # The human view prints the per-board error table.
     assert main(["analyze", str(models[0]), "--predict-from", "latest", "--results", str(results)]) == 0
     assert "prediction error per board" in capsys.readouterr().out
+
+
+def test_int8_model_with_float_io_is_int8_not_mixed(tmp_path: Path) -> None:
+    """The TF converter's full-int8 models often keep float I/O: QUANTIZE in, DEQUANTIZE out.
+    Conversions at the boundary do not make a model mixed."""
+    i8 = fb.TensorType.INT8
+    b = ModelBuilder()
+    x = b.tensor("input", [1, 4, 4, 2])
+    xq = b.tensor("input_q", [1, 4, 4, 2], dtype=i8)
+    y = b.tensor("conv", [1, 2, 2, 3], dtype=i8)
+    out = b.tensor("output", [1, 2, 2, 3])
+    w = b.tensor("w", [3, 3, 3, 2], np.ones((3, 3, 3, 2), np.int8), i8)
+    bias = b.tensor("b", [3], np.zeros(3, np.int32), I32)
+    b.op(fb.BuiltinOperator.QUANTIZE, [x], [xq])
+    b.op(fb.BuiltinOperator.CONV_2D, [xq, w, bias], [y], conv_options(1), fb.BuiltinOptions.Conv2DOptions)
+    b.op(fb.BuiltinOperator.DEQUANTIZE, [y], [out])
+    a = analyze(b.write(tmp_path / "int8_float_io.tflite", [x], [out]))
+    assert [op.precision for op in a.ops] == ["float32->int8", "int8", "int8->float32"]
+    assert a.scheme == "int8"
+    assert a.ops[0].flops == 2 * 32 and a.ops[2].flops == 2 * 12  # scale and zero point per element
+    assert a.ops[1].params == 54 + 3 and a.ops[1].weight_bytes == 54 + 12
