@@ -11,11 +11,14 @@ import os
 import signal
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from device_agents import serial_frames as sf
 from harness.errors import AgentError, TransportError
@@ -212,3 +215,27 @@ def test_uart_pacing_holds_upload_near_the_line_rate() -> None:
     line = baud / 10
     assert rate < 1.05 * line  # never faster than the wire
     assert rate > 0.3 * line  # and not absurdly slow even on a loaded machine
+
+
+@pytest.fixture(scope="module")
+def fuzz_link() -> Iterator[FramedLink]:
+    with running_emulator() as sim:
+        link = _link(sim.port)
+        link.hello()
+        _upload(link, MODEL)  # a loaded model, so the handlers past BAD_STATE get exercised too
+        yield link
+        link.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(type_=st.sampled_from([t for t in range(0x01, 0x0D) if t not in (sf.T.HELLO, sf.T.UPLOAD_END,
+                                                                        sf.T.USE_BUILTIN)] + [0x00, 0x40, 0x7F]),
+       payload=st.binary(max_size=64))
+def test_every_request_gets_exactly_one_reply_or_error(fuzz_link: FramedLink, type_: int, payload: bytes) -> None:
+    """Random payloads for every request type: an OK reply or an ERROR, never silence or a crash."""
+    try:
+        reply = fuzz_link.request(type_, payload, work_s=2.0)
+        assert reply.type == sf.reply_type(type_)
+    except AgentError as err:
+        assert err.message.startswith("the device refused")
+    assert fuzz_link.retransmissions == 0  # answered at the first attempt
