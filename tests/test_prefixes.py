@@ -5,10 +5,12 @@ per-layer arithmetic with its sum check."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +24,8 @@ from harness.errors import AgentError, MeasurementError
 from harness.prefixes import agent_path, build_prefixes, layer_profile, profile, timer_path
 from harness.transports.local import LocalTransport
 from tests.test_analysis import ModelBuilder, conv_options, make_variant, small_cnn
+
+pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env: real sshd boards (tests/sshd.py)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "harness" / "example_models"
 SHIPPED = ("digits_cnn", "ds_cnn_kws", "mobilenet_v1_025_96")
@@ -223,3 +227,23 @@ def test_cli_analyze_profile_on_the_local_target(tmp_path: Path, capsys: pytest.
     assert "layers add up" in capsys.readouterr().out
     assert main(["analyze", str(model), "--targets", str(targets), "--profile", "mcu"]) == 1
     assert "needs a board that runs Python" in capsys.readouterr().err
+
+
+# --- over SSH, to a real sshd board with the Raspberry-Pi-like stack ---------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the SSH lab creates a user and sshd servers")
+def test_profile_over_ssh_on_a_tflite_runtime_board(ssh_env: Any, ssh_lab: Any, tflite214_python: Path,
+                                                    tmp_path: Path) -> None:
+    """Every file lands in its own content-hash directory on the board, so the timer finds
+    tflite_agent.py through --agent; it runs as the board user under tflite-runtime 2.14."""
+    from harness.prefixes import profile_target
+
+    board = ssh_lab.boards[0]
+    target = ssh_env.target(board, name="pi", python=str(tflite214_python),
+                            workdir=ssh_lab.workdir(f"prefixes-{tmp_path.name}"))
+    model = small_cnn(tmp_path / "cnn.tflite")
+    p = profile_target(target, model, tmp_path / "prefixes", rounds=3)
+    assert (p.target, p.runtime) == ("pi", "tflite_runtime")
+    assert [layer.type for layer in p.layers] == [op.type for op in analyze(model).ops]
+    assert not ssh_lab.processes("prefix_timer.py")  # nothing left running on the board
