@@ -140,8 +140,21 @@ def profile_lines(p: LayerProfile) -> list[str]:
         f"(sum check {100 * p.sum_check:+.1f} % ± {100 * p.sum_check_se:.1f} % from measurement noise, 1σ)",
         f"measured on the board by timing {len(p.layers) + 1} model prefixes in {len(p.rounds_ns)} "
         f"interleaved rounds of {p.slices} turns; per-layer time = median paired difference",
+        *_throughput_by_type(p),
         *p.notes,
     ]
+
+
+def _throughput_by_type(p: LayerProfile) -> list[str]:
+    """Achieved GFLOP/s (= FLOPs per ns) per op type over its layers, heaviest type first."""
+    flops: dict[str, int] = {}
+    ns: dict[str, float] = {}
+    for layer in p.layers:
+        if layer.flops:
+            flops[layer.type] = flops.get(layer.type, 0) + layer.flops
+            ns[layer.type] = ns.get(layer.type, 0.0) + layer.ns
+    rates = [f"{t} {flops[t] / ns[t]:.3g}" for t in sorted(ns, key=lambda t: -ns[t]) if ns[t] > 0]
+    return [f"achieved GFLOP/s by op type: {', '.join(rates)}"] if rates else []
 
 
 def prediction_table(a: ModelAnalysis, fitted: list[Throughput], checks: list[PredictionCheck]) -> Table:
