@@ -73,7 +73,7 @@ _SHAPE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "CONCATENATION", "PA
           "MIRROR_PAD", "SLICE", "STRIDED_SLICE", "GATHER", "GATHER_ND", "SPLIT", "SPLIT_V", "PACK",
           "UNPACK", "SHAPE", "TILE", "BROADCAST_TO", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE",
           "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "FILL",
-          "ZEROS_LIKE", "ONES_LIKE", "RANK",
+          "ZEROS_LIKE", "ONES_LIKE", "RANK", "EMBEDDING_LOOKUP",
           # resource variables: handles and reads of state, no arithmetic
           "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
 

@@ -247,3 +247,10 @@ def test_profile_over_ssh_on_a_tflite_runtime_board(ssh_env: Any, ssh_lab: Any, 
     assert (p.target, p.runtime) == ("pi", "tflite_runtime")
     assert [layer.type for layer in p.layers] == [op.type for op in analyze(model).ops]
     assert not ssh_lab.processes("prefix_timer.py")  # nothing left running on the board
+
+
+def test_profile_with_xnnpack_says_what_it_cannot_split(tmp_path: Path) -> None:
+    p = profile(LocalTransport("local"), sys.executable, small_cnn(tmp_path / "m.tflite"), tmp_path / "p",
+                rounds=2, xnnpack=True)
+    assert p.xnnpack is True
+    assert any("XNNPACK on" in note for note in p.notes)
