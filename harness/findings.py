@@ -3,7 +3,7 @@
 Pure functions over a Benchmark. Each Finding is a value: stored with the results and rendered as a
 warning (hyperfine-style) that names the option or setting that fixes it. Thresholds, and why:
 - sigma over 10 % of the median: the pyperf rule of thumb for an unstable benchmark (one finding,
-  which tells rare outliers -- p90 within 1.5x the median -- from a broad spread);
+  which tells rare outliers -- p90 within 1.5x the median, max beyond 3x -- from a broad spread);
 - a first timed iteration over 2x the median: warm-up did not reach the steady state;
 - temperature moving 5 degrees C or more: enough on small boards to trigger throttling;
 - any change of CPU frequency: the samples came from different clocks.
@@ -21,7 +21,8 @@ FIRST_ITERATION_FACTOR = 2.0
 TEMPERATURE_DRIFT_C = 5.0
 FEW_SAMPLES = 30
 TIMER_TICKS = 100
-OUTLIER_P90 = 1.5  # p90 under 1.5x the median: the spread comes from a few outliers, not the bulk
+OUTLIER_P90 = 1.5  # p90 under 1.5x the median while some sample passes 3x it:
+OUTLIER_MAX = 3.0  # the spread comes from a few outliers, not from the bulk of the samples
 APP_SHARE = 0.2  # a median under this many clock ticks is dominated by the timer's resolution
 
 
@@ -92,7 +93,7 @@ def _instability(with_loop: list[int], without_loop: list[int], invoke: list[int
         return None
     spread = ", ".join(f"{100 * s.rel_stdev:.0f} % ({label})" for label, s in bad)
     label, worst = max(bad, key=lambda item: item[1].rel_stdev)
-    if worst.p90 < OUTLIER_P90 * worst.median:
+    if worst.p90 < OUTLIER_P90 * worst.median and worst.max > OUTLIER_MAX * worst.median:
         return Finding(
             "unstable", f"σ is {spread} of the median, from rare outliers (max {worst.max / worst.median:.0f}× "
             "the median, while p90 stays close): something else interrupted the board",
