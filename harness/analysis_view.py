@@ -134,6 +134,10 @@ def profile_table(p: LayerProfile, top: int = 10) -> Table:
 
 def profile_lines(p: LayerProfile) -> list[str]:
     """The sum check and the profile's notes, as plain lines."""
+    if not p.rounds_ns:  # a firmware profiler's single Invoke
+        return [f"layers add up: {human_ns(p.sum_ns)} vs the median Invoke {human_ns(p.whole_ns)} "
+                f"(sum check {100 * p.sum_check:+.1f} %)", f"measured on the board by the {p.method}",
+                *_throughput_by_type(p), *p.notes]
     return [
         f"layers add up: overhead {human_ns(p.overhead_ns)} + layers {human_ns(p.sum_ns)} = "
         f"{human_ns(p.overhead_ns + p.sum_ns)} vs whole model {human_ns(p.whole_ns)} "

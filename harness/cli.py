@@ -233,6 +233,32 @@ def _measured_from_run(results: Path, ref: str | None) -> tuple[list, list[str]]
     return measured, skipped
 
 
+def _firmware_profiles(results: Path, ref: str | None, model: Path) -> list:
+    """Per-layer profiles that MCU firmware profilers sent (op_profile) for this model in a run."""
+    import hashlib
+
+    from harness.analysis import analyze
+    from harness.prefixes import firmware_profile
+
+    analysis = analyze(model)
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    path = store.resolve_run(results, ref)
+    _, benchmarks = store.load_run(path)
+    profiles = []
+    for b in benchmarks:
+        s = summarize(b)
+        for msg in b.extra:
+            if msg.get("type") == "op_profile" and b.model_sha256 == sha and s.invoke is not None:
+                target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
+                profiles.append(firmware_profile(analysis, msg.get("ops") or [], s.invoke.median, model=str(model),
+                                                 target=target, source=str(msg.get("source", "firmware profiler"))))
+    if not profiles:
+        raise ConfigError(f"run {path.name} has no firmware op profile of {model.name}",
+                          hint="benchmark this model on a serial target whose firmware has a profiler, "
+                               "or use --profile TARGET on a local or ssh board")
+    return profiles
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Per-op table of one model; --fits: its TFLite Micro arena against the MCU targets;
     --profile TARGET: per-layer time measured on that board."""
@@ -264,6 +290,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
             layer_profile = profile_target(board, args.model, work, threads=args.threads,
                                            xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
+    if args.profile_from:
+        profiles = _firmware_profiles(args.results, None if args.profile_from == "latest" else args.profile_from,
+                                      args.model)
+    else:
+        profiles = [layer_profile] if layer_profile is not None else []
     fitted: list = []
     checks: list = []
     skipped: list[str] = []
@@ -292,8 +323,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if fit is not None:
             data["arena"] = fit.to_json()
             data["fits_on"] = [r.to_json() for r in rows]
-        if layer_profile is not None:
-            data["profile"] = layer_profile.to_json()
+        if profiles:
+            data["profile"] = profiles[0].to_json()  # --profile: the one board; kept for scripts
+            data["profiles"] = [p.to_json() for p in profiles]
         print(json.dumps(data), flush=True)
         return 0
     out = _stdout()
@@ -302,9 +334,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         out.print(fits_table(fit, rows))
         for note in fit.notes:
             out.print(f"note: {note}")
-    if layer_profile is not None:
-        out.print(profile_table(layer_profile, args.top))
-        for line in profile_lines(layer_profile):
+    for prof in profiles:
+        out.print(profile_table(prof, args.top))
+        for line in profile_lines(prof):
             out.print(line)
     if args.predict_from:
         from harness.analysis_view import prediction_table, validation_table
@@ -344,7 +376,10 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predict-from", metavar="RUN",
                    help="predict the model's Invoke on every board of a stored run (run id, or latest) "
                         "from each board's achieved GFLOP/s, validated leave-one-out on the run's models")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results directory for --predict-from")
+    p.add_argument("--profile-from", metavar="RUN",
+                   help="per-layer times the MCU firmware's profiler measured in a stored run (run id, or latest)")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="results directory for --predict-from/--profile-from")
     p.set_defaults(func=cmd_analyze)
 
 

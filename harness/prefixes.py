@@ -164,13 +164,14 @@ class LayerProfile:
     clock: str = "wall"
     notes: tuple[str, ...] = ()
     sum_check_se: float = float("nan")
+    method: str = "prefix differencing (prefix_timer.py)"
 
     def heaviest(self, n: int = 5) -> tuple[LayerTime, ...]:
         return tuple(sorted(self.layers, key=lambda layer: layer.ns, reverse=True)[:n])
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "target": self.target, "runtime": self.runtime, "threads": self.threads,
-                "xnnpack": self.xnnpack, "method": "prefix differencing (prefix_timer.py)",
+                "xnnpack": self.xnnpack, "method": self.method,
                 "clock": self.clock, "slices": self.slices,
                 "whole_ns": round(self.whole_ns), "overhead_ns": round(self.overhead_ns),
                 "sum_ns": round(self.sum_ns), "sum_check": self.sum_check,
@@ -242,6 +243,37 @@ def _bootstrap_se(turns: list[list[float]]) -> float:
         layers = float(np.median(np.diff(b[:, :-1], axis=1), axis=0).sum())
         checks.append((float(np.median(b[:, 0])) + layers - whole) / whole if whole else 0.0)
     return float(np.std(checks))
+
+
+def firmware_profile(analysis: ModelAnalysis, ops: Sequence[dict[str, Any]], whole_ns: float, *,
+                     model: str = "", target: str = "", runtime: str = "tflite-micro",
+                     source: str = "firmware profiler") -> LayerProfile:
+    """Per-layer times from a TFLite Micro firmware's own profiler (an ``op_profile`` message:
+    ``ops`` = [{index, op, ns}] of one Invoke), checked against ``whole_ns``, the board's median
+    Invoke (ns) of the same benchmark. One profiled Invoke has no spread: ``sum_check_se`` is NaN.
+
+    Raises MeasurementError when the profiled ops are not this model's ops, in order.
+    """
+    got = [(int(o["index"]), str(o["op"])) for o in ops]
+    want = [(op.index, op.type) for op in analysis.ops]
+    if got != want:
+        first = next((i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w), min(len(got), len(want)))
+        raise MeasurementError(f"{model}: the firmware profiled {len(got)} ops, the model has {len(want)}; they "
+                               f"differ from op {first} ({got[first] if first < len(got) else 'none'} vs "
+                               f"{want[first] if first < len(want) else 'none'})", target=target or None,
+                               hint="profile the same .tflite file that was benchmarked")
+    layer_ns = [float(o["ns"]) for o in ops]
+    total = sum(layer_ns)
+    flops_total = analysis.total_flops
+    layers = tuple(
+        LayerTime(op.index, op.type, ns, op.flops, ns / total if total > 0 else 0.0,
+                  (op.flops / flops_total) if (op.flops is not None and flops_total) else None)
+        for op, ns in zip(analysis.ops, layer_ns, strict=True))
+    notes = ("one profiled Invoke (the firmware keeps the last); the whole-model time is the median of "
+             "the benchmark's Invoke samples",)
+    return LayerProfile(model, target, runtime, 1, False, layers, whole_ns, 0.0, total,
+                        (total - whole_ns) / whole_ns if whole_ns else float("nan"), (), 0, "device timer",
+                        notes, float("nan"), source)
 
 
 def timer_path() -> Path:

@@ -254,3 +254,58 @@ def test_profile_with_xnnpack_says_what_it_cannot_split(tmp_path: Path) -> None:
                 rounds=2, xnnpack=True)
     assert p.xnnpack is True
     assert any("XNNPACK on" in note for note in p.notes)
+
+
+# --- a TFLite Micro firmware's own profiler (op_profile messages) --------------------------------
+
+def _op_profile(model: Path, scale: int = 1000) -> list[dict[str, Any]]:
+    return [{"index": op.index, "op": op.type, "ns": (op.flops or 0) // scale + 100} for op in analyze(model).ops]
+
+
+def test_firmware_profile_checks_ops_and_sum(tmp_path: Path) -> None:
+    from harness.prefixes import firmware_profile
+
+    model = small_cnn(tmp_path / "cnn.tflite")
+    a = analyze(model)
+    ops = _op_profile(model)
+    total = sum(o["ns"] for o in ops)
+    p = firmware_profile(a, ops, whole_ns=total * 1.02, model="cnn", target="nano33")
+    assert [layer.ns for layer in p.layers] == [o["ns"] for o in ops]
+    assert p.sum_check == pytest.approx(1 / 1.02 - 1)
+    assert p.heaviest(1)[0].type == "CONV_2D" and p.method == "firmware profiler"
+    with pytest.raises(MeasurementError, match="the firmware profiled 5 ops, the model has 6"):
+        firmware_profile(a, ops[:-1], whole_ns=total)
+    with pytest.raises(MeasurementError, match="differ from op 0"):
+        firmware_profile(a, [{**ops[0], "op": "FULLY_CONNECTED"}, *ops[1:]], whole_ns=total)
+
+
+def test_cli_profile_from_a_stored_mcu_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run store as the MCU driver leaves it: samples of the Invoke stage and an op_profile."""
+    from harness.cli import main
+    from harness.modelfile import sha256
+    from harness.plan import Job, Plan
+    from harness.store import RunStore
+
+    model = small_cnn(tmp_path / "cnn.tflite")
+    ops = _op_profile(model)
+    invoke = [sum(o["ns"] for o in ops) + d for d in (-50, 0, 40, 10, 30)]
+    run = RunStore(tmp_path / "results")
+    run.start({"models": {str(model): sha256(model)}})
+    writer = run.open_benchmark(Job("nano33", model, sha256(model), 1, Plan()))
+    for msg in ({"type": "hello", "runtime": {"name": "tflite-micro", "version": "x"}, "emulated": False},
+                {"type": "samples", "mode": "with", "block": 0, "loop_ns": [i + 500 for i in invoke],
+                 "stages": {"invoke": invoke}},
+                {"type": "summary", "iterations": len(invoke)},
+                {"type": "op_profile", "ops": ops, "source": "firmware profiler, last Invoke"}):
+        writer.message({"v": 1, **msg})
+    writer.end(complete=True)
+    run.finish("complete")
+    assert main(["analyze", str(model), "--profile-from", "latest", "--results", str(tmp_path / "results"),
+                 "--json"]) == 0
+    (prof,) = json.loads(capsys.readouterr().out)["profiles"]
+    assert prof["target"] == "nano33" and prof["method"] == "firmware profiler, last Invoke"
+    total = sum(o["ns"] for o in ops)
+    assert prof["sum_check"] == pytest.approx(total / (total + 10) - 1)  # median Invoke = total + 10
+    other = small_cnn(tmp_path / "other.tflite", batch_signature=True)  # another file, another hash
+    assert main(["analyze", str(other), "--profile-from", "latest", "--results", str(tmp_path / "results")]) == 1
+    assert "no firmware op profile of other.tflite" in capsys.readouterr().err
