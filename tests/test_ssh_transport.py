@@ -143,14 +143,15 @@ def test_stage_caches_by_content(ssh_env: SshEnv, ssh_lab: Lab, tmp_path: Path) 
     assert remote.stat().st_mode & 0o777 == 0o600
     assert remote.parent.stat().st_mode & 0o777 == 0o700
     assert not list(remote.parent.glob(".upload-*"))
-    # A new connection still finds it; a corrupted copy is detected and sent again.
+    # A new connection checks the copy's hash: a good one is reused, a corrupted one sent again.
     with SshTransport(ssh_env.target(ssh_lab.boards[0], workdir=workdir)) as t:
         assert t.stage(model).sent_bytes == 0
-        data = bytearray(remote.read_bytes())
-        data[1000] ^= 0xFF
-        remote.write_bytes(bytes(data))
+    data = bytearray(remote.read_bytes())
+    data[1000] ^= 0xFF
+    remote.write_bytes(bytes(data))
+    with SshTransport(ssh_env.target(ssh_lab.boards[0], workdir=workdir)) as t:
         assert t.stage(model).sent_bytes == 300_000
-        assert remote.read_bytes() == model.read_bytes()
+    assert remote.read_bytes() == model.read_bytes()
 
 
 def test_stage_default_cache_in_home(ssh_env: SshEnv, ssh_lab: Lab, tmp_path: Path) -> None:

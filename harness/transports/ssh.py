@@ -446,6 +446,7 @@ class SshTransport:
         self._sftp: paramiko.SFTPClient | None = None
         self._cache: str | None = None
         self._home_dir: str | None = None
+        self._verified: set[str] = set()  # cache entries known good on this connection
         self._closed = threading.Event()
         self._config = _ssh_config()
         self.endpoint = resolve(
@@ -749,10 +750,13 @@ class SshTransport:
         sftp = self._sftp_client()
         rdir = f"{self.cache_dir()}/{sha}"
         remote = f"{rdir}/{path.name}"
+        if remote in self._verified:
+            return Staged(remote, 0)  # sent or hashed on the board earlier on this connection
         try:
             attrs = sftp.stat(remote)
             if attrs.st_size == size and self._remote_sha256(remote) == sha:
                 log.debug("%s: %s already on the board (%s)", self.name, path.name, remote)
+                self._verified.add(remote)
                 return Staged(remote, 0)
             log.warning("%s: cached %s on the board does not match its hash; sending it again",
                         self.name, remote)
@@ -781,6 +785,7 @@ class SshTransport:
                 raise self.lost_error() from exc
             raise self._write_error(rdir, size, exc, name=path.name) from exc
         elapsed = time.monotonic() - t0
+        self._verified.add(remote)
         self.pushed_bytes += size
         self.push_s += elapsed
         log.info("%s: pushed %s (%d bytes) in %.3f s", self.name, path.name, size, elapsed)
