@@ -90,17 +90,22 @@ def analysis_renderable(a: ModelAnalysis) -> RenderableType:
 def fits_table(fit: ArenaFit, rows: list[FitRow]) -> Table:
     """The "fits on" table: measured arena and model size against each board's RAM and flash."""
     table = Table(title=f"{fit.model}: arena {human_bytes(fit.arena_bytes)} (measured with TFLite Micro "
-                        f"{fit.tflm_version}), flash {human_bytes(fit.flash_bytes)} (model only)",
-                  title_justify="left")
-    for name in ("target", "RAM", "arena / RAM", "flash", "model / flash", "fits"):
+                        f"{fit.tflm_version}, 64-bit host build), flash {human_bytes(fit.flash_bytes)} "
+                        "(model only)", title_justify="left")
+    for name in ("target", "RAM", "arena needed", "arena / RAM", "flash", "model / flash", "fits"):
         table.add_column(name, justify="left" if name in ("target", "fits") else "right")
     for row in rows:
-        verdict = {True: "yes", False: "no", None: "unknown"}[row.fits]
         if row.fits is None:
-            verdict += " (add ram/flash to targets.toml)"
+            verdict = ("unknown (add ram/flash to targets.toml)"
+                       if row.ram_bytes is None or row.flash_bytes is None
+                       else "maybe: a 32-bit build needs less; the device will tell")
+        else:
+            verdict = "yes" if row.fits else "no"
+        needed = (human_bytes(row.arena_bytes) if row.exact
+                  else f"{human_bytes(row.arena_floor)} .. {human_bytes(row.arena_bytes)}")
         table.add_row(
             row.target,
-            human_bytes(row.ram_bytes) if row.ram_bytes is not None else "?",
+            human_bytes(row.ram_bytes) if row.ram_bytes is not None else "?", needed,
             f"{100 * row.arena_bytes / row.ram_bytes:.0f} %" if row.ram_bytes else "",
             human_bytes(row.flash_bytes) if row.flash_bytes is not None else "?",
             f"{100 * row.model_bytes / row.flash_bytes:.0f} %" if row.flash_bytes else "",

@@ -71,17 +71,34 @@ class ArenaFit:
 
 @dataclass(frozen=True)
 class FitRow:
-    """One board of the "fits on" table. None where targets.toml does not say (ram/flash keys)."""
+    """One board of the "fits on" table. None where targets.toml does not say (ram/flash keys),
+    or where the answer depends on the board's build (see ``exact``).
+
+    The arena is measured with the host's 64-bit TFLite Micro. A board running that same build
+    (the emulator, ``exact``) needs exactly that. A 32-bit MCU needs less, since the pointers in
+    TFLM's bookkeeping halve, but at least half, since tensor data keeps its size: between the
+    two, whether it fits is for the device to say.
+    """
 
     target: str
     ram_bytes: int | None
     flash_bytes: int | None
     arena_bytes: int
     model_bytes: int
+    exact: bool = False
+
+    @property
+    def arena_floor(self) -> int:
+        """The least arena the board can need (bytes)."""
+        return self.arena_bytes if self.exact else self.arena_bytes // 2
 
     @property
     def fits_ram(self) -> bool | None:
-        return None if self.ram_bytes is None else self.arena_bytes <= self.ram_bytes
+        if self.ram_bytes is None:
+            return None
+        if self.arena_bytes <= self.ram_bytes:
+            return True
+        return False if self.arena_floor > self.ram_bytes else None
 
     @property
     def fits_flash(self) -> bool | None:
@@ -89,7 +106,7 @@ class FitRow:
 
     @property
     def fits(self) -> bool | None:
-        """False if either does not fit; None if nothing fails but something is not declared."""
+        """False if either does not fit; None if nothing fails but something is undecided."""
         if self.fits_ram is False or self.fits_flash is False:
             return False
         if self.fits_ram is None or self.fits_flash is None:
@@ -98,13 +115,16 @@ class FitRow:
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "ram_bytes": self.ram_bytes, "flash_bytes": self.flash_bytes,
-                "arena_bytes": self.arena_bytes, "model_bytes": self.model_bytes,
-                "fits_ram": self.fits_ram, "fits_flash": self.fits_flash, "fits": self.fits}
+                "arena_bytes": self.arena_bytes, "arena_floor_bytes": self.arena_floor, "exact": self.exact,
+                "model_bytes": self.model_bytes, "fits_ram": self.fits_ram, "fits_flash": self.fits_flash,
+                "fits": self.fits}
 
 
 def fits_on(fit: ArenaFit, targets: Iterable[Target]) -> list[FitRow]:
-    """The fit check against the ``ram`` and ``flash`` each target declares in targets.toml."""
-    return [FitRow(t.name, t.ram_bytes, t.flash_bytes, fit.arena_bytes, fit.flash_bytes) for t in targets]
+    """The fit check against the ``ram`` and ``flash`` each target declares in targets.toml.
+    Only an emulated MCU (``emulator = true``) runs the very TFLM build the arena was measured with."""
+    return [FitRow(t.name, t.ram_bytes, t.flash_bytes, fit.arena_bytes, fit.flash_bytes,
+                   exact=bool(t.options.get("emulator", False))) for t in targets]
 
 
 class _Child:
