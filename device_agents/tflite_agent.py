@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import platform
+import select
 import sys
 import threading
 import time
@@ -389,15 +390,27 @@ def iterations_for(args, per_iteration_ns):
     return max(blocks, -(-n // blocks) * blocks)
 
 
-def start_lifeline():
-    """Exit when stdin closes: the host (or the SSH connection to it) is gone."""
+def start_lifeline(heartbeat_timeout):
+    """Exit when stdin closes, or stays silent for heartbeat_timeout seconds: the host is gone.
+
+    The host keeps the agent's stdin open for the whole run; over SSH it also writes a newline
+    every few seconds, so a host lost behind a dead link is noticed even if sshd never notices.
+    """
     def watch():
+        fd = sys.stdin.fileno()
+        reason = "stdin closed"
         try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except Exception:
-            pass
-        sys.stderr.write("tflite_agent: stdin closed, the host is gone: exiting\n")
+            while True:
+                if heartbeat_timeout:
+                    ready, _, _ = select.select([fd], [], [], heartbeat_timeout)
+                    if not ready:
+                        reason = "no heartbeat from the host for %g s" % heartbeat_timeout
+                        break
+                if not os.read(fd, 4096):
+                    break
+        except Exception as exc:
+            reason = "stdin failed: %s" % exc
+        sys.stderr.write("tflite_agent: %s, the host is gone: exiting\n" % reason)
         os._exit(3)
     t = threading.Thread(target=watch, name="lifeline")
     t.daemon = True
@@ -542,6 +555,8 @@ def parser():
     r.add_argument("--pipeline")
     r.add_argument("--lifeline", action="store_true",
                    help="exit when stdin closes (the host always sets this; off for runs by hand)")
+    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also exit after this many seconds without a byte on stdin")
     return p
 
 
@@ -555,7 +570,7 @@ def main(argv=None):
             probe(args)
             return 0
         if args.lifeline:
-            start_lifeline()
+            start_lifeline(args.heartbeat_timeout)
         if args.pipeline:
             args.pipeline = os.path.abspath(args.pipeline)
         run(args)

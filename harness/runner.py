@@ -115,15 +115,22 @@ class Runner:
 
     def _run_target(self, target: Target, jobs: list[Job]) -> None:
         driver: Driver | None = None
+        unreachable: HarnessError | None = None
         try:
             for job in jobs:
                 if self.cancel.is_set():
                     return
+                if unreachable is not None:
+                    # the board did not answer: its other jobs fail with the same error at once,
+                    # instead of one more connect timeout each
+                    self._record(job, self._open(job), [], unreachable)
+                    continue
                 if driver is None:
                     try:
                         driver = open_driver(target)
                     except HarnessError as exc:
                         self._record(job, self._open(job), [], exc)
+                        unreachable = exc
                         continue
                 if self._run_job(driver, target, job):
                     with contextlib.suppress(Exception):

@@ -6,6 +6,8 @@ import pytest
 
 from tests.boardenv import board_venv
 
+pytest_plugins = ("tests.sshfixtures",)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,24 @@ def test_lifeline_stops_the_agent_when_the_host_goes_away() -> None:
     assert b'"hello"' in p.stdout.readline()
     p.stdin.close()  # what a dropped connection looks like to the agent
     assert p.wait(timeout=10) == 3
+
+
+def test_heartbeat_timeout_stops_the_agent_when_the_link_goes_quiet() -> None:
+    p = subprocess.Popen([sys.executable, str(AGENT), "run", "--model", str(DIGITS), "--duration", "60",
+                          "--lifeline", "--heartbeat-timeout", "1.5"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stdin is not None
+    assert b'"hello"' in p.stdout.readline()
+    for _ in range(3):  # heartbeats keep it alive past its timeout...
+        p.stdin.write(b"\n")
+        p.stdin.flush()
+        time.sleep(1.0)
+    assert p.poll() is None
+    t0 = time.monotonic()  # ...and their absence ends it, with stdin still open
+    assert p.wait(timeout=15) == 3
+    assert time.monotonic() - t0 < 10
+    assert p.stderr is not None and b"no heartbeat" in p.stderr.read()
+    p.stdin.close()
 
 
 def test_probe_lists_runtimes() -> None:

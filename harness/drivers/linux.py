@@ -46,8 +46,11 @@ def agent_path() -> Path:
     return Path(str(resources.files("device_agents").joinpath("tflite_agent.py")))
 
 
+HEARTBEATS_MISSED = 5  # the agent gives up on the host after this many heartbeat intervals
+
+
 def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
-               inputs: str | None, pipeline: str | None) -> list[str]:
+               inputs: str | None, pipeline: str | None, heartbeat_s: float | None = None) -> list[str]:
     """The agent's command line, with every plan parameter explicit."""
     p = job.plan
     xnnpack = p.xnnpack if target.xnnpack is None else target.xnnpack
@@ -57,6 +60,8 @@ def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
             "--iterations", str(p.iterations), "--duration", repr(p.duration_s),
             "--min-iterations", str(p.min_iterations), "--max-iterations", str(p.max_iterations),
             "--blocks", str(p.blocks), "--settle", str(p.settle), "--seed", str(p.seed), "--lifeline"]
+    if heartbeat_s:
+        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
     if inputs:
         argv += ["--inputs", inputs]
     if pipeline:
@@ -100,7 +105,8 @@ class LinuxAgentDriver:
         model = self._stage(job.model, emit, "model").remote_path
         inputs = self._stage(plan.inputs, emit, "inputs").remote_path if plan.inputs else None
         pipeline = self._stage(plan.pipeline, emit, "pipeline").remote_path if plan.pipeline else None
-        argv = agent_argv(self.python, agent, model, job, self.target, inputs, pipeline)
+        argv = agent_argv(self.python, agent, model, job, self.target, inputs, pipeline,
+                          self.transport.heartbeat_s)
         log.info("%s: %s", self.target.name, " ".join(argv))
         proc = self.transport.run(argv)
         try:

@@ -104,6 +104,8 @@ class LocalProcess:
 class LocalTransport:
     """Runs commands on this machine."""
 
+    heartbeat_s = None  # a dead host closes the pipe, and the agent sees end of file at once
+
     def __init__(self, name: str) -> None:
         self.name = name
 

@@ -431,6 +431,8 @@ class SshProcess:
 class SshTransport:
     """A connected board. Construct it to connect; every failure is a TransportError."""
 
+    heartbeat_s = KEEPALIVE_S  # the watchdog writes a newline to each command's stdin this often
+
     def __init__(self, target: Target) -> None:
         self.name = target.name
         self.target = target
