@@ -104,7 +104,7 @@ class LocalProcess:
 class LocalTransport:
     """Runs commands on this machine."""
 
-    heartbeat_s = None  # a dead host closes the pipe, and the agent sees end of file at once
+    heartbeat_s: float | None = None  # a dead host closes the pipe, and the agent sees end of file at once
 
     def __init__(self, name: str) -> None:
         self.name = name

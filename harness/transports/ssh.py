@@ -431,7 +431,7 @@ class SshProcess:
 class SshTransport:
     """A connected board. Construct it to connect; every failure is a TransportError."""
 
-    heartbeat_s = KEEPALIVE_S  # the watchdog writes a newline to each command's stdin this often
+    heartbeat_s: float | None = KEEPALIVE_S  # the watchdog writes a newline to each command's stdin this often
 
     def __init__(self, target: Target) -> None:
         self.name = target.name
