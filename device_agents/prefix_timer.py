@@ -6,7 +6,7 @@ It borrows the runtime choice, interpreter creation and board description from t
 whose path the host passes (it is staged separately):
 
     python3 prefix_timer.py --agent /path/tflite_agent.py --threads 1 --runtime auto --xnnpack off \
-        --rounds 15 --min-time 0.005 --slices 5 --seed 0 [--lifeline] MODEL [MODEL ...]
+        --rounds 15 --min-time 0.005 --slices 5 --seed 0 [--lifeline [--heartbeat-timeout S]] MODEL ...
 
 All models must take the same inputs (prefixes of one model do); one random input set (seeded)
 is set once in each interpreter. Writes JSON lines on stdout, each with "v": 1 and "type":
@@ -147,6 +147,8 @@ def parser():
                         "Invoke the OS interrupted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lifeline", action="store_true", help="exit when stdin closes (set by the host)")
+    p.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also exit after this many seconds without a byte on stdin")
     return p
 
 
@@ -160,7 +162,10 @@ def main(argv=None):
         return 2
     try:
         if args.lifeline:
-            agent.start_lifeline()
+            try:
+                agent.start_lifeline(args.heartbeat_timeout)
+            except TypeError:  # a tflite_agent.py from before heartbeats: stdin EOF only
+                agent.start_lifeline()
         run(agent, args)
         return 0
     except agent.AgentFailure as exc:

@@ -41,6 +41,7 @@ from harness.errors import AgentError, ConfigError, MeasurementError
 from harness.transports.base import Transport
 
 PROTOCOL_VERSION = 1
+HEARTBEATS_MISSED = 5  # as harness.drivers.linux: missed heartbeats before the board-side timer exits
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,13 @@ def profile(transport: Transport, python: str, model_path: Path | str, work_dir:
     argv = [python, timer, "--agent", agent, "--threads", str(threads), "--runtime", runtime,
             "--xnnpack", "on" if xnnpack else "off", "--rounds", str(rounds), "--min-time", str(min_time_s),
             "--slices", str(slices),
-            "--seed", str(seed), "--lifeline", *remote]
+            "--seed", str(seed), "--lifeline"]
+    heartbeat_s = getattr(transport, "heartbeat_s", None)  # newlines the transport writes to stdin
+    if heartbeat_s:
+        # The timer gives up on a host whose heartbeats stopped (a dead link the board missed),
+        # after as many missed beats as the benchmark agent tolerates.
+        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
+    argv += remote
     proc = transport.run(argv)
     slices_done = slices
     deadline = time.monotonic() + timeout_s
