@@ -14,10 +14,12 @@ Target grammar (``[targets.NAME]`` with ``kind = "ssh"``)::
 
 From ~/.ssh/config, as ``ssh`` reads it: HostName, User, Port, IdentityFile, UserKnownHostsFile,
 HostKeyAlias, ProxyJump (``[user@]host[:port]``, comma-separated chains) and
-``StrictHostKeyChecking accept-new``. Values in targets.toml win over ~/.ssh/config.
+``StrictHostKeyChecking accept-new``. Values in targets.toml win over ~/.ssh/config
+(harness.transports.ssh_config).
 
 Host keys are always verified. An unknown key stops the target unless it opted in to accepting
-new keys; a *changed* key stops it always, naming the known_hosts file and line.
+new keys; a *changed* key stops it always, naming the known_hosts file and line
+(harness.transports.ssh_hostkeys; every failed connect is explained by ssh_connect_errors).
 
 Remote commands are argv lists quoted with ``shlex.join``; each runs in its own process group on
 the board under a tiny POSIX ``sh`` wrapper that reports its pid, so ``terminate`` can kill the
@@ -27,21 +29,16 @@ exits when it reaches end of file, its lifeline if the connection drops.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import getpass
 import hashlib
 import logging
-import os
 import queue
 import shlex
-import socket
 import stat
 import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,9 @@ import paramiko
 from harness.config import Target
 from harness.errors import TransportError
 from harness.transports.base import Staged
+from harness.transports.ssh_config import Endpoint, check_identity_files, jump_hop, read_ssh_config, resolve
+from harness.transports.ssh_connect_errors import connect_error
+from harness.transports.ssh_hostkeys import UnknownHostKey, fingerprint, load_host_keys
 
 log = logging.getLogger(__name__)
 
@@ -104,158 +104,6 @@ done
 
 _PY_SHA256 = ("import hashlib, sys\nh = hashlib.sha256()\nwith open(sys.argv[1], 'rb') as f:\n"
               "    for b in iter(lambda: f.read(1 << 20), b''):\n        h.update(b)\nprint(h.hexdigest())")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and as whom to connect, after ~/.ssh/config: what ``ssh -G`` would say."""
-
-    alias: str
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    known_hosts: Path
-    host_key_alias: str | None
-    proxy_jump: str | None
-    accept_new: bool
-
-    @property
-    def key_name(self) -> str:
-        """The name of this host in known_hosts."""
-        name = self.host_key_alias or self.hostname
-        return name if self.port == 22 else f"[{name}]:{self.port}"
-
-
-def _ssh_config() -> paramiko.SSHConfig:
-    path = Path(os.path.expanduser("~/.ssh/config"))
-    if not path.is_file():
-        return paramiko.SSHConfig()
-    try:
-        return paramiko.SSHConfig.from_path(str(path))
-    except Exception as exc:  # paramiko raises bare ConfigParseError/ValueError on bad lines
-        raise TransportError(f"cannot parse {path}: {exc}", hint=f"fix the line in {path}") from exc
-
-
-def resolve(alias: str, *, user: str | None = None, port: int | None = None,
-            identity_file: str | None = None, known_hosts: str | None = None,
-            accept_new: bool = False, config: paramiko.SSHConfig | None = None) -> Endpoint:
-    """Resolve ``alias`` the way ``ssh`` does; explicit arguments win over ~/.ssh/config."""
-    cfg = (config or _ssh_config()).lookup(alias)
-    ids: list[str] = [identity_file] if identity_file else list(cfg.get("identityfile", []))
-    kh = known_hosts or (cfg.get("userknownhostsfile", "").split() or ["~/.ssh/known_hosts"])[0]
-    strict = str(cfg.get("stricthostkeychecking", "")).lower()
-    jump = cfg.get("proxyjump")
-    return Endpoint(
-        alias=alias,
-        hostname=cfg.get("hostname", alias),
-        port=int(port or cfg.get("port", 22)),
-        user=user or cfg.get("user") or getpass.getuser(),
-        identity_files=tuple(os.path.expanduser(i) for i in ids),
-        known_hosts=Path(os.path.expanduser(kh)),
-        host_key_alias=cfg.get("hostkeyalias"),
-        proxy_jump=None if not jump or jump.lower() == "none" else jump,
-        accept_new=accept_new or strict == "accept-new",
-    )
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's SHA256 fingerprint, e.g. ``SHA256:abc...`` (what ``ssh-keygen -lf`` prints)."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def known_hosts_line(path: Path, name: str) -> int | None:
-    """1-based line of ``path`` that holds a key for ``name`` (plain or hashed), if any."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        if not fields or fields[0].startswith(("#", "@")):
-            continue
-        for pattern in fields[0].split(","):
-            if pattern == name or (pattern.startswith("|1|")
-                                   and paramiko.HostKeys.hash_host(name, pattern) == pattern):
-                return number
-    return None
-
-
-class _UnknownHostKey(Exception):
-    def __init__(self, key: paramiko.PKey) -> None:
-        super().__init__("unknown host key")
-        self.key = key
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Reject unknown keys, or with explicit opt-in record them (accept-new) and say so loudly."""
-
-    def __init__(self, target: str, endpoint: Endpoint) -> None:
-        self.target = target
-        self.endpoint = endpoint
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        if not self.endpoint.accept_new:
-            raise _UnknownHostKey(key)
-        path = self.endpoint.known_hosts
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        line = f"{self.endpoint.key_name} {key.get_name()} {key.get_base64()}\n"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(line)
-        client.get_host_keys().add(self.endpoint.key_name, key.get_name(), key)
-        log.warning("%s: accepted NEW host key for %s (%s %s) and added it to %s "
-                    "(accept_new_host_key = true)", self.target, self.endpoint.key_name,
-                    key.get_name(), fingerprint(key), path)
-
-
-def _connect_error(target: str, ep: Endpoint, exc: BaseException, timeout: float) -> TransportError:
-    """One clear TransportError for a failed connect, naming the target and the fix."""
-    where = f"{ep.hostname}:{ep.port}" + (f" (host alias {ep.alias!r})" if ep.alias != ep.hostname else "")
-    if isinstance(exc, _UnknownHostKey):
-        key = exc.key
-        return TransportError(
-            f"unknown host key for {ep.key_name}: {key.get_name()} {fingerprint(key)} is not in "
-            f"{ep.known_hosts}", target=target,
-            hint=f"check that fingerprint on the board (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), "
-                 f"then run `ssh -p {ep.port} {ep.user}@{ep.hostname}` once or add "
-                 f"accept_new_host_key = true to [targets.{target}]")
-    if isinstance(exc, paramiko.BadHostKeyException):
-        line = known_hosts_line(ep.known_hosts, ep.key_name)
-        at = f"{ep.known_hosts}" + (f" line {line}" if line else "")
-        return TransportError(
-            f"host key for {ep.key_name} has CHANGED: the board sent {exc.key.get_name()} "
-            f"{fingerprint(exc.key)}, {at} expects {fingerprint(exc.expected_key)}; this could be "
-            f"a man-in-the-middle attack, or the board was re-installed", target=target,
-            hint=f"if you know the board was re-installed: ssh-keygen -f {shlex.quote(str(ep.known_hosts))}"
-                 f" -R {shlex.quote(ep.key_name)}, then connect again")
-    if isinstance(exc, paramiko.PasswordRequiredException):
-        return TransportError(f"the SSH key for {ep.user}@{where} is encrypted", target=target,
-                              hint="load it into ssh-agent with ssh-add (harness never asks for passphrases)")
-    if isinstance(exc, paramiko.AuthenticationException):
-        tried = ", ".join(ep.identity_files) or "ssh-agent and ~/.ssh/id_*"
-        return TransportError(
-            f"authentication as {ep.user!r} at {where} failed (keys tried: {tried})", target=target,
-            hint=f"check user = and identity_file = in [targets.{target}] or ~/.ssh/config, and that "
-                 f"the public key is in ~{ep.user}/.ssh/authorized_keys on the board "
-                 f"(ssh-copy-id -p {ep.port} {ep.user}@{ep.hostname})")
-    if isinstance(exc, socket.gaierror):
-        return TransportError(f"cannot resolve host {ep.hostname!r}", target=target,
-                              hint=f"check host = in [targets.{target}] or the Host entry in ~/.ssh/config")
-    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        return TransportError(f"connection refused at {where}: no SSH server listening", target=target,
-                              hint=f"start sshd on the board, or fix port = in [targets.{target}]")
-    if isinstance(exc, TimeoutError):
-        return TransportError(f"no answer from {where} within {timeout:g} s (board down or unreachable)",
-                              target=target,
-                              hint=f"power the board and check its network, or raise connect_timeout_s "
-                                   f"in [targets.{target}] for a slow link")
-    if isinstance(exc, OSError):
-        return TransportError(f"cannot reach {where}: {exc.strerror or exc}", target=target,
-                              hint="check that the board is powered and on this network")
-    return TransportError(f"SSH handshake with {where} failed: {exc}", target=target,
-                          hint="check that the port belongs to an SSH server")
 
 
 class SshProcess:
@@ -450,7 +298,7 @@ class SshTransport:
         self._home_dir: str | None = None
         self._verified: set[str] = set()  # cache entries known good on this connection
         self._closed = threading.Event()
-        self._config = _ssh_config()
+        self._config = read_ssh_config()
         self.endpoint = resolve(
             str(opts["host"]), user=opts.get("user"), port=opts.get("port"),
             identity_file=opts.get("identity_file"), known_hosts=opts.get("known_hosts"),
@@ -475,55 +323,25 @@ class SshTransport:
         sock = None
         if ep.proxy_jump:
             sock = self._jump_channel(ep, depth)
-        for key_file in ep.identity_files:
-            if not Path(key_file).is_file():
-                raise TransportError(f"identity file {key_file} does not exist", target=self.name,
-                                     hint=f"fix identity_file = in [targets.{self.name}] or IdentityFile "
-                                          "in ~/.ssh/config")
+        check_identity_files(self.name, ep)
         client = paramiko.SSHClient()
-        if ep.known_hosts.is_file():
-            try:
-                client.load_host_keys(str(ep.known_hosts))
-            except OSError as exc:
-                raise TransportError(f"cannot read known_hosts file {ep.known_hosts}: {exc}",
-                                     target=self.name, hint="fix its permissions") from exc
-        if ep.host_key_alias:
-            # paramiko looks keys up by the address it dials; OpenSSH by HostKeyAlias when set.
-            keys = client.get_host_keys()
-            alias_keys = keys.lookup(ep.key_name) or {}
-            dialed = ep.hostname if ep.port == 22 else f"[{ep.hostname}]:{ep.port}"
-            keys.clear()
-            for key_type, key in alias_keys.items():
-                keys.add(dialed, key_type, key)
-        client.set_missing_host_key_policy(_HostKeyPolicy(self.name, ep))
+        load_host_keys(client, self.name, ep)
         t0 = time.monotonic()
         try:
             client.connect(ep.hostname, ep.port, username=ep.user,
                            key_filename=list(ep.identity_files) or None, timeout=self.timeout,
                            banner_timeout=self.timeout, auth_timeout=self.timeout,
                            channel_timeout=self.timeout, allow_agent=True, look_for_keys=True, sock=sock)
-        except (paramiko.SSHException, OSError, EOFError, _UnknownHostKey) as exc:
+        except (paramiko.SSHException, OSError, EOFError, UnknownHostKey) as exc:
             client.close()
-            raise _connect_error(self.name, ep, exc, self.timeout) from exc
+            raise connect_error(self.name, ep, exc, self.timeout) from exc
         self._clients.append(client)
         log.info("%s: connected to %s@%s:%d in %.0f ms", self.name, ep.user, ep.hostname, ep.port,
                  (time.monotonic() - t0) * 1e3)
         return client
 
     def _jump_channel(self, ep: Endpoint, depth: int) -> paramiko.Channel:
-        # "a,b" means: reach b through a, then the target through b.
-        *first, last = [s.strip() for s in str(ep.proxy_jump).split(",")]
-        user, _, hostport = last.rpartition("@")
-        host, _, port = hostport.partition(":")
-        if hostport.startswith("["):
-            host, _, port = hostport[1:].partition("]")
-            port = port.lstrip(":")
-        hop = resolve(host, user=user or None, port=int(port) if port else None,
-                      known_hosts=str(ep.known_hosts), accept_new=ep.accept_new, config=self._config)
-        if first:
-            hop = Endpoint(**{**hop.__dict__, "proxy_jump": ",".join(first)})
-        elif hop.proxy_jump:
-            hop = Endpoint(**{**hop.__dict__, "proxy_jump": None})  # OpenSSH ignores it here too
+        hop = jump_hop(ep, self._config)
         transport = self._connect(hop, depth + 1).get_transport()
         assert transport is not None
         try:
