@@ -27,6 +27,7 @@ class LiveProgress:
         self._tasks: dict[str, TaskID] = {}
         self._jobs = jobs_per_target
         self._done: dict[str, int] = {}
+        self._reported: set[int] = set()  # an error shared by several jobs (a bad file) is said once
         self._lock = threading.Lock()
 
     def __enter__(self) -> LiveProgress:
@@ -67,5 +68,6 @@ class LiveProgress:
             self._done[job.target] = self._done.get(job.target, 0) + 1
             phase = "done" if outcome.error is None else "[red]failed"
             self._progress.update(self._task(job.target), phase=phase)
-        if outcome.error is not None:
+        if outcome.error is not None and id(outcome.error) not in self._reported:
+            self._reported.add(id(outcome.error))
             self.console.print(Text.assemble(("error", "red"), f": {outcome.error}"))

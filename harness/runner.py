@@ -53,16 +53,20 @@ class Observer(Protocol):
 
 def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequence[int] | None,
               plan: Plan) -> tuple[list[Job], list[tuple[Job, HarnessError]]]:
-    """The matrix, and the jobs refused on the host already (a model that is not a TFLite file)."""
+    """The matrix, and the jobs refused on the host already (a file that is not a whole TFLite
+    model: one error per file, shared by its jobs, since no board is at fault)."""
+    checked: dict[Path, tuple[str, HarnessError | None]] = {}
+    for model in models:
+        try:
+            checked[model] = (check_model(model), None)
+        except HarnessError as exc:
+            checked[model] = ("", exc)
     jobs: list[Job] = []
     refused: list[tuple[Job, HarnessError]] = []
     for target in targets:
         for model in models:
+            digest, error = checked[model]
             for t in (threads or target.threads):
-                try:
-                    digest, error = check_model(model), None
-                except HarnessError as exc:
-                    digest, error = "", exc
                 job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan)
                 if error is None:
                     jobs.append(job)
@@ -129,6 +133,7 @@ class Runner:
                     try:
                         driver = open_driver(target)
                     except HarnessError as exc:
+                        exc.target = exc.target or target.name
                         self._record(job, self._open(job), [], exc)
                         unreachable = exc
                         continue
@@ -157,6 +162,8 @@ class Runner:
             with lock:
                 driver.benchmark(job, emit, self.cancel)
         except HarnessError as exc:
+            if exc.target is None:
+                exc.target = target.name  # an error on a board names the board
             self._record(job, writer, messages, exc)
             return isinstance(exc, TransportError)
         except Exception as exc:
@@ -171,8 +178,6 @@ class Runner:
         header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
                   "threads": job.threads, "plan": job.plan.as_dict()}
         if error is not None:
-            if error.target is None:
-                error.target = job.target  # every message names the target
             messages = [*messages, {"type": "error", **_error_dict(error)}]
         benchmark = from_lines(header, messages)
         if error is not None:

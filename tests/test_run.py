@@ -87,10 +87,20 @@ def test_bad_models_fail_alone_with_a_clear_line(tmp_path: Path) -> None:
     assert objs["custom op.tflite"]["error"]["code"] == "unsupported_op"
     assert "HarnessUnknownOp" in objs["custom op.tflite"]["error"]["message"]
     errors = [line for line in p.stderr.splitlines() if line.startswith("error")]
-    assert len(errors) == 3
-    assert all("local" in line for line in errors)
-    assert any("photo.tflite" in line and "fix:" in line for line in errors)
-    assert any("custom op.tflite" in line for line in errors)
+    assert len(errors) == 3  # one line each
+    assert any("photo.tflite" in line and "fix:" in line for line in errors)  # refused on the host
+    assert any(line.startswith("error: local: ") and "custom op.tflite" in line for line in errors)
+
+
+def test_a_bad_file_is_reported_once_not_once_per_target(tmp_path: Path) -> None:
+    (tmp_path / "two.toml").write_text('[targets.a]\nkind = "local"\n[targets.b]\nkind = "local"\n')
+    bad = tmp_path / "photo.tflite"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a model")
+    p = harness("run", "--targets", "two.toml", "--model", str(bad), "--results", "r", cwd=tmp_path)
+    assert p.returncode == 1
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "photo.tflite is not a TFLite model" in errors[0]
+    assert "2 of 2 benchmarks failed" in p.stderr
 
 
 def test_unknown_target_and_bad_targets_file(tmp_path: Path) -> None:
