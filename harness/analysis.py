@@ -31,6 +31,16 @@ biases; integer shape/axis constants are not parameters). Totals count each cons
 
 Dynamic shapes: a -1 in a tensor's shape signature is assumed to be 1, and every assumption made
 is recorded in ``ModelAnalysis.assumptions``.
+
+The model's quantization scheme comes in two fields (``to_json`` gives both):
+
+- ``scheme``: the contract of ``harness analyze --json``, always one of ``SCHEMES``: float32,
+  float16, dynamic_int8, int8, int16x8, mixed. Scripts may switch on it.
+- ``scheme_detail``: the finer label, one of ``SCHEME_DETAILS``. It equals ``scheme`` except
+  where the contract's six have no exact name: weight_only_int8, dynamic_int4 and
+  weight_only_int4 (quantized weights, float activations) are ``scheme`` dynamic_int8, and
+  legacy uint8 (full integer) is ``scheme`` int8. Kernels differ between these (a weight-only
+  model runs float32 kernels), so throughput is fitted per ``scheme_detail``.
 """
 
 from __future__ import annotations
@@ -43,12 +53,34 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-SCHEMES = ("float32", "float16", "dynamic_int8", "weight_only_int8", "int8", "int16x8", "uint8",
-           "dynamic_int4", "weight_only_int4", "mixed")
-"""Whole-model quantization schemes. ``weight_only_int8`` (int8 weights dequantized to float32
-before a float32 kernel, as ai-edge-quantizer's weight_only_wi8_afp32 writes them), legacy
-``uint8`` and the int4 variants extend the list of the issue, because calling them anything
-else would be wrong."""
+SCHEMES = ("float32", "float16", "dynamic_int8", "int8", "int16x8", "mixed")
+"""The whole-model schemes of the issue's JSON contract: ``ModelAnalysis.scheme`` is always one."""
+
+SCHEME_DETAILS = ("float32", "float16", "dynamic_int8", "weight_only_int8", "int8", "int16x8", "uint8",
+                  "dynamic_int4", "weight_only_int4", "mixed")
+"""Finer whole-model schemes (``ModelAnalysis.scheme_detail``). ``weight_only_int8`` (int8
+weights dequantized to float32 before a float32 kernel, as ai-edge-quantizer's
+weight_only_wi8_afp32 writes them), legacy ``uint8`` and the int4 variants extend the contract's
+list, because calling them by a contract name alone would hide what the kernels do."""
+
+_CONTRACT_SCHEME = {"weight_only_int8": "dynamic_int8", "dynamic_int4": "dynamic_int8",
+                    "weight_only_int4": "dynamic_int8", "uint8": "int8"}
+# Why the finer schemes fold that way: the first three keep float activations and quantized
+# weights (the contract's dynamic_int8 family); uint8 is full-integer like int8.
+
+SCHEME_DESCRIPTIONS = {
+    "weight_only_int8": "weight-only int8: weights dequantized once, float32 kernels",
+    "weight_only_int4": "weight-only int4: weights dequantized once, float32 kernels",
+    "dynamic_int4": "dynamic-range int4: int4 weights, activations quantized on the fly",
+    "uint8": "uint8: legacy full-integer quantization",
+}
+"""What each ``scheme_detail`` that differs from its contract ``scheme`` means, for people."""
+
+
+def contract_scheme(detail: str) -> str:
+    """The contract scheme (one of ``SCHEMES``) of a finer ``scheme_detail``."""
+    return _CONTRACT_SCHEME.get(detail, detail)
+
 
 _KIND_COMPUTE, _KIND_CONVERT, _KIND_SHAPE, _KIND_UNKNOWN = "compute", "convert", "shape", "unknown"
 
@@ -138,18 +170,25 @@ class OpInfo:
 
 @dataclass(frozen=True)
 class ModelAnalysis:
-    """A whole model. Totals over ops with a rule; ``uncounted_ops`` lists the rest."""
+    """A whole model. Totals over ops with a rule; ``uncounted_ops`` lists the rest.
+
+    ``scheme`` is the contract's scheme, ``scheme_detail`` the finer one (module docstring)."""
 
     path: str
     size_bytes: int
     subgraph: int
     ops: tuple[OpInfo, ...]
-    scheme: str
+    scheme_detail: str  # one of SCHEME_DETAILS; ``scheme`` folds it into the contract's six
     total_params: int
     total_weight_bytes: int
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     assumptions: tuple[str, ...] = ()
+
+    @property
+    def scheme(self) -> str:
+        """The contract scheme, always one of ``SCHEMES`` (see the module docstring)."""
+        return contract_scheme(self.scheme_detail)
 
     @property
     def total_flops(self) -> int:
@@ -178,7 +217,7 @@ class ModelAnalysis:
             "path": self.path, "size_bytes": self.size_bytes, "subgraph": self.subgraph,
             "total_macs": self.total_macs, "total_flops": self.total_flops,
             "total_params": self.total_params, "total_weight_bytes": self.total_weight_bytes,
-            "scheme": self.scheme,
+            "scheme": self.scheme, "scheme_detail": self.scheme_detail,
             "layers_by_precision": {k: list(v) for k, v in self.layers_by_precision.items()},
             "uncounted_ops": list(self.uncounted_ops), "assumptions": list(self.assumptions),
             "inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs],
@@ -326,7 +365,7 @@ def analyze_model(model: Any, *, path: str = "<memory>", size_bytes: int = 0) ->
         ops.append(OpInfo(k, kind_type, kind, in_infos, out_infos, flops, params, nbytes, precision, note))
 
     return ModelAnalysis(
-        path=path, size_bytes=size_bytes, subgraph=sg_index, ops=tuple(ops), scheme=scheme_of(ops),
+        path=path, size_bytes=size_bytes, subgraph=sg_index, ops=tuple(ops), scheme_detail=scheme_of(ops),
         total_params=total_params, total_weight_bytes=total_bytes,
         inputs=tuple(infos[i] for i in (sg.inputs or [])), outputs=tuple(infos[i] for i in (sg.outputs or [])),
         assumptions=tuple(assumptions),
@@ -416,7 +455,8 @@ def _precision(op_type: str, kind: str, infos: Sequence[TensorInfo], activations
 
 
 def scheme_of(ops: Sequence[OpInfo]) -> str:
-    """The whole model's scheme, or ``mixed`` when its compute ops do not agree.
+    """The whole model's ``scheme_detail`` (one of ``SCHEME_DETAILS``), or ``mixed`` when its
+    compute ops do not agree.
 
     Weighted ops (conv, fully connected, ...) name the scheme; the other compute ops must then
     run in the activation type that scheme implies (float32 for float16 / dynamic / weight-only
@@ -437,7 +477,7 @@ def scheme_of(ops: Sequence[OpInfo]) -> str:
     return scheme if rest <= {implied, scheme} else "mixed"
 
 
-_SCHEME_LABELS = set(SCHEMES) - {"mixed"}
+_SCHEME_LABELS = set(SCHEME_DETAILS) - {"mixed"}
 
 
 # --- throughput and latency predicted from FLOPs --------------------------------------------
@@ -452,7 +492,7 @@ class Measured:
 
     target: str
     model: str
-    precision: str  # the model's scheme (ModelAnalysis.scheme)
+    precision: str  # the model's finer scheme (ModelAnalysis.scheme_detail)
     threads: int
     flops: int
     invoke_ns: float

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.analysis import ModelAnalysis, OpInfo, PredictionCheck, Throughput
+from harness.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo, PredictionCheck, Throughput
 from harness.arena import ArenaFit, FitRow
 from harness.prefixes import LayerProfile
 
@@ -41,9 +41,17 @@ def _shapes(op: OpInfo, outputs: bool) -> str:
     return " ".join("x".join(map(str, t.shape)) or "scalar" for t in tensors)
 
 
+def scheme_label(a: ModelAnalysis) -> str:
+    """The contract scheme, with the finer one explained when they differ:
+    "dynamic_int8 (weight-only int8: weights dequantized once, float32 kernels)"."""
+    if a.scheme_detail == a.scheme:
+        return a.scheme
+    return f"{a.scheme} ({SCHEME_DESCRIPTIONS.get(a.scheme_detail, a.scheme_detail)})"
+
+
 def analysis_table(a: ModelAnalysis) -> Table:
     """One row per operator in execution order, with each op's share of the counted FLOPs."""
-    table = Table(title=f"{a.path}: {len(a.ops)} ops, scheme {a.scheme}", title_justify="left")
+    table = Table(title=f"{a.path}: {len(a.ops)} ops, scheme {scheme_label(a)}", title_justify="left")
     for name, justify in (("#", "right"), ("op", "left"), ("inputs", "left"), ("output", "left"),
                           ("MACs", "right"), ("FLOPs", "right"), ("FLOPs %", "right"),
                           ("params", "right"), ("weights", "right"), ("precision", "left")):
@@ -60,7 +68,8 @@ def analysis_table(a: ModelAnalysis) -> Table:
         )
     table.add_section()
     table.add_row("", "total", "", "", human_count(a.total_macs), human_count(a.total_flops),
-                  "100.0" if total else "", human_count(a.total_params), human_bytes(a.total_weight_bytes), a.scheme)
+                  "100.0" if total else "", human_count(a.total_params), human_bytes(a.total_weight_bytes),
+                  a.scheme if a.scheme == a.scheme_detail else f"{a.scheme} ({a.scheme_detail})")
     return table
 
 
@@ -70,7 +79,7 @@ def analysis_lines(a: ModelAnalysis) -> list[str]:
         f"total: {human_count(a.total_macs)} MACs = {human_count(a.total_flops)} FLOPs, "
         f"{human_count(a.total_params)} parameters, {human_bytes(a.total_weight_bytes)} of weights, "
         f"file {human_bytes(a.size_bytes)}",
-        f"quantization scheme: {a.scheme}",
+        f"quantization scheme: {scheme_label(a)}",
     ]
     for precision, layers in a.layers_by_precision.items():
         lines.append(f"  {precision}: ops {_ranges(layers)}")
@@ -175,7 +184,7 @@ def prediction_table(a: ModelAnalysis, fitted: list[Throughput], checks: list[Pr
     for t in sorted(fitted, key=lambda t: (t.target, t.precision, t.threads)):
         errors = [abs(c.error) for c in checks
                   if (c.target, c.precision, c.threads) == (t.target, t.precision, t.threads)]
-        same = t.precision.split("+")[0] == a.scheme
+        same = t.precision.split("+")[0] == a.scheme_detail  # fitted per finer scheme
         table.add_row(t.target, t.precision, str(t.threads), f"{t.gflops:.3g}", str(len(t.models)),
                       human_ns(t.predict_ns(a.total_flops)) + ("" if same else " (other precision)"),
                       f"{100 * max(errors):.0f} % max" if errors else "n/a (1 model)",

@@ -228,7 +228,7 @@ def _measured_from_run(results: Path, ref: str | None) -> tuple[list, list[str]]
             analyses[model] = analyze(model)
         a = analyses[model]
         target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
-        precision = a.scheme + ("+xnnpack" if b.model_info.get("xnnpack") else "")
+        precision = a.scheme_detail + ("+xnnpack" if b.model_info.get("xnnpack") else "")
         measured.append(Measured(target, b.model, precision, b.threads, a.total_flops, s.invoke.median))
     return measured, skipped
 

@@ -20,7 +20,7 @@ from ai_edge_litert.tools import flatbuffer_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.analysis import SCHEMES, analyze, analyze_model
+from harness.analysis import SCHEME_DETAILS, SCHEMES, analyze, analyze_model, contract_scheme
 from harness.errors import ConfigError
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
@@ -277,17 +277,50 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"float32": f32, **{s: make_variant(f32, s, d / f"{s}.tflite") for s in VARIANTS}}
 
 
-@pytest.mark.parametrize("scheme", ["float32", "float16", "dynamic_int8", "weight_only_int8", "int8",
-                                    "int16x8", "mixed"])
-def test_scheme_detection(variants: dict[str, Path], scheme: str) -> None:
-    path = variants[scheme]
+# variant -> (contract scheme, finer scheme_detail)
+EXPECTED_SCHEMES = {
+    "float32": ("float32", "float32"), "float16": ("float16", "float16"),
+    "dynamic_int8": ("dynamic_int8", "dynamic_int8"),
+    "weight_only_int8": ("dynamic_int8", "weight_only_int8"),  # the contract's family, the finer label kept
+    "int8": ("int8", "int8"), "int16x8": ("int16x8", "int16x8"), "mixed": ("mixed", "mixed"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED_SCHEMES))
+def test_scheme_detection(variants: dict[str, Path], variant: str) -> None:
+    path = variants[variant]
     run_litert(path)  # a model the runtime accepts, not just a flatbuffer
     a = analyze(path)
-    assert a.scheme == scheme
-    assert scheme in SCHEMES
+    assert (a.scheme, a.scheme_detail) == EXPECTED_SCHEMES[variant]
+    assert a.scheme in SCHEMES and a.scheme_detail in SCHEME_DETAILS
+    data = a.to_json()
+    assert (data["scheme"], data["scheme_detail"]) == EXPECTED_SCHEMES[variant]
     float_macs = analyze(variants["float32"]).total_macs
-    if scheme != "mixed":  # mixed adds QUANTIZE/DEQUANTIZE work; the rest compute the same thing
+    if variant != "mixed":  # mixed adds QUANTIZE/DEQUANTIZE work; the rest compute the same thing
         assert a.total_macs == float_macs
+
+
+def test_every_emitted_scheme_is_one_of_the_contracts_six(variants: dict[str, Path]) -> None:
+    """Scripts switch on ``scheme``: whatever the finer label, it is one of the issue's six."""
+    assert SCHEMES == ("float32", "float16", "dynamic_int8", "int8", "int16x8", "mixed")
+    assert {analyze(path).scheme for path in variants.values()} <= set(SCHEMES)
+    assert {contract_scheme(detail) for detail in SCHEME_DETAILS} == set(SCHEMES)
+    assert contract_scheme("uint8") == "int8"
+    for detail in ("weight_only_int8", "dynamic_int4", "weight_only_int4"):
+        assert contract_scheme(detail) == "dynamic_int8"
+
+
+def test_view_shows_both_schemes_when_they_differ(variants: dict[str, Path]) -> None:
+    from rich.console import Console
+
+    from harness.analysis_view import analysis_lines, analysis_renderable
+
+    a = analyze(variants["weight_only_int8"])
+    assert ("quantization scheme: dynamic_int8 (weight-only int8: weights dequantized once, float32 kernels)"
+            in analysis_lines(a))
+    console = Console(record=True, width=200)
+    console.print(analysis_renderable(a))
+    assert "dynamic_int8 (weight_only_int8)" in console.export_text()  # the totals row
 
 
 def test_mixed_lists_the_layers_in_each_precision(variants: dict[str, Path]) -> None:
@@ -393,7 +426,7 @@ def test_shipped_example_models_are_analysed() -> None:
     for path in models:
         a = analyze(path)
         assert a.ops, path
-        assert a.scheme in SCHEMES, path
+        assert a.scheme in SCHEMES and a.scheme_detail in SCHEME_DETAILS, path
         assert a.total_flops > 0, path
         for op in a.ops:
             assert op.flops is None or op.flops == 2 * op.macs
@@ -436,6 +469,7 @@ def test_cli_analyze_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["analyze", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["total_flops"] == analyze(path).total_flops and data["scheme"] == "float32"
+    assert data["scheme_detail"] == "float32"
     assert [op["type"] for op in data["ops"]][:2] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
 
 
@@ -541,6 +575,6 @@ def test_int8_model_with_float_io_is_int8_not_mixed(tmp_path: Path) -> None:
     b.op(fb.BuiltinOperator.DEQUANTIZE, [y], [out])
     a = analyze(b.write(tmp_path / "int8_float_io.tflite", [x], [out]))
     assert [op.precision for op in a.ops] == ["float32->int8", "int8", "int8->float32"]
-    assert a.scheme == "int8"
+    assert a.scheme == a.scheme_detail == "int8"
     assert a.ops[0].flops == 2 * 32 and a.ops[2].flops == 2 * 12  # scale and zero point per element
     assert a.ops[1].params == 54 + 3 and a.ops[1].weight_bytes == 54 + 12
