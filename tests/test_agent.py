@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -119,13 +118,6 @@ def test_probe_lists_runtimes() -> None:
     msgs, status, _ = run_agent("probe")
     assert status == 0 and msgs[0]["type"] == "hello"
     assert msgs[0]["runtimes"]["ai_edge_litert"] and msgs[0]["numpy"]
-
-
-def test_agent_needs_only_python38_syntax_and_stdlib() -> None:
-    vermin = Path(sysconfig.get_path("scripts")) / "vermin"  # installed by the test extra
-    p = subprocess.run([str(vermin), "-t=3.8-", "--violations", "--no-tips",
-                        "--eval-annotations", str(AGENT)], capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_agent_on_a_tflite_runtime_214_board(tflite214_python: Path) -> None:

@@ -1,0 +1,34 @@
+"""The house rules that tools can check: ruff's rule list and mypy on harness/ (pyproject.toml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+
+
+def test_ruff() -> None:
+    p = subprocess.run([str(SCRIPTS / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_mypy() -> None:
+    p = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_device_agents_run_on_python_38() -> None:
+    agents = sorted(str(p) for p in (ROOT / "device_agents").glob("*.py"))
+    p = subprocess.run([str(SCRIPTS / "vermin"), "-t=3.8-", "--violations", "--no-tips", "--eval-annotations",
+                        *agents], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_device_agents_never_import_harness() -> None:
+    offenders = [p.name for p in (ROOT / "device_agents").glob("*.py")
+                 if "import harness" in p.read_text() or "from harness" in p.read_text()]
+    assert offenders == []
