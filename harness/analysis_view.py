@@ -7,12 +7,15 @@ renderables and never prints: the CLI decides where they go (stdout).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo, PredictionCheck, Throughput
+from harness.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo
 from harness.arena import ArenaFit, FitRow
+from harness.prediction import PredictionCheck, Throughput
 from harness.prefixes import LayerProfile
 
 
@@ -175,7 +178,7 @@ def _throughput_by_type(p: LayerProfile) -> list[str]:
     return [f"achieved GFLOP/s by op type: {', '.join(rates)}"] if rates else []
 
 
-def prediction_table(a: ModelAnalysis, fitted: list[Throughput], checks: list[PredictionCheck]) -> Table:
+def prediction_table(a: ModelAnalysis, fitted: Sequence[Throughput], checks: Sequence[PredictionCheck]) -> Table:
     """Predicted Invoke of the model on each measured board, with that board's validation error."""
     table = Table(title=f"{a.path}: {human_count(a.total_flops)} FLOPs, predicted from each board's achieved "
                         "throughput", title_justify="left")
@@ -192,7 +195,7 @@ def prediction_table(a: ModelAnalysis, fitted: list[Throughput], checks: list[Pr
     return table
 
 
-def validation_table(checks: list[PredictionCheck]) -> Table:
+def validation_table(checks: Sequence[PredictionCheck]) -> Table:
     """Each measured model predicted from the others on its board (leave-one-out)."""
     table = Table(title="prediction error per board (each model predicted from the board's other models)",
                   title_justify="left")

@@ -204,72 +204,30 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 # --- harness analyze (issue 5: inside the model) ---------------------------------------
 
-def _measured_from_run(results: Path, ref: str | None) -> tuple[list, list[str]]:
-    """What a stored run measured, as analysis.Measured (Invoke medians with the model's FLOPs),
-    and why any benchmark was left out. Emulated boards keep the label in their target name."""
-    import hashlib
-
-    from harness.analysis import Measured, analyze
-
-    path = store.resolve_run(results, ref)
-    meta, benchmarks = store.load_run(path)
-    by_sha = {sha: Path(p) for p, sha in (meta.get("models") or {}).items()}
-    measured, skipped, analyses = [], [], {}
-    for b in benchmarks:
-        s = summarize(b)
-        model = by_sha.get(b.model_sha256)
-        if s.invoke is None or not s.invoke.median:
-            skipped.append(f"{b.target} {b.model}: no Invoke samples")
-            continue
-        if model is None or not model.is_file() or hashlib.sha256(model.read_bytes()).hexdigest() != b.model_sha256:
-            skipped.append(f"{b.target} {b.model}: the model file measured is no longer at {model}")
-            continue
-        if model not in analyses:
-            analyses[model] = analyze(model)
-        a = analyses[model]
-        target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
-        precision = a.scheme_detail + ("+xnnpack" if b.model_info.get("xnnpack") else "")
-        measured.append(Measured(target, b.model, precision, b.threads, a.total_flops, s.invoke.median))
-    return measured, skipped
-
-
-def _firmware_profiles(results: Path, ref: str | None, model: Path) -> list:
-    """Per-layer profiles that MCU firmware profilers sent (op_profile) for this model in a run."""
-    import hashlib
-
-    from harness.analysis import analyze
-    from harness.prefixes import firmware_profile
-
-    analysis = analyze(model)
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
-    path = store.resolve_run(results, ref)
-    _, benchmarks = store.load_run(path)
-    profiles = []
-    for b in benchmarks:
-        s = summarize(b)
-        for msg in b.extra:
-            if msg.get("type") == "op_profile" and b.model_sha256 == sha and s.invoke is not None:
-                target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
-                profiles.append(firmware_profile(analysis, msg.get("ops") or [], s.invoke.median, model=str(model),
-                                                 target=target, source=str(msg.get("source", "firmware profiler"))))
-    if not profiles:
-        raise ConfigError(f"run {path.name} has no firmware op profile of {model.name}",
-                          hint="benchmark this model on a serial target whose firmware has a profiler, "
-                               "or use --profile TARGET on a local or ssh board")
-    return profiles
+def _run_dir(results: Path, ref: str) -> Path:
+    """The stored run that --predict-from/--profile-from name (a run id, a path, or "latest")."""
+    return store.resolve_run(results, None if ref == "latest" else ref)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Per-op table of one model; --fits: its TFLite Micro arena against the MCU targets;
-    --profile TARGET: per-layer time measured on that board."""
+    --profile TARGET / --profile-from RUN: per-layer time on a board; --predict-from RUN: its
+    latency predicted from what the boards of a stored run measured."""
     import json
     import tempfile
 
     from harness.analysis import analyze
-    from harness.analysis_view import analysis_renderable, fits_table, profile_lines, profile_table
+    from harness.analysis_view import (
+        analysis_renderable,
+        fits_table,
+        prediction_table,
+        profile_lines,
+        profile_table,
+        validation_table,
+    )
 
     analysis = analyze(args.model)
-    fit, rows, layer_profile = None, [], None
+    fit, rows, profiles, prediction = None, [], [], None
     if args.fits or args.profile:
         targets, source = config.load_targets(args.targets)
     if args.fits:
@@ -288,38 +246,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         (board,) = config.select(targets, [args.profile], source)
         _stderr().print(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ...")
         with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
-            layer_profile = profile_target(board, args.model, work, threads=args.threads,
-                                           xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
+            profiles = [profile_target(board, args.model, work, threads=args.threads,
+                                       xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)]
     if args.profile_from:
-        profiles = _firmware_profiles(args.results, None if args.profile_from == "latest" else args.profile_from,
-                                      args.model)
-    else:
-        profiles = [layer_profile] if layer_profile is not None else []
-    fitted: list = []
-    checks: list = []
-    skipped: list[str] = []
-    if args.predict_from:
-        from harness.analysis import throughputs, validate_predictions
+        from harness.prefixes import firmware_profiles
 
-        measured, skipped = _measured_from_run(args.results, None if args.predict_from == "latest"
-                                               else args.predict_from)
-        if not measured:
-            why = f" ({'; '.join(skipped[:3])})" if skipped else ""
-            raise ConfigError(f"run {args.predict_from!r} has no Invoke measurements to predict from{why}",
-                              hint="run `harness run` first, or pass --predict-from RUN_ID")
-        fitted, checks = throughputs(measured), validate_predictions(measured)
+        profiles = firmware_profiles(_run_dir(args.results, args.profile_from), args.model)
+    if args.predict_from:
+        from harness.prediction import predict
+
+        prediction = predict(analysis, _run_dir(args.results, args.predict_from))
     if args.json:
         data = analysis.to_json()
-        if args.predict_from:
-            data["prediction"] = {
-                "method": "FLOPs / achieved FLOPs-per-ns of the board (per precision, threads)",
-                "throughputs": [{"target": t.target, "precision": t.precision, "threads": t.threads,
-                                 "gflops": t.gflops, "models": list(t.models),
-                                 "predicted_ns": t.predict_ns(analysis.total_flops)} for t in fitted],
-                "validation": [{"target": c.target, "model": c.model, "precision": c.precision,
-                                "threads": c.threads, "measured_ns": c.measured_ns,
-                                "predicted_ns": c.predicted_ns, "error": c.error} for c in checks],
-                "skipped": skipped}
+        if prediction is not None:
+            data["prediction"] = prediction.to_json()
         if fit is not None:
             data["arena"] = fit.to_json()
             data["fits_on"] = [r.to_json() for r in rows]
@@ -338,13 +278,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         out.print(profile_table(prof, args.top))
         for line in profile_lines(prof):
             out.print(line)
-    if args.predict_from:
-        from harness.analysis_view import prediction_table, validation_table
-
-        out.print(prediction_table(analysis, fitted, checks))
-        if checks:
-            out.print(validation_table(checks))
-        for why in skipped:
+    if prediction is not None:
+        out.print(prediction_table(analysis, prediction.throughputs, prediction.checks))
+        if prediction.checks:
+            out.print(validation_table(prediction.checks))
+        for why in prediction.skipped:
             _stderr().print(f"left out: {why}")
     return 0
 

@@ -26,6 +26,7 @@ that a prefix boundary separates, so per-layer times are most faithful with ``xn
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import statistics
 import sys
@@ -35,9 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import ModelAnalysis, analyze_model, load_model, main_subgraph
+from harness import store
+from harness.analysis import ModelAnalysis, analyze, analyze_model, load_model, main_subgraph
 from harness.config import Target
 from harness.errors import AgentError, ConfigError, MeasurementError
+from harness.summary import summarize
 from harness.transports.base import Transport
 
 PROTOCOL_VERSION = 1
@@ -275,6 +278,30 @@ def firmware_profile(analysis: ModelAnalysis, ops: Sequence[dict[str, Any]], who
     return LayerProfile(model, target, runtime, 1, False, layers, whole_ns, 0.0, total,
                         (total - whole_ns) / whole_ns if whole_ns else float("nan"), (), 0, "device timer",
                         notes, float("nan"), source)
+
+
+def firmware_profiles(run: Path, model: Path) -> list[LayerProfile]:
+    """Per-layer profiles that MCU firmware profilers sent (``op_profile``) for ``model`` in the
+    run in directory ``run``, one per benchmark of that exact file (matched by sha256).
+
+    Raises ConfigError naming the run and the model when there is none.
+    """
+    analysis = analyze(model)
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    _, benchmarks = store.load_run(run)
+    profiles = []
+    for b in benchmarks:
+        s = summarize(b)
+        for msg in b.extra:
+            if msg.get("type") == "op_profile" and b.model_sha256 == sha and s.invoke is not None:
+                target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
+                profiles.append(firmware_profile(analysis, msg.get("ops") or [], s.invoke.median, model=str(model),
+                                                 target=target, source=str(msg.get("source", "firmware profiler"))))
+    if not profiles:
+        raise ConfigError(f"run {run.name} has no firmware op profile of {model.name}",
+                          hint="benchmark this model on a serial target whose firmware has a profiler, "
+                               "or use --profile TARGET on a local or ssh board")
+    return profiles
 
 
 def timer_path() -> Path:

@@ -505,7 +505,7 @@ def test_cli_analyze_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_throughput_and_leave_one_out_on_exact_data() -> None:
     """A board that runs 2 FLOPs per ns exactly: every prediction is exact; groups stay apart."""
-    from harness.analysis import Measured, throughputs, validate_predictions
+    from harness.prediction import Measured, throughputs, validate_predictions
 
     data = [Measured("pi", f"m{i}", "float32", 1, flops, flops / 2.0) for i, flops in enumerate((10**6, 4 * 10**6,
                                                                                                  9 * 10**6))]
@@ -525,7 +525,7 @@ def test_throughput_and_leave_one_out_on_exact_data() -> None:
 @given(st.lists(st.tuples(st.integers(1, 10**9), st.floats(1e2, 1e9)), min_size=2, max_size=6))
 def test_prediction_error_sign_property(points: list[tuple[int, float]]) -> None:
     """Leave-one-out errors are relative errors: predicted = measured * (1 + error)."""
-    from harness.analysis import Measured, validate_predictions
+    from harness.prediction import Measured, validate_predictions
 
     data = [Measured("b", f"m{i}", "int8", 1, f, ns) for i, (f, ns) in enumerate(points)]
     for c in validate_predictions(data):
