@@ -557,6 +557,23 @@ def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.Captu
     # The human view prints the per-board error table.
     assert main(["analyze", str(models[0]), "--predict-from", "latest", "--results", str(results)]) == 0
     assert "prediction error per board" in capsys.readouterr().out
+    # A model file changed since the run cannot have its FLOPs counted: left out, and said so.
+    from harness import store
+    from harness.prediction import measured_from_run
+
+    small_cnn(models[2])  # other bytes at the same path
+    measured, skipped = measured_from_run(store.resolve_run(results, None))
+    assert sorted(m.model for m in measured) == sorted(m.name for m in models[:2])
+    assert skipped == [f"here {models[2].name}: the model file measured is no longer at {models[2]}"]
+
+
+def test_predict_from_a_run_without_invoke_names_the_run(tmp_path: Path) -> None:
+    from harness.prediction import predict
+
+    run = tmp_path / "20260101-000000-empty"
+    (run / "benchmarks").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="run '20260101-000000-empty' has no Invoke measurements"):
+        predict(analyze(small_cnn(tmp_path / "cnn.tflite")), run)
 
 
 def test_int8_model_with_float_io_is_int8_not_mixed(tmp_path: Path) -> None:
