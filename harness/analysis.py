@@ -113,7 +113,7 @@ _SHAPE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "CONCATENATION", "PA
 # takes no part in the whole-model scheme.
 _ACT_PRECISION = {"float32": "float32", "float16": "float16", "int8": "int8", "int16": "int16x8",
                   "uint8": "uint8"}
-_FLOAT_ACT_SCHEMES = {"float32", "float16", "dynamic_int8", "weight_only_int8"}
+_FLOAT_ACT_SCHEMES = {"float32", "float16", "dynamic_int8", "weight_only_int8", "dynamic_int4", "weight_only_int4"}
 _NUMERIC_WEIGHT = {"float32", "float16", "bfloat16", "int8", "uint8", "int16", "int4", "int2", "uint4"}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +58,6 @@ class Job:
     model_sha256: str
     threads: int
     plan: Plan
+    # What the host knows of the model (harness analyze totals: flops, macs, params, scheme, ...),
+    # stored with the results so tables can show achieved GFLOP/s; empty when it could not be read.
+    model_facts: dict[str, Any] = field(default_factory=dict, compare=False)

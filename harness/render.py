@@ -44,6 +44,7 @@ class Row:
     without_invoke: str
     invoke: str
     throughput: str
+    gflops: str
     share: str
     status: str
 
@@ -71,6 +72,7 @@ def row(s: BenchmarkSummary) -> Row:
         without_invoke=duration(s.without_invoke.median) if s.without_invoke else "–",
         invoke=duration(s.invoke.median) if s.invoke else "–",
         throughput=f"{s.throughput_ips:,.0f}/s" if s.throughput_ips else "–",
+        gflops=f"{s.gflops:.3g}" if s.gflops else "–",
         share=f"{100 * s.inference_share:.0f} %" if s.inference_share is not None else "–",
         status=status,
     )
@@ -81,7 +83,7 @@ COLUMNS = (
     ("runtime", "Runtime", "left"), ("init", "Init", "right"), ("first", "1st invoke", "right"),
     ("with_invoke", "Loop with Invoke: median (p90 / p99)", "right"), ("spread", "σ/med", "right"),
     ("without_invoke", "Loop w/o Invoke", "right"), ("invoke", "Invoke", "right"),
-    ("throughput", "Loop rate", "right"), ("share", "Inference", "right"),
+    ("throughput", "Loop rate", "right"), ("gflops", "GFLOP/s", "right"), ("share", "Inference", "right"),
 )
 
 

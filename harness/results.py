@@ -48,6 +48,7 @@ class Benchmark:
     blocks: tuple[Block, ...] = ()
     summary: dict[str, Any] | None = None
     extra: tuple[dict[str, Any], ...] = ()  # messages of types this version does not interpret
+    model_facts: dict[str, Any] = field(default_factory=dict)  # host-side analysis totals (flops, ...)
     pushed_bytes: int = 0
     push_ns: int = 0
     error: dict[str, Any] | None = None
@@ -135,6 +136,7 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
         return Benchmark(
             target=header["target"], model=header["model"], model_sha256=header["model_sha256"],
             threads=int(header["threads"]), plan=header.get("plan", {}), blocks=tuple(blocks),
+            model_facts=header.get("model_facts") or {},
             extra=tuple(extra), pushed_bytes=pushed, push_ns=push_ns, **fields,
         )
     except KeyError as exc:

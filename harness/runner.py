@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from harness.analysis import analyze
 from harness.config import Target
 from harness.drivers import open_driver, uses_host_cpu
 from harness.drivers.base import Driver, Message
@@ -56,23 +57,40 @@ def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequen
     """The matrix, and the jobs refused on the host already (a file that is not a whole TFLite
     model: one error per file, shared by its jobs, since no board is at fault)."""
     checked: dict[Path, tuple[str, HarnessError | None]] = {}
+    facts: dict[Path, dict[str, object]] = {}
     for model in models:
         try:
             checked[model] = (check_model(model), None)
         except HarnessError as exc:
             checked[model] = ("", exc)
+        else:
+            facts[model] = model_facts(model)
     jobs: list[Job] = []
     refused: list[tuple[Job, HarnessError]] = []
     for target in targets:
         for model in models:
             digest, error = checked[model]
             for t in (threads or target.threads):
-                job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan)
+                job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan,
+                          model_facts=facts.get(model, {}))
                 if error is None:
                     jobs.append(job)
                 else:
                     refused.append((job, error))
     return jobs, refused
+
+
+def model_facts(model: Path) -> dict[str, object]:
+    """The model's totals from harness analyze, for the results; {} when it cannot be analysed
+    (the board's runtime is the judge of what runs: a model we cannot count may still run)."""
+    try:
+        a = analyze(model)
+    except Exception as exc:  # analysis is a bonus here, never a reason to refuse a benchmark
+        log.warning("%s: no FLOP count (%s)", model.name, exc)
+        return {}
+    return {"flops": a.total_flops, "macs": a.total_macs, "params": a.total_params,
+            "weight_bytes": a.total_weight_bytes, "scheme": a.scheme, "scheme_detail": a.scheme_detail,
+            "uncounted_ops": len(a.uncounted_ops), "size_bytes": a.size_bytes}
 
 
 def _error_dict(exc: HarnessError) -> dict[str, object]:
@@ -176,7 +194,7 @@ class Runner:
     def _record(self, job: Job, writer: BenchmarkWriter, messages: list[Message],
                 error: HarnessError | None) -> None:
         header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
-                  "threads": job.threads, "plan": job.plan.as_dict()}
+                  "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
         if error is not None:
             messages = [*messages, {"type": "error", **_error_dict(error)}]
         benchmark = from_lines(header, messages)

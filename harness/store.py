@@ -95,7 +95,7 @@ class RunStore:
         header = {"type": "header", "schema_version": SCHEMA_VERSION, "run_id": self.run_id,
                   "target": job.target, "model": job.model.name, "model_path": str(job.model),
                   "model_sha256": job.model_sha256, "threads": job.threads,
-                  "plan": job.plan.as_dict(), "started_at": _now()}
+                  "plan": job.plan.as_dict(), "model_facts": job.model_facts, "started_at": _now()}
         return BenchmarkWriter(self.path / "benchmarks" / name, header)
 
     def add_summary(self, obj: dict[str, Any]) -> None:

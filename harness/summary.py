@@ -38,6 +38,14 @@ class BenchmarkSummary:
         return verdict(self.inference_share)
 
     @property
+    def gflops(self) -> float | None:
+        """Achieved GFLOP/s of Invoke: the model's FLOPs (host analysis) over the median Invoke."""
+        flops = self.benchmark.model_facts.get("flops")
+        if not flops or self.invoke is None or not self.invoke.median:
+            return None
+        return float(flops) / self.invoke.median  # FLOPs per ns = GFLOP/s
+
+    @property
     def throughput_ips(self) -> float | None:
         """Loop iterations per second, with Invoke (1 / median)."""
         return 1e9 / self.with_invoke.median if self.with_invoke and self.with_invoke.median else None
@@ -59,6 +67,8 @@ class BenchmarkSummary:
             "invoke": self.invoke.to_json() if self.invoke else None,
             "stages_median_ns": {k: round(v) for k, v in self.stages.items()},
             "throughput_ips": self.throughput_ips,
+            "model_flops": b.model_facts.get("flops"), "scheme": b.model_facts.get("scheme"),
+            "gflops": self.gflops,
             "warmup_n": len(b.warmup_ns), "blocks": len({blk.index for blk in b.blocks}),
             "max_rss_kb": (b.summary or {}).get("max_rss_kb"),
             "verdict": self.verdict,

@@ -36,6 +36,9 @@ def test_json_contract_and_show_reprints_it(tmp_path: Path) -> None:
         assert len(o["model_sha256"]) == 64 and o["init_ns"] > 0 and o["first_invoke_ns"] > 0
         assert o["with_invoke"]["median_ns"] > o["without_invoke"]["median_ns"]
         assert 0 < o["inference_share"] < 1
+        # the host's FLOP count travels with the results: achieved GFLOP/s = FLOPs / median Invoke
+        assert o["model_flops"] == 5_329_596 and o["scheme"] == "float32"
+        assert o["gflops"] == pytest.approx(o["model_flops"] / o["invoke"]["median_ns"])
     # stdout holds only results: everything else went to stderr
     assert len(p.stdout.strip().splitlines()) == 2
     run_id = objs[0]["run_id"]
