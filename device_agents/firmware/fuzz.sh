@@ -40,7 +40,17 @@ open("%s/seed-raw" % out, "wb").write(raw)
 EOF
 
 start=$(date +%s)
-if command -v clang >/dev/null && make -s BUILD="$BUILD" libfuzzer 2>"$BUILD/libfuzzer-build.log"; then
+use_libfuzzer=0
+if command -v clang >/dev/null; then
+    if make -s BUILD="$BUILD" libfuzzer >"$BUILD/libfuzzer-build.log" 2>&1; then
+        use_libfuzzer=1
+    else
+        # Say it: a silent fallback would pass off a weaker fuzzer as the libFuzzer run.
+        echo "fuzz: clang is installed but the libFuzzer build failed (see $BUILD/libfuzzer-build.log);" \
+             "falling back to the gcc driver" >&2
+    fi
+fi
+if [ "$use_libfuzzer" -eq 1 ]; then
     set +e
     nice "$BUILD/fuzz_libfuzzer" -max_total_time="$RUN_S" -max_len=4096 -print_final_stats=1 \
         -artifact_prefix="$BUILD/" "$BUILD/corpus" >"$BUILD/fuzz.log" 2>&1

@@ -250,6 +250,7 @@ static void fuzz_one(const uint8_t *data, size_t size)
     proto_device_idle(&g_dev);
 }
 
+#ifndef FUZZ_LIBFUZZER
 static void print_event(const proto_event_t *ev)
 {
     if (ev->kind == PROTO_EV_FRAME)
@@ -282,6 +283,7 @@ static void events_one(const uint8_t *data, size_t size, uint16_t max_payload)
     printf("END\n");
     fflush(stdout);
 }
+#endif
 
 #ifdef FUZZ_LIBFUZZER
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
