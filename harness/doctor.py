@@ -5,8 +5,10 @@ the target's own transport, so it fails exactly as a run would), then runs ONE s
 python snippet on the board with the board's python. The snippet reports the python version,
 numpy, which TFLite runtimes import (with versions), free disk where the cache lives, the board
 model, the CPU frequency governors, throttling (``vcgencmd get_throttled`` on a Raspberry Pi,
-thermal zones elsewhere) and the load. Every finding is a value with a level and, unless it is
-fine, the command or `targets.toml` key that fixes it. Rendering lives in doctor_view.
+thermal zones elsewhere) and the load. A serial board (or the emulated MCU) is asked for its HELLO
+over its own port: what it is, its TFLite Micro, arena, largest model and timer. Every finding is a
+value with a level and, unless it is fine, the command or `targets.toml` key that fixes it.
+Rendering lives in doctor_view.
 """
 
 from __future__ import annotations
@@ -298,8 +300,7 @@ def _cpu_findings(r: dict) -> list[Finding]:
 def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_transport) -> list[Finding]:
     """Findings for one target, never raising for a board problem (bugs still raise)."""
     if target.kind == "serial":
-        return [Finding("connect", WARN, "doctor checks Linux boards; a serial board is checked by "
-                        "running it", f"harness run --target {target.name}")]
+        return _diagnose_serial(target)
     python = str(target.options.get("python", sys.executable if target.kind == "local" else "python3"))
     workdir = str(target.options.get("workdir", "~/.cache/harness"))
     try:
@@ -316,6 +317,36 @@ def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_tr
         return findings + findings_from_report(target, python, report)
     finally:
         transport.close()
+
+
+def _diagnose_serial(target: Target) -> list[Finding]:
+    """Say HELLO to a microcontroller (starting the emulator for mcu-sim) and report what it is."""
+    from harness.drivers.mcu import McuDriver
+
+    try:
+        driver = McuDriver(target)
+    except HarnessError as exc:
+        return [Finding("connect", ERROR, exc.message, exc.hint or f"check [targets.{target.name}]")]
+    try:
+        hello = driver.probe()
+    except HarnessError as exc:
+        return [Finding("connect", ERROR, exc.message, exc.hint or f"check port and baud of [targets.{target.name}]")]
+    finally:
+        driver.close()
+    board, serial = hello.get("board") or {}, hello.get("serial") or {}
+    runtime, clock = hello.get("runtime") or {}, hello.get("clock") or {}
+    out = [
+        Finding("connect", OK, f"{board.get('model')} answered HELLO ({hello.get('agent_version')}, "
+                f"{serial.get('baud')} baud)"),
+        Finding("runtime", OK, f"TFLite Micro {runtime.get('version')}, arena {serial.get('arena_bytes')} B, "
+                f"models up to {serial.get('max_model_bytes')} B"),
+        Finding("board", OK, f"{board.get('cpu')}; timer {clock.get('name')}, "
+                f"{clock.get('resolution_ns')} ns resolution"),
+    ]
+    if hello.get("emulated"):
+        out.append(Finding("board", WARN, "emulated: its timings are host timings of the TFLite Micro "
+                           "kernels, not MCU timings", "benchmark a real board for MCU latency"))
+    return out
 
 
 def diagnose_all(targets: Sequence[Target]) -> list[tuple[Target, list[Finding]]]:
