@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import threading
@@ -262,3 +263,41 @@ def test_the_harness_serial_driver_benchmarks_the_c_firmware(fw: FwHost, tmp_pat
     samples = [m for m in messages if m["type"] == "samples"]
     assert sum(len(s["loop_ns"]) for s in samples) == 40
     assert "op_profile" in kinds  # the stub has a profiler: GET_PROFILE went through the driver
+
+
+def test_fw_host_serves_an_existing_tty_and_plain_pipes(fw_build: Path, tmp_path: Path) -> None:
+    """--tty PATH (one end of a socat pty pair, like a USB serial adapter) and stdin/stdout."""
+    # Pipes: the same protocol over stdin/stdout, no tty at all.
+    proc = subprocess.run([str(fw_build / "fw_host_asan")], input=sf.encode(sf.T.HELLO, 1, struct.pack("<H", 512)),
+                          capture_output=True, timeout=30, env=sanitizer_env())
+    events = sf.Decoder().feed(proc.stdout)
+    assert [(e.type, e.seq) for e in events] == [(sf.T.BOOT, 0), (sf.reply_type(sf.T.HELLO), 1)]
+    assert proc.returncode == 0 and sanitizer_report(proc.stderr.decode()) is None
+
+    if shutil.which("socat") is None:
+        pytest.skip("socat is needed for the tty half (apt-get install socat)")
+    a, b = tmp_path / "dev-a", tmp_path / "dev-b"
+    socat = subprocess.Popen(["socat", "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                             stderr=subprocess.PIPE, text=True)
+    host = None
+    try:
+        assert socat.stderr is not None
+        while "starting data transfer loop" not in socat.stderr.readline():
+            assert socat.poll() is None, "socat exited"
+        host = subprocess.Popen([str(fw_build / "fw_host_asan"), "--tty", str(a)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=sanitizer_env())
+        link = Link(str(b))
+        try:
+            assert link.hello()["board"] == "host-c-stub"
+            assert link.ok(sf.T.PING, b"over socat") == b"over socat"
+        finally:
+            link.close()
+    finally:
+        if host is not None:
+            host.terminate()
+            _, err = host.communicate(timeout=10)
+            assert sanitizer_report(err.decode()) is None, err.decode()
+        socat.terminate()
+        socat.wait(10)
+        if socat.stderr:
+            socat.stderr.close()
