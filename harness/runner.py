@@ -70,7 +70,9 @@ def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequen
     for target in targets:
         for model in models:
             digest, error = checked[model]
-            for t in (threads or target.threads):
+            # a microcontroller runs TFLite Micro on one core: --threads does not multiply it
+            counts = (1,) if target.kind == "serial" else (threads or target.threads)
+            for t in counts:
                 job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan,
                           model_facts=facts.get(model, {}))
                 if error is None:

@@ -165,3 +165,15 @@ def test_busy_wait_preprocess_is_recovered_by_the_decomposition(tmp_path: Path) 
     # medians, and MobileNet's ~0.3 ms Invoke is small beside the 2 ms busy wait).
     assert with_ - without == pytest.approx(invoke, rel=0.3)
     assert o["inference_share"] == pytest.approx(invoke / with_, rel=0.3)
+
+
+def test_threads_do_not_multiply_a_microcontroller() -> None:
+    from harness.config import parse_targets
+    from harness.plan import Plan
+    from harness.runner import plan_jobs
+
+    targets = parse_targets('[targets.pi]\nkind = "local"\n[targets.mcu]\nkind = "serial"\n'
+                            'port = "/dev/ttyACM0"\n', "t.toml")
+    jobs, refused = plan_jobs(list(targets.values()), [KWS], [1, 2], Plan())
+    assert refused == []
+    assert [(j.target, j.threads) for j in jobs] == [("pi", 1), ("pi", 2), ("mcu", 1)]
