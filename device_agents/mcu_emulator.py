@@ -19,7 +19,8 @@ must cost the emulated device its model (ERROR CRASHED), not its life. Samples a
 child with ``time.perf_counter_ns``: they are host timings of the TFLite Micro kernels, labelled
 emulated in HELLO, never MCU timings (mcu_tflm_worker.py).
 
-SIGUSR1 emulates the reset button: all state is dropped and BOOT is sent, as after power-up.
+SIGUSR1 emulates the reset button: all state (the reply limit HELLO negotiated too) is dropped
+and BOOT is sent, as after power-up.
 Runs on Python >= 3.8 with numpy and tflite-micro; never imports harness.
 """
 
@@ -45,6 +46,28 @@ except ImportError:  # pragma: no cover - imported as device_agents.mcu_emulator
     from device_agents.mcu_uart import PacedLine
 
 INTER_BYTE_TIMEOUT_S = 0.1  # SERIAL_PROTOCOL.md 1.1: a partial frame idle this long is noise
+MAX_ERROR_MESSAGE = 200  # bytes of ERROR message text (section 5), before the reply limit cuts more
+
+# Requests of one fixed payload length (section 2: anything else is BAD_LENGTH, detail = this).
+# UPLOAD_CHUNK, SET_INPUT and PING are variable: their handlers check what they need.
+FIXED_LENGTHS = {
+    sf.T.HELLO: 2, sf.T.UPLOAD_BEGIN: 36, sf.T.UPLOAD_END: 0, sf.T.USE_BUILTIN: 0, sf.T.GET_TENSOR: 2,
+    sf.T.RANDOM_INPUT: 4, sf.T.RUN: 4, sf.T.GET_OUTPUT: 7, sf.T.GET_PROFILE: 2,
+}
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character's byte sequence."""
+    return text.encode("utf-8")[:max(0, limit)].decode("utf-8", "ignore")
+
+
+def has_random_values(dtype_name: str) -> bool:
+    """Whether RANDOM_INPUT defines values for this dtype (SERIAL_PROTOCOL.md 3.7)."""
+    try:
+        sf.random_values(0, [(dtype_name, 0)])
+    except ValueError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------- the device
@@ -61,10 +84,11 @@ class Device:
         if args.builtin:
             with open(args.builtin, "rb") as f:
                 self.builtin = f.read()
-        self.reply_limit = sf.MIN_PAYLOAD
         self.reset()
 
     def reset(self) -> None:
+        """Power-up state: a reset loses RAM, so also the reply limit HELLO negotiated."""
+        self.reply_limit = sf.MIN_PAYLOAD
         self.upload = None  # type: Optional[Dict[str, Any]]
         self.model = None  # type: Optional[Dict[str, Any]]
         self.last = None  # type: Optional[Tuple[int, int, bytes]]
@@ -77,11 +101,20 @@ class Device:
             from tflite_micro import __version__ as tflm_version
         except ImportError:  # pragma: no cover - only the version string is lost
             tflm_version = "unknown"
-        return sf.pack_info({
+        names = {"board": self.args.board, "cpu": "host CPU (emulated MCU)", "tflm_version": tflm_version}
+        names = {k: cut_utf8(v, 255) for k, v in names.items()}  # a str8 holds 255 bytes
+        fields = {
             "protocol_version": sf.VERSION, "max_payload": self.args.max_payload, "cpu_hz": 0,
             "timer_hz": 1000000000, "timer_resolution_ns": 1, "arena_bytes": self.args.arena,
-            "max_model_bytes": self.args.max_model, "max_batch": self.max_batch(), "flags": flags,
-            "board": self.args.board, "cpu": "host CPU (emulated MCU)", "tflm_version": tflm_version})
+            "max_model_bytes": self.args.max_model, "max_batch": self.max_batch(), "flags": flags}
+        # Section 3.1: HELLO_OK always fits the reply limit (>= 64), so HELLO never fails; the
+        # strings give way, tflm_version first, then cpu, then board.
+        for key in ("tflm_version", "cpu", "board"):
+            excess = len(sf.pack_info(dict(fields, **names))) - self.reply_limit
+            if excess <= 0:
+                break
+            names[key] = cut_utf8(names[key], len(names[key].encode("utf-8")) - excess)
+        return sf.pack_info(dict(fields, **names))
 
     def max_batch(self) -> int:
         return max(1, min(0xFFFF, sf.max_batch_rows(min(self.args.max_payload, self.reply_limit))))
@@ -119,7 +152,10 @@ class Device:
                     self.handle(event)
 
     def error(self, seq: int, req_type: int, code: int, detail: int, message: str) -> bytes:
-        return self.send(sf.T.ERROR, seq, sf.pack_error(code, req_type, detail, message))
+        # Section 5: the text gives way so the whole payload (8 + N) fits the reply limit, which is
+        # 64 bytes until HELLO.
+        text = cut_utf8(message, min(MAX_ERROR_MESSAGE, self.reply_limit - 8))
+        return self.send(sf.T.ERROR, seq, sf.pack_error(code, req_type, detail, text))
 
     def handle(self, frame: sf.Frame) -> None:
         if frame.type != sf.T.HELLO and self.last and self.last[:2] == (frame.seq, frame.crc):
@@ -140,12 +176,19 @@ class Device:
         }.get(t)
         if handler is None:
             return self.error(seq, t, sf.E.UNKNOWN_TYPE, 0, "unknown message type 0x%02x" % t)
+        need = FIXED_LENGTHS.get(t)
+        if need is not None and len(p) != need:
+            return self.error(seq, t, sf.E.BAD_LENGTH, need,
+                              "payload of %d bytes, this request carries %d" % (len(p), need))
         try:
             result = handler(p)
         except struct.error:
             return self.error(seq, t, sf.E.BAD_LENGTH, 0, "payload of %d bytes is malformed" % len(p))
         if isinstance(result, tuple):  # (code, detail, message)
             return self.error(seq, t, int(result[0]), int(result[1]), str(result[2]))
+        if len(result) > self.reply_limit:  # section 1: never; a handler bug, not a line fault
+            return self.error(seq, t, sf.E.INTERNAL, self.reply_limit,
+                              "reply to type 0x%02x does not fit the host's %d bytes" % (t, self.reply_limit))
         return self.send(sf.reply_type(t), seq, result)
 
     # Handlers return the OK payload, or (code, detail, message) for an ERROR.
@@ -154,7 +197,8 @@ class Device:
         limit = sf.parse_hello_request(p)
         if limit is None or limit < sf.MIN_PAYLOAD:
             return sf.E.BAD_LENGTH, 2, "HELLO carries u16 host_max_payload >= 64"
-        self.reply_limit = min(limit, sf.MAX_PAYLOAD_V1)
+        # Section 1: no reply longer than the host accepts, nor than this device's own max_payload.
+        self.reply_limit = min(limit, sf.MAX_PAYLOAD_V1, self.args.max_payload)
         return self.info()
 
     def on_ping(self, p: bytes) -> Any:
@@ -198,6 +242,7 @@ class Device:
         return self.load(bytes(up["data"]))
 
     def on_use_builtin(self, p: bytes) -> Any:
+        # (a payload is refused as BAD_LENGTH by dispatch, before anything changes)
         if self.builtin is None:
             return sf.E.UNSUPPORTED, 0, "no model is built into this firmware"
         return self.load(self.builtin)
@@ -252,6 +297,11 @@ class Device:
         (seed,) = struct.unpack("<I", p)
         if self.model is None:
             return sf.E.BAD_STATE, 0, "no model loaded"
+        # Checked for every input first, so a refused request changes nothing (section 3.7).
+        for index, t in enumerate(self.model["inputs"]):
+            if not has_random_values(t["dtype_name"]):
+                return (sf.E.UNSUPPORTED, t["dtype"], "no random values for dtype %s of input %d; send "
+                        "inputs with SET_INPUT" % (t["dtype_name"], index))
         result = self._call("random", seed)
         return result if isinstance(result, tuple) else b""
 
@@ -279,6 +329,7 @@ class Device:
         return struct.pack("<II", len(data), offset) + data[offset:offset + n]
 
     def on_get_profile(self, p: bytes) -> Any:
+        # Section 3.10: without a profiler the answer is UNSUPPORTED whatever the state or first_op.
         return sf.E.UNSUPPORTED, 0, "the tflite-micro Python interpreter has no per-operator profiler"
 
 

@@ -144,7 +144,11 @@ def _worker(conn: Any) -> None:
                 staged[index] = np.frombuffer(bytes(buf), dtype=staged[index].dtype).reshape(staged[index].shape)
                 conn.send(("ok", offset + len(data)))
             elif op == "random":
-                values = sf.random_values(req[1], [(t["dtype_name"], t["count"]) for t in inputs])
+                try:
+                    values = sf.random_values(req[1], [(t["dtype_name"], t["count"]) for t in inputs])
+                except ValueError as exc:  # the parent checks first; this keeps the code right anyway
+                    conn.send(("err", sf.E.UNSUPPORTED, 0, str(exc)))
+                    continue
                 staged = [np.array(v, dtype=t["dtype_name"]).reshape(t["shape"])
                           for v, t in zip(values, inputs)]
                 conn.send(("ok", None))

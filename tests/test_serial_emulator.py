@@ -10,6 +10,7 @@ import hashlib
 import os
 import signal
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,220 @@ def test_every_request_gets_exactly_one_reply_or_error(fuzz_link: FramedLink, ty
     except AgentError as err:
         assert err.message.startswith("the device refused")
     assert fuzz_link.retransmissions == 0  # answered at the first attempt
+
+
+# ------------------------------------------------- limits and lengths (SERIAL_PROTOCOL.md 1, 2, 3, 5)
+
+def _exchange(link: FramedLink, type_: int, payload: bytes = b"", seq: int = 200) -> sf.Frame:
+    """One raw request and its reply frame, OK or ERROR, without HELLO's bookkeeping."""
+    link.link.write(sf.encode(type_, seq, payload))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for event in link.decoder.feed(link.link.read(0.2)):
+            if isinstance(event, sf.Frame) and event.seq == seq:
+                return event
+    raise AssertionError(f"no reply to type 0x{type_:02x}")
+
+
+def _await_boot(link: FramedLink) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(isinstance(e, sf.Frame) and e.type == sf.T.BOOT for e in link.decoder.feed(link.link.read(0.2))):
+            return
+    raise AssertionError("no BOOT after the reset")
+
+
+def _error(frame: sf.Frame) -> dict:
+    assert frame.type == sf.T.ERROR, f"expected ERROR, got type 0x{frame.type:02x}"
+    return sf.unpack_error(frame.payload)
+
+
+def test_error_text_is_cut_to_the_reply_limit_before_hello() -> None:
+    """Until HELLO the host accepts 64 bytes: a long error message gives way, not the limit."""
+    begin = struct.pack("<I", 5000) + bytes(32)
+    with running_emulator(extra=("--max-model", "1000")) as sim:
+        link = _link(sim.port)
+        try:
+            before = _exchange(link, sf.T.UPLOAD_BEGIN, begin, seq=1)
+            assert len(before.payload) == sf.MIN_PAYLOAD
+            err = _error(before)
+            assert (err["name"], err["detail"]) == ("MODEL_TOO_LARGE", 1000)
+            link.hello()
+            after = _error(_exchange(link, sf.T.UPLOAD_BEGIN, begin, seq=2))
+            assert len(after["message"]) > len(err["message"]) and after["message"].startswith(err["message"])
+        finally:
+            link.close()
+
+
+def test_random_input_for_an_unlisted_dtype_is_unsupported() -> None:
+    """A float16 input has no RANDOM_INPUT values: UNSUPPORTED (detail = its dtype), model kept."""
+    model = _reshape_model(schema_type=1)  # TensorType FLOAT16
+    with running_emulator() as sim:
+        link = _link(sim.port)
+        try:
+            link.hello()
+            _upload(link, model)
+            assert sf.unpack_tensor(link.request(sf.T.GET_TENSOR, bytes([0, 0])).payload)["dtype"] == 10
+            with pytest.raises(AgentError) as err:
+                link.request(sf.T.RANDOM_INPUT, struct.pack("<I", 1))
+            assert err.value.code == "unsupported" and err.value.detail == 10  # type: ignore[attr-defined]
+            link.request(sf.T.SET_INPUT, struct.pack("<BI", 0, 0) + np.ones(4, np.float16).tobytes())
+            link.request(sf.T.RUN, struct.pack("<BBH", sf.MODE_WITH, 0, 1))
+        finally:
+            link.close()
+
+
+def _reshape_model(schema_type: int) -> bytes:
+    """A one-op RESHAPE [1,4] -> [4] of the given TensorType code (TFLite Micro copies any dtype)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    sg = schema.SubGraphT()
+    sg.tensors = []
+    for name, shape in (("in", [1, 4]), ("out", [4])):
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, schema_type, 0
+        sg.tensors.append(t)
+    sg.inputs, sg.outputs = [0], [1]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    op.builtinOptionsType = schema.BuiltinOptions.ReshapeOptions
+    op.builtinOptions = schema.ReshapeOptionsT()
+    op.builtinOptions.newShape = [4]
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.RESHAPE
+    code.version = 1
+    sg.operators = [op]
+    m = schema.ModelT()
+    m.version, m.subgraphs, m.operatorCodes, m.buffers = 3, [sg], [code], [schema.BufferT()]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_reply_limit_is_capped_by_the_device_max_payload() -> None:
+    """A host that accepts 8192 bytes still gets no reply longer than the device's max_payload."""
+    model = fc_model(k=32, m=128)  # 512 output bytes: more than one 256-byte reply
+    with running_emulator(extra=("--max-payload", "256")) as sim:
+        link = _link(sim.port)
+        try:
+            info = link.hello()
+            assert info["max_batch"] == (256 - 4) // 16
+            _upload(link, model)
+            link.request(sf.T.RUN, struct.pack("<BBH", sf.MODE_WITH, 0, 1))
+            out = link.request(sf.T.GET_OUTPUT, struct.pack("<BIH", 0, 0, 0xFFFF)).payload
+            assert len(out) == 256 and struct.unpack_from("<II", out) == (512, 0)
+        finally:
+            link.close()
+
+
+def test_reset_drops_the_negotiated_reply_limit() -> None:
+    """A reset loses RAM: replies are held to 64 bytes again until the next HELLO."""
+    with running_emulator() as sim:
+        link = _link(sim.port)
+        try:
+            link.hello()
+            assert _exchange(link, sf.T.PING, bytes(100), seq=1).type == sf.reply_type(sf.T.PING)
+            os.kill(sim.pid, signal.SIGUSR1)
+            _await_boot(link)
+            err = _error(_exchange(link, sf.T.PING, bytes(100), seq=2))
+            assert (err["name"], err["detail"]) == ("BAD_ARGUMENT", sf.MIN_PAYLOAD)
+            link.hello()
+            assert link.request(sf.T.PING, bytes(100)).payload == bytes(100)
+        finally:
+            link.close()
+
+
+def test_driver_says_hello_again_after_a_reset(tmp_path: Path) -> None:
+    """The next job after a reset re-negotiates with HELLO and runs in full."""
+    from harness.drivers.mcu import McuDriver
+    from harness.modelfile import sha256
+    from harness.plan import Job
+    from tests.test_serial_support import QUICK_PLAN, serial_target, write_model
+
+    path = write_model(tmp_path, "fc.tflite", fc_model(k=32, m=64))  # 256 output bytes: > 64
+    job = Job(target="board", model=path, model_sha256=sha256(path), threads=1, plan=QUICK_PLAN)
+    with running_emulator() as sim:
+        driver = McuDriver(serial_target(sim.port))
+        try:
+            driver.benchmark(job, lambda m: None, threading.Event())
+            os.kill(sim.pid, signal.SIGUSR1)
+            time.sleep(0.5)  # BOOT is queued on the line, as between two jobs
+            messages: list[dict] = []
+            driver.benchmark(job, messages.append, threading.Event())
+        finally:
+            driver.close()
+    types = [m["type"] for m in messages]
+    assert "error" not in types and types.count("samples") >= 2, types
+    (outputs,) = [m["outputs"] for m in messages if m["type"] == "outputs"]
+    assert len(outputs[0]["values"]) == 64
+
+
+@pytest.mark.parametrize("limit", [64, 8192])
+def test_hello_ok_strings_give_way_to_the_reply_limit(limit: int) -> None:
+    """Long board/cpu/version strings are cut (never inside a UTF-8 character) so HELLO succeeds."""
+    board = "\u00e9" * 150  # 300 bytes of UTF-8: more than a str8 holds, too
+    with running_emulator(extra=("--board", board)) as sim:
+        link = _link(sim.port)
+        try:
+            reply = _exchange(link, sf.T.HELLO, struct.pack("<H", limit), seq=1)
+            assert reply.type == sf.reply_type(sf.T.HELLO) and len(reply.payload) <= limit
+            info = sf.unpack_info(reply.payload)
+            if limit == 64:
+                assert (info["tflm_version"], info["cpu"], info["board"]) == ("", "", "\u00e9" * 16)
+            else:
+                assert info["board"] == "\u00e9" * 127 and info["cpu"] == "host CPU (emulated MCU)"
+            assert info["max_batch"] == sf.max_batch_rows(min(limit, 4104))
+        finally:
+            link.close()
+
+
+def test_default_hello_ok_fits_a_64_byte_host() -> None:
+    with running_emulator() as sim:
+        link = _link(sim.port)
+        try:
+            reply = _exchange(link, sf.T.HELLO, struct.pack("<H", 64), seq=1)
+            info = sf.unpack_info(reply.payload)
+            assert len(reply.payload) <= 64 and info["board"].startswith("mcu-emulator")
+            assert "host CPU (emulated MCU)".startswith(info["cpu"])
+        finally:
+            link.close()
+
+
+@pytest.mark.parametrize("builtin", [False, True], ids=["no-builtin", "builtin"])
+def test_fixed_length_requests_refuse_other_lengths(tmp_path: Path, builtin: bool) -> None:
+    """USE_BUILTIN with a payload is BAD_LENGTH (detail 0) before anything else; so are the others."""
+    path = tmp_path / "builtin.tflite"
+    path.write_bytes(MODEL)
+    with running_emulator(extra=("--builtin", str(path)) if builtin else ()) as sim:
+        link = _link(sim.port)
+        try:
+            link.hello()
+            cases = [(sf.T.USE_BUILTIN, b"x", 0), (sf.T.RUN, b"\x00\x00\x01", 4),
+                     (sf.T.GET_PROFILE, b"", 2), (sf.T.UPLOAD_END, b"\x00", 0), (sf.T.HELLO, b"\x40", 2)]
+            for seq, (type_, payload, need) in enumerate(cases, start=1):
+                err = _error(_exchange(link, type_, payload, seq=seq))
+                assert (err["name"], err["request_type"], err["detail"]) == ("BAD_LENGTH", type_, need)
+            reply = _exchange(link, sf.T.USE_BUILTIN, b"", seq=50)
+            if builtin:
+                assert sf.unpack_model_info(reply.payload)["sha256"] == hashlib.sha256(MODEL).digest()
+            else:
+                assert _error(reply)["name"] == "UNSUPPORTED"
+        finally:
+            link.close()
+
+
+def test_get_profile_without_a_profiler_is_unsupported_in_any_state() -> None:
+    with running_emulator() as sim:
+        link = _link(sim.port)
+        try:
+            link.hello()
+            assert not link.hello()["flags"] & sf.FLAG_PROFILER
+            for first_op in (0, 5):
+                assert _error(_exchange(link, sf.T.GET_PROFILE, struct.pack("<H", first_op), seq=1 + first_op)
+                              )["name"] == "UNSUPPORTED"
+            _upload(link, MODEL)
+            link.request(sf.T.RUN, struct.pack("<BBH", sf.MODE_WITH, 0, 1))
+            assert _error(_exchange(link, sf.T.GET_PROFILE, struct.pack("<H", 9), seq=99))["name"] == "UNSUPPORTED"
+        finally:
+            link.close()
