@@ -74,7 +74,7 @@ class BenchmarkSummary:
             "verdict": self.verdict,
             "findings": [f.to_json() for f in self.findings],
             "complete": b.complete, "error": b.error and {k: b.error.get(k) for k in ("code", "message", "file")},
-            "pushed_bytes": b.pushed_bytes,
+            "pushed_bytes": b.pushed_bytes, "push_ns": b.push_ns,
             "emulated": b.emulated, "timer_resolution_ns": clock.get("resolution_ns"),
         }
         if "arena_used_bytes" in b.model_info:

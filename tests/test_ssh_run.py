@@ -77,6 +77,7 @@ def test_three_boards_in_parallel_then_cached(ssh_env: SshEnv, lab_targets: Path
         assert r["complete"] is True, (name, r)
         assert r["with_invoke"]["n"] >= 10 and r["without_invoke"]["n"] >= 10
         assert r["pushed_bytes"] == MODEL.stat().st_size + agent, name
+        assert r["push_ns"] > 0, name  # the push is timed, on the host
     assert results["pi"]["runtime"] == "tflite_runtime" and results["pi"]["runtime_version"] == "2.14.0"
     assert results["jetson"]["runtime"] == "ai_edge_litert"
     # The second run finds model and agent in each board's cache: nothing is sent again.
