@@ -22,7 +22,10 @@
  *
  * Invariants checked on every reply (abort() on violation, which the sanitizers and libFuzzer
  * report): it is exactly one intact frame of version 1, its payload is no longer than the reply
- * limit in force, and its type is a reply type.
+ * limit in force, and its type is a reply type; it is never ERROR INTERNAL (a firmware bug with
+ * this backend); HELLO_OK's strings and ERROR's message are valid UTF-8. The stub's board, cpu
+ * and tflm_version are long and multi-byte (106 bytes against the 33 a 64-byte limit leaves), so
+ * every HELLO below a 137-byte limit exercises the cuts of SERIAL_PROTOCOL.md 3.1.
  *
  * Without libFuzzer: `fuzz_driver < input` runs one input; `fuzz_driver --serve` reads inputs
  * framed as u32 little-endian length + bytes from stdin and writes one byte 'K' per input done.
@@ -58,6 +61,51 @@ static uint32_t fake_now(void)
     return g_clock += 7u;
 }
 
+/* Whether d[0..n) is well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
+static int utf8_valid(const uint8_t *d, uint32_t n)
+{
+    uint32_t i = 0, k, need;
+    while (i < n) {
+        uint32_t c = d[i];
+        if (c < 0x80u) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2u && c <= 0xDFu)
+            need = 1, c &= 0x1Fu;
+        else if (c >= 0xE0u && c <= 0xEFu)
+            need = 2, c &= 0x0Fu;
+        else if (c >= 0xF0u && c <= 0xF4u)
+            need = 3, c &= 0x07u;
+        else
+            return 0;
+        if (n - i - 1u < need)
+            return 0;
+        for (k = 1; k <= need; k++) {
+            if ((d[i + k] & 0xC0u) != 0x80u)
+                return 0;
+            c = (c << 6) | (d[i + k] & 0x3Fu);
+        }
+        if ((need == 2 && (c < 0x800u || (c >= 0xD800u && c <= 0xDFFFu))) || (need == 3 && (c < 0x10000u || c > 0x10FFFFu)))
+            return 0;
+        i += need + 1u;
+    }
+    return 1;
+}
+
+/* Checks the str8 at p[*at..n) and moves *at past it; 0 if it runs past n or is not UTF-8. */
+static int str8_ok(const uint8_t *p, uint32_t n, uint32_t *at)
+{
+    uint32_t len;
+    if (*at >= n)
+        return 0;
+    len = p[*at];
+    if (n - *at - 1u < len || !utf8_valid(p + *at + 1u, len))
+        return 0;
+    *at += 1u + len;
+    return 1;
+}
+
 static void check_reply(void *io, const uint8_t *data, uint32_t len)
 {
     proto_device_t *dev = (proto_device_t *)io;
@@ -76,6 +124,17 @@ static void check_reply(void *io, const uint8_t *data, uint32_t len)
         abort();
     if (!(data[3] & PROTO_T_OK))
         abort();
+    if (data[3] == PROTO_T_ERROR) {
+        const uint8_t *p = data + PROTO_HEADER_SIZE;
+        uint32_t at = 7;
+        if (plen < 8u || proto_get_u16(p) == PROTO_E_INTERNAL || !str8_ok(p, plen, &at) || at != plen)
+            abort();
+    } else if (data[3] == (PROTO_T_HELLO | PROTO_T_OK)) {
+        const uint8_t *p = data + PROTO_HEADER_SIZE;
+        uint32_t at = 28;
+        if (!str8_ok(p, plen, &at) || !str8_ok(p, plen, &at) || !str8_ok(p, plen, &at) || at != plen)
+            abort();
+    }
 }
 
 static void feed(const uint8_t *p, uint32_t n)
@@ -92,8 +151,11 @@ static void device_start(uint16_t max_payload)
     cfg.now = fake_now;
     cfg.timer_hz = 1000000000u;
     cfg.timer_resolution_ns = 1;
-    cfg.board = "fuzz";
-    cfg.cpu = "host";
+    cfg.board = "fuzz board \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"; /* 30 bytes */
+    cfg.cpu = "host \xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"
+              "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC"; /* 35 bytes */
+    cfg.tflm_version = "v\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80"
+                       "\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xC3\xA9\xC3\xA9"; /* 41 */
     cfg.model_store = g_store;
     cfg.max_model_bytes = FUZZ_MAX_MODEL;
     cfg.work_per_invoke = 64;

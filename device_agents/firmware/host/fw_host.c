@@ -2,12 +2,14 @@
  *
  * Usage:
  *     fw_host [--tty PATH | --pty] [--max-payload N] [--max-model BYTES] [--work MACS] [--baud N]
- *             [--exit-on-stdin-eof]
+ *             [--board NAME] [--cpu NAME] [--tflm-version TEXT] [--exit-on-stdin-eof]
  *
  *   --tty PATH   serve an existing tty (set raw), e.g. one end of a socat pair or a pty slave
  *   --pty        create a pty, print {"port": "/dev/pts/N", "pid": PID} on stdout, serve its master
  *   (neither)    serve stdin/stdout (pipes)
  *   --baud N     pace reads and writes at N baud, 8N1 (a pty moves bytes at memory speed); 0 = off
+ *   --board, --cpu, --tflm-version   HELLO_OK's strings (UTF-8; default host-c-stub, host CPU,
+ *                none (stub)): long ones exercise the cuts of SERIAL_PROTOCOL.md 3.1
  *
  * SIGUSR1 is the reset button: state is dropped and BOOT is sent. SIGTERM/SIGINT end it.
  * Samples are CLOCK_MONOTONIC nanoseconds on this host around a stub workload: HELLO says
@@ -125,14 +127,15 @@ static int usage(const char *why)
 {
     fprintf(stderr,
             "fw_host: %s\nusage: fw_host [--tty PATH | --pty] [--max-payload 64..%u] [--max-model BYTES]"
-            " [--work MACS] [--baud N] [--exit-on-stdin-eof]\n",
+            " [--work MACS] [--baud N] [--board NAME] [--cpu NAME] [--tflm-version TEXT]"
+            " [--exit-on-stdin-eof]\n",
             why, (unsigned)PROTO_MAX_PAYLOAD);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *tty = NULL;
+    const char *tty = NULL, *board = "host-c-stub", *cpu = "host CPU", *tflm_version = NULL;
     int make_pty = 0, watch_stdin = 0, i, slave_keep = -1;
     unsigned long max_payload = PROTO_MAX_PAYLOAD, max_model = 1024u * 1024u, work = 20000u, baud = 0;
     struct line line;
@@ -164,6 +167,15 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--work") == 0) {
             if (parse_u32(v, 100000000ul, &work))
                 return usage("--work out of range");
+            i++;
+        } else if (strcmp(a, "--board") == 0) {
+            board = v;
+            i++;
+        } else if (strcmp(a, "--cpu") == 0) {
+            cpu = v;
+            i++;
+        } else if (strcmp(a, "--tflm-version") == 0) {
+            tflm_version = v;
             i++;
         } else if (strcmp(a, "--baud") == 0) {
             if (parse_u32(v, 100000000ul, &baud))
@@ -220,8 +232,9 @@ int main(int argc, char **argv)
     cfg.timer_resolution_ns = (clock_getres(CLOCK_MONOTONIC, &res) == 0 && res.tv_sec == 0 && res.tv_nsec > 0)
                                   ? (uint32_t)res.tv_nsec
                                   : 1u;
-    cfg.board = "host-c-stub";
-    cfg.cpu = "host CPU";
+    cfg.board = board;
+    cfg.cpu = cpu;
+    cfg.tflm_version = tflm_version;
     cfg.model_store = g_model_store;
     cfg.max_model_bytes = (uint32_t)max_model;
     cfg.work_per_invoke = (uint32_t)work;

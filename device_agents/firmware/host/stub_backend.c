@@ -25,7 +25,7 @@ static void info(void *ctx, proto_info_t *out)
     out->flags = (uint16_t)(PROTO_FLAG_EMULATED | PROTO_FLAG_PROFILER | s->cfg.extra_flags);
     out->board = s->cfg.board;
     out->cpu = s->cfg.cpu;
-    out->tflm_version = "none (stub)";
+    out->tflm_version = s->cfg.tflm_version ? s->cfg.tflm_version : "none (stub)";
 }
 
 static void reset(void *ctx)

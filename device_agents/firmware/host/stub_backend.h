@@ -6,7 +6,8 @@
  * but it never interprets the model. "Invoke" runs a fixed integer workload over one int8 input
  * of 64 elements into one int32 output of 4 elements, as two pseudo-operators STUB_MAC and
  * STUB_CLAMP; tensor names start with "stub_". HELLO always carries flag EMULATED and
- * tflm_version "none (stub)". Timing is real on whatever clock the platform gives (`now`).
+ * tflm_version "none (stub)" unless the platform sets another (fw_host --tflm-version, to test
+ * HELLO_OK's string cuts). Timing is real on whatever clock the platform gives (`now`).
  */
 #ifndef STUB_BACKEND_H
 #define STUB_BACKEND_H
@@ -28,6 +29,7 @@ typedef struct {
     uint16_t extra_flags;         /* e.g. PROTO_FLAG_CYCLE_COUNTER; EMULATED and PROFILER always set */
     const char *board;
     const char *cpu;
+    const char *tflm_version;     /* NULL: "none (stub)" */
     uint8_t *model_store;         /* upload storage, max_model_bytes long */
     uint32_t max_model_bytes;
     uint32_t work_per_invoke;     /* multiply-accumulates per Invoke */

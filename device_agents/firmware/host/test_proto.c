@@ -79,6 +79,11 @@ static void test_fmt(void)
     CHECK(proto_fmt(b, sizeof b, "%u-%s", 42u, "abcdefgh") == 7);
     CHECK(strcmp(b, "42-abcd") == 0);
     CHECK(proto_fmt(b, sizeof b, "%lu%%", 1234567ul) == 7 && strcmp(b, "1234567") == 0);
+    /* Truncation never ends inside a UTF-8 character: "ab" + two 3-byte euro signs is 8 bytes,
+     * 7 fit, the second euro sign is dropped whole. */
+    CHECK(proto_fmt(b, sizeof b, "%s", "ab\xE2\x82\xAC\xE2\x82\xAC") == 5 && strcmp(b, "ab\xE2\x82\xAC") == 0);
+    CHECK(proto_fmt(b, sizeof b, "%s", "abcd\xC3\xA9\xC3\xA9") == 6 && strcmp(b, "abcd\xC3\xA9") == 0);
+    CHECK(proto_fmt(b, 4, "%s", "\xF0\x9F\x98\x80") == 0 && b[0] == '\0'); /* a 4-byte character */
 }
 
 /* ------------------------------------------------------------------ parser */
@@ -497,6 +502,317 @@ static void test_device(void)
     }
 }
 
+
+/* ------------------------------------------------------------------ string cuts (3.1, 5)
+ * Expected values follow the spec's rule and the emulator's cut_utf8: strings are cut from their
+ * end, tflm_version first, then cpu, then board, each only as much as still needed, and a cut
+ * that would split a UTF-8 character drops the whole character. */
+
+static const char *g_names[3];
+static const char *g_op_name;
+static char g_long_message[260];
+
+static void nb_info(void *ctx, proto_info_t *o)
+{
+    mb_info(ctx, o);
+    o->flags = PROTO_FLAG_EMULATED | PROTO_FLAG_BUILTIN | PROTO_FLAG_PROFILER;
+    o->board = g_names[0];
+    o->cpu = g_names[1];
+    o->tflm_version = g_names[2];
+}
+static int nb_load(void *c, int builtin, proto_model_t *m, proto_error_t *e)
+{
+    if (builtin) { /* the built-in model "fails" with a long multi-byte message */
+        e->detail = 7;
+        proto_fmt(e->message, sizeof e->message, "x%s", g_long_message);
+        return PROTO_E_BAD_MODEL;
+    }
+    mb_load(c, builtin, m, e);
+    m->n_ops = 2;
+    return 0;
+}
+static int nb_profile(void *c, uint16_t op, uint32_t *ticks, const char **name, proto_error_t *e)
+{
+    (void)c; (void)e;
+    *ticks = 100u + op;
+    *name = g_op_name;
+    return 0;
+}
+
+static int utf8_ok(const uint8_t *d, uint32_t n)
+{
+    uint32_t i = 0, k, need;
+    while (i < n) {
+        if (d[i] < 0x80u)
+            need = 0;
+        else if ((d[i] & 0xE0u) == 0xC0u)
+            need = 1;
+        else if ((d[i] & 0xF0u) == 0xE0u)
+            need = 2;
+        else if ((d[i] & 0xF8u) == 0xF0u)
+            need = 3;
+        else
+            return 0;
+        if (n - i - 1u < need)
+            return 0;
+        for (k = 1; k <= need; k++)
+            if ((d[i + k] & 0xC0u) != 0x80u)
+                return 0;
+        i += need + 1u;
+    }
+    return 1;
+}
+
+static void init_names_device(proto_backend_t *b, uint16_t max_payload)
+{
+    memset(b, 0, sizeof *b);
+    b->info = nb_info;
+    b->upload_begin = mb_begin;
+    b->upload_write = mb_write;
+    b->upload_data = mb_data;
+    b->load = nb_load;
+    b->tensor = mb_tensor;
+    b->staged_input = mb_staged;
+    b->run = mb_run;
+    b->output_data = mb_out;
+    b->profile = nb_profile;
+    CHECK(proto_device_init(&g_dev, b, capture, NULL, max_payload) == 0);
+}
+
+/* HELLO(limit) on a device with the given names; returns 1 if HELLO_OK carries exactly the
+ * expected strings (NULL = unchanged) and is no longer than the limit. */
+static int hello_gives(uint16_t limit, const char *board, const char *cpu, const char *tflm, const char *want_board,
+                       const char *want_cpu, const char *want_tflm)
+{
+    static uint8_t seq;
+    proto_backend_t b;
+    uint8_t out[PROTO_MAX_PAYLOAD], req[2];
+    const char *want[3];
+    uint16_t olen;
+    uint32_t at = 28;
+    int i, ok = 1;
+    g_names[0] = board;
+    g_names[1] = cpu;
+    g_names[2] = tflm;
+    want[0] = want_board ? want_board : board;
+    want[1] = want_cpu ? want_cpu : cpu;
+    want[2] = want_tflm ? want_tflm : tflm;
+    init_names_device(&b, PROTO_MAX_PAYLOAD);
+    proto_put_u16(req, limit);
+    if (request(PROTO_T_HELLO, ++seq ? seq : ++seq, req, 2, out, &olen) != (PROTO_T_HELLO | PROTO_T_OK))
+        return 0;
+    if (olen > limit)
+        ok = 0;
+    for (i = 0; i < 3 && ok; i++) {
+        uint32_t n = out[at];
+        if (n != strlen(want[i]) || memcmp(out + at + 1, want[i], n) != 0) {
+            fprintf(stderr, "HELLO(%u) string %d: got %u bytes '%.*s', want '%s'\n", (unsigned)limit, i, (unsigned)n,
+                    (int)n, (const char *)out + at + 1, want[i]);
+            ok = 0;
+        }
+        at += 1u + n;
+    }
+    return ok && at == olen;
+}
+
+#define E3 "\xE2\x82\xAC" /* U+20AC, 3 bytes */
+#define E2 "\xC3\xA9"     /* U+00E9, 2 bytes */
+#define E4 "\xF0\x9F\x98\x80" /* U+1F600, 4 bytes */
+
+static void test_hello_cuts(void)
+{
+    static char a300[301], e2x200[401], a_e3x100[302], longest[260];
+    uint16_t limit;
+    int i;
+    memset(a300, 'a', 300);
+    for (i = 0; i < 200; i++)
+        memcpy(e2x200 + 2 * i, E2, 2);
+    a_e3x100[0] = 'a';
+    for (i = 0; i < 100; i++)
+        memcpy(a_e3x100 + 1 + 3 * i, E3, 3);
+
+    /* Nothing to cut at a large limit. */
+    CHECK(hello_gives(8192, "Arduino Nano 33 BLE", "Cortex-M4F", "0.dev20261023182759-g8f6596d", NULL, NULL, NULL));
+    /* 57 bytes of strings, 33 fit at 64: only tflm_version gives way, by the 24 bytes needed. */
+    CHECK(hello_gives(64, "Arduino Nano 33 BLE", "Cortex-M4F", "0.dev20261023182759-g8f6596d", NULL, NULL, "0.de"));
+    CHECK(hello_gives(65, "Arduino Nano 33 BLE", "Cortex-M4F", "0.dev20261023182759-g8f6596d", NULL, NULL, "0.dev"));
+    /* Excess 7 would cut "EEE" (9 bytes) to 2, inside the first character: the whole character
+     * goes, and cpu is not touched (the excess is already covered). */
+    CHECK(hello_gives(64, "BBBBBBBBBBBBBBBBBBBB", "x" E2 E2 E2 E2 E2, E3 E3 E3, NULL, NULL, ""));
+    /* Excess 21: tflm_version (4) goes, cpu gives the other 17 of its 20 bytes, rounded to a
+     * character boundary (2 left, not 3). */
+    CHECK(hello_gives(64, "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", E2 E2 E2 E2 E2 E2 E2 E2 E2 E2, "v1.2", NULL, E2, ""));
+    /* Everything too long: each string first cut to 255 on a boundary (board: 400 bytes of 2-byte
+     * characters -> 254), then tflm_version and cpu vanish and board keeps 33 -> 32 bytes. */
+    CHECK(hello_gives(64, e2x200, a300, a300, E2 E2 E2 E2 E2 E2 E2 E2 E2 E2 E2 E2 E2 E2 E2 E2, "", ""));
+    /* The 255-byte cut alone: "a" + 3-byte characters, byte 255 is inside one -> 253 bytes. */
+    memcpy(longest, a_e3x100, 253);
+    longest[253] = '\0';
+    CHECK(hello_gives(1024, a_e3x100, "c", "t", longest, NULL, NULL));
+    CHECK(hello_gives(1024, "b", "c", a300, NULL, NULL, a300 + 45)); /* 300 x 'a' -> 255 */
+    /* A 4-byte character at the cut. */
+    CHECK(hello_gives(64, "b", "c", "0123456789012345678901234567890" E4, NULL, NULL, "0123456789012345678901234567890"));
+
+    /* Every limit from 64 to 400: HELLO never fails, the reply fits, the strings are prefixes on
+     * character boundaries, cut in the right order, and no more than 3 bytes too much is cut. */
+    g_names[0] = a_e3x100;
+    g_names[1] = e2x200;
+    g_names[2] = "v" E4 E4 E4 E4 E4 E4 E4 E4 E4 E4 E2;
+    for (limit = 64; limit <= 400; limit++) {
+        proto_backend_t b;
+        uint8_t out[PROTO_MAX_PAYLOAD], req[2];
+        uint16_t olen;
+        uint32_t at = 28, n[3], full[3] = {253, 254, 43}, total;
+        init_names_device(&b, PROTO_MAX_PAYLOAD);
+        proto_put_u16(req, limit);
+        CHECK(request(PROTO_T_HELLO, 1, req, 2, out, &olen) == (PROTO_T_HELLO | PROTO_T_OK));
+        CHECK(olen <= limit);
+        for (i = 0; i < 3; i++) {
+            n[i] = out[at];
+            CHECK(n[i] <= full[i] && memcmp(out + at + 1, g_names[i], n[i]) == 0 && utf8_ok(out + at + 1, n[i]));
+            at += 1u + n[i];
+        }
+        CHECK(at == olen);
+        total = n[0] + n[1] + n[2];
+        CHECK(total + 31u <= limit && total + 31u + 3u >= limit); /* 550 bytes never fit here */
+        CHECK(n[0] == full[0] || (n[1] == 0 && n[2] == 0));       /* board only after the others */
+        CHECK(n[1] == full[1] || n[2] == 0);
+        CHECK(n[1] == 0 || n[1] == full[1] || n[1] % 2 == 0);      /* 2-byte characters: even cuts */
+    }
+
+    /* A wrong HELLO keeps the reply limit it found. */
+    {
+        proto_backend_t b;
+        uint8_t out[PROTO_MAX_PAYLOAD], req[3] = {0};
+        static uint8_t big[200];
+        uint16_t olen;
+        init_names_device(&b, PROTO_MAX_PAYLOAD);
+        proto_put_u16(req, 300);
+        CHECK(request(PROTO_T_HELLO, 1, req, 2, out, &olen) == 0x81);
+        proto_put_u16(req, 63);
+        CHECK(request(PROTO_T_HELLO, 2, req, 2, out, &olen) == PROTO_T_ERROR &&
+              proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == 2);
+        CHECK(request(PROTO_T_HELLO, 3, req, 3, out, &olen) == PROTO_T_ERROR &&
+              proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == 2);
+        CHECK(request(PROTO_T_PING, 4, big, 200, out, &olen) == 0x8C && olen == 200);
+        /* A reset brings the limit back to 64. */
+        proto_device_reset(&g_dev);
+        CHECK(request(PROTO_T_PING, 5, big, 65, out, &olen) == PROTO_T_ERROR &&
+              proto_get_u16(out) == PROTO_E_BAD_ARGUMENT && proto_get_u32(out + 3) == 64 && olen <= 64);
+        CHECK(request(PROTO_T_PING, 6, big, 64, out, &olen) == 0x8C && olen == 64);
+    }
+}
+
+/* ERROR text: cut so 8 + N fits the limit, never inside a UTF-8 character. */
+static void test_error_text_cuts(void)
+{
+    static const struct {
+        uint16_t hello; /* 0: no HELLO, limit 64 */
+        uint8_t want_len;
+    } cases[] = {{0, 55}, {64, 55}, {65, 57}, {100, 91}, {207, 199}, {208, 199}, {1024, 199}};
+    proto_backend_t b;
+    uint8_t out[PROTO_MAX_PAYLOAD], req[2];
+    uint16_t olen;
+    unsigned k;
+    int i;
+    /* "x" + 2-byte characters: characters start at odd offsets, so an even cut splits one.
+     * proto_fmt already cuts it to 199 of 200 bytes on a boundary. */
+    for (i = 0; i < 120; i++)
+        memcpy(g_long_message + 2 * i, E2, 2);
+    g_long_message[240] = '\0';
+    g_names[0] = "b";
+    g_names[1] = "c";
+    g_names[2] = "t";
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        init_names_device(&b, PROTO_MAX_PAYLOAD);
+        if (cases[k].hello) {
+            proto_put_u16(req, cases[k].hello);
+            CHECK(request(PROTO_T_HELLO, 1, req, 2, out, &olen) == 0x81);
+        }
+        CHECK(request(PROTO_T_USE_BUILTIN, 2, NULL, 0, out, &olen) == PROTO_T_ERROR);
+        CHECK(proto_get_u16(out) == PROTO_E_BAD_MODEL && out[2] == PROTO_T_USE_BUILTIN && proto_get_u32(out + 3) == 7);
+        CHECK(out[7] == cases[k].want_len && olen == 8u + out[7] && out[8] == 'x');
+        CHECK(utf8_ok(out + 8, out[7]) && memcmp(out + 9, g_long_message, out[7] - 1u) == 0);
+    }
+}
+
+/* Fixed request lengths (section 2): BAD_LENGTH, detail = the fixed length, before any other
+ * check; GET_PROFILE's order and paging (3.10). */
+static void test_lengths_and_profile(void)
+{
+    static const struct {
+        uint8_t type;
+        uint8_t len;
+    } fixed[] = {{PROTO_T_HELLO, 2},      {PROTO_T_UPLOAD_BEGIN, 36}, {PROTO_T_UPLOAD_END, 0},
+                 {PROTO_T_USE_BUILTIN, 0}, {PROTO_T_GET_TENSOR, 2},    {PROTO_T_RANDOM_INPUT, 4},
+                 {PROTO_T_RUN, 4},        {PROTO_T_GET_OUTPUT, 7},    {PROTO_T_GET_PROFILE, 2}};
+    static uint8_t zeros[64];
+    proto_backend_t b;
+    uint8_t out[PROTO_MAX_PAYLOAD], req[8];
+    uint16_t olen;
+    unsigned k;
+    uint8_t seq = 1;
+    static char name60[61];
+    int i;
+    g_names[0] = "b";
+    g_names[1] = "c";
+    g_names[2] = "t";
+    init_names_device(&b, PROTO_MAX_PAYLOAD);
+    for (k = 0; k < sizeof fixed / sizeof fixed[0]; k++) {
+        CHECK(request(fixed[k].type, seq++, zeros, (uint16_t)(fixed[k].len + 1u), out, &olen) == PROTO_T_ERROR &&
+              proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == fixed[k].len &&
+              out[2] == fixed[k].type);
+        if (fixed[k].len > 0)
+            CHECK(request(fixed[k].type, seq++, zeros, (uint16_t)(fixed[k].len - 1u), out, &olen) == PROTO_T_ERROR &&
+                  proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == fixed[k].len);
+    }
+    CHECK(request(PROTO_T_UPLOAD_CHUNK, seq++, zeros, 3, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == 0);
+    CHECK(request(PROTO_T_SET_INPUT, seq++, zeros, 4, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == 0);
+
+    /* GET_PROFILE with a profiler: no model, then no Invoke -> BAD_STATE. */
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, zeros, 2, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_STATE);
+    {
+        uint8_t begin[36], chunk[12] = {0};
+        proto_put_u32(begin, 8);
+        proto_sha256(chunk + 4, 8, begin + 4);
+        CHECK(request(PROTO_T_UPLOAD_BEGIN, seq++, begin, 36, out, &olen) == 0x82);
+        CHECK(request(PROTO_T_UPLOAD_CHUNK, seq++, chunk, 12, out, &olen) == 0x83);
+        CHECK(request(PROTO_T_UPLOAD_END, seq++, NULL, 0, out, &olen) == 0x84 && proto_get_u16(out + 50) == 2);
+    }
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, zeros, 2, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_STATE);
+    memcpy(req, "\0\0\1\0", 4);
+    CHECK(request(PROTO_T_RUN, seq++, req, 4, out, &olen) == 0x89);
+    /* A 60-byte name (multi-byte at the cut) cannot fit one entry at 64 bytes: it gives way to 52
+     * bytes -> 51 on a boundary, and paging advances one entry per request. */
+    name60[0] = 'N';
+    for (i = 0; i < 59; i++)
+        name60[1 + i] = i % 2 ? (char)0xA9 : (char)0xC3;
+    name60[59] = 'Z';
+    g_op_name = name60;
+    proto_put_u16(req, 0);
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, req, 2, out, &olen) == 0x8B && olen <= 64);
+    CHECK(proto_get_u16(out) == 2 && proto_get_u16(out + 2) == 0 && out[4] == 1 && proto_get_u16(out + 5) == 0);
+    CHECK(proto_get_u32(out + 7) == 100 && out[11] == 51 && utf8_ok(out + 12, 51) && olen == 12 + 51);
+    proto_put_u16(req, 1);
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, req, 2, out, &olen) == 0x8B && out[4] == 1 && proto_get_u32(out + 7) == 101);
+    proto_put_u16(req, 2); /* first_op == n_ops: count 0 */
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, req, 2, out, &olen) == 0x8B && olen == 5 && out[4] == 0 &&
+          proto_get_u16(out + 2) == 2);
+    proto_put_u16(req, 3);
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, req, 2, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_ARGUMENT && proto_get_u32(out + 3) == 2);
+    /* Short names at a larger limit: both entries in one reply. */
+    g_op_name = "CONV_2D";
+    proto_put_u16(req, 256);
+    CHECK(request(PROTO_T_HELLO, seq++, req, 2, out, &olen) == 0x81);
+    proto_put_u16(req, 0);
+    CHECK(request(PROTO_T_GET_PROFILE, seq++, req, 2, out, &olen) == 0x8B && out[4] == 2 && olen == 5 + 2 * 14);
+}
+
 int main(void)
 {
     test_check_values();
@@ -505,6 +821,9 @@ int main(void)
     test_parser_round_trip_and_faults();
     test_parser_rejections();
     test_device();
+    test_hello_cuts();
+    test_error_text_cuts();
+    test_lengths_and_profile();
     if (g_failed) {
         fprintf(stderr, "test_proto: %d of %d checks FAILED\n", g_failed, g_checks);
         return 1;

@@ -65,11 +65,35 @@ static uint32_t str_len(const char *s, uint32_t max)
     return n;
 }
 
-static void put_str8(struct reply *r, const char *s)
+/* The length of s[0..len) cut to at most limit bytes without splitting a UTF-8 character: the
+ * cut moves back while the first dropped byte is a continuation byte (10xxxxxx), so a cut
+ * character is dropped whole (SERIAL_PROTOCOL.md 3.1 and 5). */
+static uint32_t utf8_cut(const char *s, uint32_t len, uint32_t limit)
 {
-    uint32_t n = str_len(s, 255);
+    uint32_t cut;
+    if (len <= limit)
+        return len;
+    cut = limit;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0u) == 0x80u)
+        cut--;
+    return cut;
+}
+
+/* Bytes of s a str8 carries: at most 255, cut on a character boundary. */
+static uint32_t str8_len(const char *s)
+{
+    return utf8_cut(s, str_len(s, 256), 255);
+}
+
+static void put_str8n(struct reply *r, const char *s, uint32_t n)
+{
     put_u8(r, (uint8_t)n);
     put_bytes(r, s, n);
+}
+
+static void put_str8(struct reply *r, const char *s)
+{
+    put_str8n(r, s, str8_len(s));
 }
 
 int proto_samples_put(proto_samples_t *s, uint32_t loop, uint32_t set_input, uint32_t invoke,
@@ -92,15 +116,16 @@ static void send_raw(proto_device_t *dev, const uint8_t *data, uint32_t len)
 }
 
 /* Builds an ERROR payload at payload[0..) within cap bytes; returns its length. The message is
- * cut to what fits, so an error is never longer than the host accepts. */
+ * cut at its end to what fits (never inside a UTF-8 character), so an error is never longer than
+ * the host accepts; code, request_type and detail are never cut. */
 static uint32_t error_payload(uint8_t *payload, uint32_t cap, uint16_t code, uint8_t req_type, uint32_t detail,
                               const char *message)
 {
-    uint32_t n = str_len(message, PROTO_MAX_ERROR_MESSAGE);
+    uint32_t limit, n;
     if (cap < 8u)
         return 0; /* never: every limit is >= 64 */
-    if (n > cap - 8u)
-        n = cap - 8u;
+    limit = cap - 8u < PROTO_MAX_ERROR_MESSAGE ? cap - 8u : PROTO_MAX_ERROR_MESSAGE;
+    n = utf8_cut(message, str_len(message, limit + 1u), limit);
     proto_put_u16(payload, code);
     payload[2] = req_type;
     proto_put_u32(payload + 3, detail);
@@ -232,9 +257,29 @@ static int on_hello(proto_device_t *dev, const uint8_t *p, uint32_t len, struct 
     put_u32(r, in->max_model_bytes);
     put_u16(r, max_batch(dev));
     put_u16(r, in->flags);
-    put_str8(r, in->board);
-    put_str8(r, in->cpu);
-    put_str8(r, in->tflm_version);
+    /* Section 3.1: HELLO_OK fits the limit HELLO just set (>= 64), so a valid HELLO never fails:
+     * the strings give way, tflm_version first, then cpu, then board, each only as much as still
+     * needed, never inside a UTF-8 character. */
+    {
+        const char *s[3];
+        uint32_t n[3], budget, total, excess;
+        int i;
+        s[0] = in->board;
+        s[1] = in->cpu;
+        s[2] = in->tflm_version;
+        for (i = 0; i < 3; i++)
+            n[i] = str8_len(s[i]);
+        budget = r->cap - r->len - 3u; /* 28 fixed bytes and three str8 length bytes */
+        total = n[0] + n[1] + n[2];
+        excess = total > budget ? total - budget : 0;
+        for (i = 2; i >= 0 && excess > 0; i--) {
+            uint32_t keep = utf8_cut(s[i], n[i], n[i] > excess ? n[i] - excess : 0);
+            excess -= (n[i] - keep < excess) ? n[i] - keep : excess;
+            n[i] = keep;
+        }
+        for (i = 0; i < 3; i++)
+            put_str8n(r, s[i], n[i]);
+    }
     return 0;
 }
 
@@ -633,12 +678,19 @@ static int on_get_profile(proto_device_t *dev, const uint8_t *p, uint32_t len, s
         int rc = dev->backend->profile(dev->backend->ctx, i, &ticks, &name, err);
         if (rc != PROTO_E_OK)
             return rc;
-        name_len = str_len(name, 255);
-        if (r->overflow || 7u + name_len > r->cap - r->len)
-            break; /* the host asks again from first_op + count */
+        name_len = str8_len(name);
+        if (r->overflow)
+            break;
+        if (7u + name_len > r->cap - r->len) {
+            if (count > 0)
+                break; /* the host asks again from first_op + count */
+            /* Not even one entry fits (a name over 52 bytes at a 64-byte limit): its name gives
+             * way, as HELLO_OK's strings do, so the host's paging always advances. */
+            name_len = utf8_cut(name, name_len, r->cap - r->len - 7u);
+        }
         put_u16(r, i);
         put_u32(r, ticks);
-        put_str8(r, name);
+        put_str8n(r, name, name_len);
         count++;
     }
     if (!r->overflow)

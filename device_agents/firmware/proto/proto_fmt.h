@@ -10,7 +10,8 @@
 extern "C" { /* the TFLite Micro backend is C++ */
 #endif
 
-/* Always NUL-terminates when size >= 1; returns the length written (truncated to size - 1). */
+/* Always NUL-terminates when size >= 1; returns the length written (truncated to at most size - 1,
+ * never inside a UTF-8 character). */
 size_t proto_fmt(char *out, size_t size, const char *fmt, ...);
 
 #ifdef __cplusplus
