@@ -78,6 +78,59 @@ def test_hello_reports_an_honest_stub(link: Link) -> None:
     assert link.ok(sf.T.PING, b"\xa5\x5a" * 20) == b"\xa5\x5a" * 20
 
 
+def _spec_hello_strings(names: list[str], limit: int) -> list[bytes]:
+    """SERIAL_PROTOCOL.md 3.1, written out independently of the C code: each string cut to 255
+    bytes, then tflm_version, cpu, board give way (from their end, only as much as still needed,
+    a split character dropped whole) until 28 fixed bytes + 3 length bytes + strings fit."""
+
+    def cut(raw: bytes, limit_: int) -> bytes:
+        return raw[:max(0, limit_)].decode("utf-8", "ignore").encode("utf-8")
+
+    raw = [cut(n.encode("utf-8"), 255) for n in names]
+    for i in (2, 1, 0):
+        excess = sum(map(len, raw)) + 31 - limit
+        if excess <= 0:
+            break
+        raw[i] = cut(raw[i], len(raw[i]) - excess)
+    return raw
+
+
+def test_long_names_are_cut_to_fit_hello_never_fails(fw_build: Path) -> None:
+    # Multi-byte characters sit at the cuts: 2-, 3- and 4-byte UTF-8, and each name is over 255
+    # bytes, so the 255-byte cut is exercised too.
+    names = ["Nano 33 BLE " + "\u00e9\u20ac\U0001f600" * 40, "Cortex-M4F " + "\u20ac" * 100,
+             "tflm " + "\U0001f600\u00e9" * 60]
+    host = FwHost(fw_build / "fw_host_asan", "--board", names[0], "--cpu", names[1], "--tflm-version", names[2])
+    link = Link(host.port)
+    try:
+        for limit in (64, 65, 66, 67, 70, 97, 100, 128, 200, 300, 400, 555, 556, 557, 800, 8192):
+            reply = link.request(sf.T.HELLO, struct.pack("<H", limit))
+            assert reply.type == sf.reply_type(sf.T.HELLO), sf.unpack_error(reply.payload)
+            assert len(reply.payload) <= limit
+            got, at = [], 28
+            for _ in range(3):
+                n = reply.payload[at]
+                got.append(reply.payload[at + 1:at + 1 + n])
+                at += 1 + n
+            assert at == len(reply.payload)
+            for raw in got:
+                raw.decode("utf-8")  # strict: a split character would raise here
+            assert got == _spec_hello_strings(names, limit), limit
+        # Nothing is cut once everything fits (3 x 255 bytes at most, plus 31).
+        assert [len(g) for g in got] == [len(_spec_hello_strings(names, 8192)[i]) for i in range(3)]
+        assert sum(len(g) for g in got) > 700
+        # ERROR text at the smallest limit fits and stays valid UTF-8.
+        link.hello(64)
+        e = link.request(sf.T.PING, bytes(65))
+        assert e.type == sf.T.ERROR and len(e.payload) <= 64
+        assert sf.unpack_error(e.payload)["detail"] == 64
+        e.payload[8:].decode("utf-8")
+    finally:
+        link.close()
+        err = host.stop()
+    assert sanitizer_report(err) is None, err
+
+
 def test_upload_real_model_in_chunks_then_run_with_and_without_invoke(link: Link) -> None:
     model = real_model()
     link.hello()
