@@ -206,11 +206,7 @@ def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence
     overhead = statistics.median(u[0] for u in turns)
     whole = statistics.median(u[n + 1] for u in turns)
     total = sum(layer_ns)
-    flops_total = analysis.total_flops
-    layers = tuple(
-        LayerTime(op.index, op.type, ns, op.flops, ns / total if total > 0 else 0.0,
-                  (op.flops / flops_total) if (op.flops is not None and flops_total) else None)
-        for op, ns in zip(analysis.ops, layer_ns, strict=True))
+    layers = _layers(analysis, layer_ns)
     notes = []
     if xnnpack:
         notes.append("XNNPACK on: ops the whole model fuses are split at prefix boundaries; "
@@ -249,6 +245,15 @@ def _bootstrap_se(turns: list[list[float]]) -> float:
     return float(np.std(checks))
 
 
+
+def _layers(analysis: ModelAnalysis, layer_ns: list[float]) -> tuple[LayerTime, ...]:
+    """Each op's time with its share of the summed layer time and its share of the model's FLOPs."""
+    total, flops_total = sum(layer_ns), analysis.total_flops
+    return tuple(
+        LayerTime(op.index, op.type, ns, op.flops, ns / total if total > 0 else 0.0,
+                  (op.flops / flops_total) if (op.flops is not None and flops_total) else None)
+        for op, ns in zip(analysis.ops, layer_ns, strict=True))
+
 def firmware_profile(analysis: ModelAnalysis, ops: Sequence[dict[str, Any]], whole_ns: float, *,
                      model: str = "", target: str = "", runtime: str = "tflite-micro",
                      source: str = "firmware profiler") -> LayerProfile:
@@ -268,11 +273,7 @@ def firmware_profile(analysis: ModelAnalysis, ops: Sequence[dict[str, Any]], who
                                hint="profile the same .tflite file that was benchmarked")
     layer_ns = [float(o["ns"]) for o in ops]
     total = sum(layer_ns)
-    flops_total = analysis.total_flops
-    layers = tuple(
-        LayerTime(op.index, op.type, ns, op.flops, ns / total if total > 0 else 0.0,
-                  (op.flops / flops_total) if (op.flops is not None and flops_total) else None)
-        for op, ns in zip(analysis.ops, layer_ns, strict=True))
+    layers = _layers(analysis, layer_ns)
     notes = ("one profiled Invoke (the firmware keeps the last); the whole-model time is the median of "
              "the benchmark's Invoke samples",)
     return LayerProfile(model, target, runtime, 1, False, layers, whole_ns, 0.0, total,
