@@ -92,28 +92,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                                 for j in [*jobs, *(j for j, _ in refused)]]})
     err = _stderr()
     err.print(f"harness {__version__}: {len(jobs) + len(refused)} benchmarks on "
-              f"{', '.join(t.name for t in selected)} → {run_store.path}")
+              f"{', '.join(t.name for t in selected)} → {run_store.path}", markup=False)
     per_target: dict[str, int] = {}
     for j in jobs:
         per_target[j.target] = per_target.get(j.target, 0) + 1
-    runner = None
     try:
         with LiveProgress(err, per_target) as progress:
-            runner = Runner(run_store, selected, progress)
-            outcomes = runner.run(jobs, refused)
+            outcomes = Runner(run_store, selected, progress).run(jobs, refused)
     except KeyboardInterrupt:
         run_store.finish("interrupted")
         meta, benchmarks = store.load_run(run_store.path)
         _print_results(args, meta, [summarize(b) for b in benchmarks])
-        err.print(f"[yellow]interrupted[/]: everything measured so far is in {run_store.path} "
-                  f"(harness show {run_store.run_id})")
+        err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in "
+                                f"{run_store.path} (harness show {run_store.run_id})"))
         return 130
     failed = [o for o in outcomes if o.error is not None]
     run_store.finish("complete" if not failed else "complete_with_errors")
     _print_results(args, {"run_id": run_store.run_id}, [summarize(o.benchmark) for o in outcomes])
-    err.print(f"results: {run_store.path}")
+    err.print(f"results: {run_store.path}", markup=False)
     if failed:
-        err.print(f"[red]{len(failed)} of {len(outcomes)} benchmarks failed[/]")
+        err.print(Text(f"{len(failed)} of {len(outcomes)} benchmarks failed", style="red"))
         return 1
     return 0
 
