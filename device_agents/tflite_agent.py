@@ -251,11 +251,15 @@ class Loop(object):
     def __init__(self, interpreter, pool, hooks, pipeline_path):
         self.interpreter = interpreter
         self.pool = pool
-        self.hooks = hooks
         self.pipeline_path = pipeline_path
-        self.input_index = [d["index"] for d in interpreter.get_input_details()]
-        self.input_names = [d["name"] for d in interpreter.get_input_details()]
+        inputs = interpreter.get_input_details()
+        self.input_index = [d["index"] for d in inputs]
+        self.input_names = [d["name"] for d in inputs]
         self.output_index = [d["index"] for d in interpreter.get_output_details()]
+        # the user's hooks where the pipeline file defines them, the defaults elsewhere
+        self.load_fn = hooks.get("load", self.load)
+        self.preprocess_fn = hooks.get("preprocess", self.preprocess)
+        self.postprocess_fn = hooks.get("postprocess", self.postprocess)
 
     def load(self, i):
         return self.pool[i % len(self.pool)]
@@ -282,15 +286,19 @@ class Loop(object):
                                % (len(x), len(self.input_index)), self.pipeline_path)
         return x
 
+    def input_arrays(self, i):
+        """The input arrays of iteration i, through the pipeline's load and preprocess."""
+        return self.arrays(self.preprocess_fn(self.load_fn(i)))
+
     def run(self, n, with_invoke, start):
         """Run n iterations; return (loop_ns, {stage: ns}) lists. Identical code in both modes."""
         interpreter = self.interpreter
         set_tensor = interpreter.set_tensor
         get_tensor = interpreter.get_tensor
         invoke = interpreter.invoke
-        load = self.hooks.get("load", self.load)
-        preprocess = self.hooks.get("preprocess", self.preprocess)
-        postprocess = self.hooks.get("postprocess", self.postprocess)
+        load = self.load_fn
+        preprocess = self.preprocess_fn
+        postprocess = self.postprocess_fn
         arrays = self.arrays
         inputs = self.input_index
         outputs = self.output_index
@@ -429,13 +437,12 @@ def run(args):
          clock=_clock_info(), emulated=False)
 
     interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
-    in_details = _tensor_details(interpreter.get_input_details())
+    raw_details = interpreter.get_input_details()
     emit("model", path=os.path.basename(args.model), size_bytes=os.path.getsize(args.model),
-         inputs=in_details, outputs=_tensor_details(interpreter.get_output_details()),
+         inputs=_tensor_details(raw_details), outputs=_tensor_details(interpreter.get_output_details()),
          init_ns=create_ns + allocate_ns, create_ns=create_ns, allocate_ns=allocate_ns,
          threads=args.threads, xnnpack=args.xnnpack == "on")
 
-    raw_details = interpreter.get_input_details()
     if args.inputs:
         pool = inputs_from_file(args.inputs, raw_details, np)
         if not pool:
@@ -464,8 +471,7 @@ def run(args):
                                                      _first_line(exc)), culprit)
 
     # First (cold) inference on its own: through the user's pipeline, only Invoke is timed.
-    x = guarded("bad_inputs", lambda: loop.arrays(hooks.get("preprocess", loop.preprocess)(
-        hooks.get("load", loop.load)(0))))
+    x = guarded("bad_inputs", loop.input_arrays, 0)
     for index, array in zip(loop.input_index, x):
         guarded("bad_inputs", interpreter.set_tensor, index, array)
     t0 = clock()
