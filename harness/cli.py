@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     failed = [o for o in outcomes if o.error is not None]
     run_store.finish("complete" if not failed else "complete_with_errors")
-    _print_results(args, {"run_id": run_store.run_id}, [summarize(o.benchmark) for o in outcomes])
+    _print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes])
     err.print(f"results: {run_store.path}", markup=False)
     if failed:
         err.print(Text(f"{len(failed)} of {len(outcomes)} benchmarks failed", style="red"))

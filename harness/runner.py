@@ -27,7 +27,7 @@ from harness.modelfile import check_model
 from harness.plan import Job, Plan
 from harness.results import Benchmark, from_lines
 from harness.store import BenchmarkWriter, RunStore
-from harness.summary import summarize
+from harness.summary import BenchmarkSummary, summarize
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ CANCEL_GRACE_S = 15.0  # how long Ctrl-C waits for boards to stop their agents
 class Outcome:
     job: Job
     benchmark: Benchmark
+    summary: BenchmarkSummary  # computed once, for summary.jsonl and the tables
     error: HarnessError | None
     path: Path
 
@@ -207,8 +208,9 @@ class Runner:
         else:
             reason = None
         writer.end(complete=benchmark.complete, reason=reason, error=benchmark.error)
-        outcome = Outcome(job=job, benchmark=benchmark, error=error, path=writer.path)
+        outcome = Outcome(job=job, benchmark=benchmark, summary=summarize(benchmark), error=error,
+                          path=writer.path)
         with self._store_lock:
             self._outcomes.append(outcome)
-            self.store.add_summary(summarize(benchmark).to_json(self.store.run_id))
+            self.store.add_summary(outcome.summary.to_json(self.store.run_id))
         self.observer.job_finished(outcome)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import signal
 import threading
 import time
@@ -107,7 +108,7 @@ class LinuxAgentDriver:
         pipeline = self._stage(plan.pipeline, emit, "pipeline").remote_path if plan.pipeline else None
         argv = agent_argv(self.python, agent, model, job, self.target, inputs, pipeline,
                           self.transport.heartbeat_s)
-        log.info("%s: %s", self.target.name, " ".join(argv))
+        log.info("%s: %s", self.target.name, shlex.join(argv))
         proc = self.transport.run(argv)
         try:
             self._relay(proc, job, emit, cancel)
