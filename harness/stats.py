@@ -43,12 +43,6 @@ def stdev(values: Sequence[float]) -> float:
     return float(np.std(a, ddof=1)) if a.size > 1 else 0.0
 
 
-def mad(values: Sequence[float]) -> float:
-    """Median absolute deviation from the median (not scaled to sigma)."""
-    a = _array(values)
-    return float(np.median(np.abs(a - np.median(a))))
-
-
 @dataclass(frozen=True)
 class Summary:
     """The usual figures of one sample set, in the unit of the samples."""
@@ -89,16 +83,3 @@ def share(with_value: float, without_value: float) -> float:
     if with_value <= 0:
         raise ValueError("the with-Invoke loop time must be positive")
     return (with_value - without_value) / with_value
-
-
-def ratio_with_uncertainty(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """mean(a)/mean(b) and its standard uncertainty, by first-order error propagation.
-
-    As hyperfine reports "1.52 ± 0.04 times faster": sigma_r = r * sqrt((sa/ma)^2 + (sb/mb)^2),
-    with sa, sb the standard deviations of the samples.
-    """
-    ma, mb = mean(a), mean(b)
-    if mb == 0 or ma == 0:
-        raise ValueError("ratio of a zero mean")
-    r = ma / mb
-    return r, abs(r) * math.hypot(stdev(a) / ma, stdev(b) / mb)
