@@ -50,7 +50,7 @@ class Row:
 
 
 def _loop(s: Summary | None) -> str:
-    return f"{duration(s.median)}  ({duration(s.p90)} / {duration(s.p99)})" if s else "–"
+    return f"{duration(s.median)} ({duration(s.p90)}, {duration(s.p99)})" if s else "–"
 
 
 def row(s: BenchmarkSummary) -> Row:
@@ -71,7 +71,7 @@ def row(s: BenchmarkSummary) -> Row:
         spread=f"{100 * s.with_invoke.rel_stdev:.1f} %" if s.with_invoke else "–",
         without_invoke=duration(s.without_invoke.median) if s.without_invoke else "–",
         invoke=duration(s.invoke.median) if s.invoke else "–",
-        throughput=f"{s.throughput_ips:,.0f}/s" if s.throughput_ips else "–",
+        throughput=f"{s.throughput_ips:,.0f}" if s.throughput_ips else "–",
         gflops=f"{s.gflops:.3g}" if s.gflops else "–",
         share=f"{100 * s.inference_share:.0f} %" if s.inference_share is not None else "–",
         status=status,
@@ -80,10 +80,10 @@ def row(s: BenchmarkSummary) -> Row:
 
 COLUMNS = (
     ("target", "Target", "left"), ("model", "Model", "left"), ("threads", "Thr", "right"),
-    ("runtime", "Runtime", "left"), ("init", "Init", "right"), ("first", "1st invoke", "right"),
-    ("with_invoke", "Loop with Invoke: median (p90 / p99)", "right"), ("spread", "σ/med", "right"),
-    ("without_invoke", "Loop w/o Invoke", "right"), ("invoke", "Invoke", "right"),
-    ("throughput", "Loop rate", "right"), ("gflops", "GFLOP/s", "right"), ("share", "Inference", "right"),
+    ("runtime", "Runtime", "left"), ("init", "Init", "right"), ("first", "1st Invoke", "right"),
+    ("with_invoke", "Loop with Invoke (p90, p99)", "right"), ("spread", "σ/med", "right"),
+    ("without_invoke", "w/o Invoke", "right"), ("invoke", "Invoke", "right"),
+    ("throughput", "Loops/s", "right"), ("gflops", "GFLOP/s", "right"), ("share", "Inference", "right"),
 )
 
 
