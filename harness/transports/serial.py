@@ -14,6 +14,7 @@ SEQ, so the device answers a duplicate from memory and never executes it twice) 
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -52,7 +53,9 @@ ERROR_CODES: dict[int, tuple[str, str | None]] = {
 
 
 def _serial_error(target: str, port: str, exc: Exception) -> TransportError:
-    return TransportError(f"serial port {port}: {exc}", target=target,
+    errno = getattr(exc, "errno", None)  # pyserial repeats "[Errno N] ..." inside its own text
+    reason = os.strerror(errno) if isinstance(errno, int) else str(exc)
+    return TransportError(f"serial port {port}: {reason}", target=target,
                           hint="check port = ... in targets.toml, that the board is plugged in, and that "
                                "no other program (a serial monitor) holds the port")
 
