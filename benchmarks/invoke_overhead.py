@@ -1,7 +1,7 @@
 """Does the agent measure Invoke truthfully? Compare, side by side in one run, on the same models
 and thread counts:
 
-  agent   the median Invoke stage of device_agents/tflite_agent.py (its with-Invoke loop)
+  agent   the median Invoke stage of device_agents/linux/tflite_agent.py (its with-Invoke loop)
   bare    a bare loop that times interpreter.invoke() and nothing else
   litert  litert-benchmark, which ships with ai-edge-litert (CompiledModel API, 0.01 ms resolution)
 
@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.modelfile import example_models  # noqa: E402
+from harness.models.files import example_models  # noqa: E402
 
-AGENT = ROOT / "device_agents" / "tflite_agent.py"
+AGENT = ROOT / "device_agents" / "linux" / "tflite_agent.py"
 
 BARE = r"""
 import sys, time

@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from device_agents import serial_frames as sf  # noqa: E402
-from harness.drivers.mcu_sim import EmulatedMcu  # noqa: E402
-from harness.modelfile import example_models  # noqa: E402
-from harness.transports.serial import FramedLink, SerialLink  # noqa: E402
+from device_agents.wire import serial_frames as sf  # noqa: E402
+from harness.lab.drivers.emulator import EmulatedMcu  # noqa: E402
+from harness.lab.transports.serial import FramedLink, SerialLink  # noqa: E402
+from harness.models.files import example_models  # noqa: E402
 
 
 def upload(link: FramedLink, model: bytes) -> float:

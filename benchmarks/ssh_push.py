@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.config import parse_targets  # noqa: E402
-from harness.transports.ssh import SshTransport  # noqa: E402
+from harness.lab.transports.ssh import SshTransport  # noqa: E402
 from tests.boardenv import board_venv  # noqa: E402
 from tests.sshd import Lab  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-AGENT = ROOT / "device_agents" / "tflite_agent.py"
+AGENT = ROOT / "device_agents" / "linux" / "tflite_agent.py"
 MODELS = ROOT / "harness" / "example_models"
 DIGITS = MODELS / "digits_cnn.tflite"
 KWS = MODELS / "ds_cnn_kws.tflite"

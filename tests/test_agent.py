@@ -142,8 +142,8 @@ def test_a_runtime_that_crashes_or_hangs_ends_in_one_clear_error(tmp_path: Path,
     import psutil
 
     from harness.config import Target
-    from harness.drivers import open_driver
     from harness.errors import AgentError, TransportError
+    from harness.lab.drivers import open_driver
     from harness.plan import Job, Plan
     from tests import badmodels
 

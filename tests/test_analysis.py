@@ -1,4 +1,4 @@
-"""harness.analysis on tiny models written in the test, checked against hand-computed counts.
+"""harness.models.analysis on tiny models written in the test, checked against hand-computed counts.
 
 The models are real .tflite flatbuffers built with the schema's object API (no TensorFlow); each
 is also loaded and invoked by LiteRT, so the shapes the counts rely on are ones a runtime accepts.
@@ -20,8 +20,8 @@ from ai_edge_litert.tools import flatbuffer_utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.analysis import SCHEME_DETAILS, SCHEMES, analyze, analyze_model, contract_scheme
 from harness.errors import ConfigError
+from harness.models.analysis import SCHEME_DETAILS, SCHEMES, analyze, analyze_model, contract_scheme
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
 F32, I32 = fb.TensorType.FLOAT32, fb.TensorType.INT32
@@ -313,7 +313,7 @@ def test_every_emitted_scheme_is_one_of_the_contracts_six(variants: dict[str, Pa
 def test_view_shows_both_schemes_when_they_differ(variants: dict[str, Path]) -> None:
     from rich.console import Console
 
-    from harness.analysis_view import analysis_lines, analysis_renderable
+    from harness.render.analysis import analysis_lines, analysis_renderable
 
     a = analyze(variants["weight_only_int8"])
     assert ("quantization scheme: dynamic_int8 (weight-only int8: weights dequantized once, float32 kernels)"
@@ -437,7 +437,7 @@ def test_shipped_example_models_are_analysed() -> None:
 def test_view_shows_every_op_and_unknown_as_unknown(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from harness.analysis_view import analysis_lines, analysis_renderable, analysis_table
+    from harness.render.analysis import analysis_lines, analysis_renderable, analysis_table
 
     b = ModelBuilder()
     x = b.tensor("input", [1, 4])
@@ -453,7 +453,7 @@ def test_view_shows_every_op_and_unknown_as_unknown(tmp_path: Path) -> None:
 
 
 def test_view_groups_layers_by_precision(variants: dict[str, Path]) -> None:
-    from harness.analysis_view import analysis_lines
+    from harness.render.analysis import analysis_lines
 
     lines = analysis_lines(analyze(variants["mixed"]))
     assert "quantization scheme: mixed" in lines
@@ -505,7 +505,7 @@ def test_cli_analyze_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_throughput_and_leave_one_out_on_exact_data() -> None:
     """A board that runs 2 FLOPs per ns exactly: every prediction is exact; groups stay apart."""
-    from harness.prediction import Measured, throughputs, validate_predictions
+    from harness.results.prediction import Measured, throughputs, validate_predictions
 
     data = [Measured("pi", f"m{i}", "float32", 1, flops, flops / 2.0) for i, flops in enumerate((10**6, 4 * 10**6,
                                                                                                  9 * 10**6))]
@@ -525,7 +525,7 @@ def test_throughput_and_leave_one_out_on_exact_data() -> None:
 @given(st.lists(st.tuples(st.integers(1, 10**9), st.floats(1e2, 1e9)), min_size=2, max_size=6))
 def test_prediction_error_sign_property(points: list[tuple[int, float]]) -> None:
     """Leave-one-out errors are relative errors: predicted = measured * (1 + error)."""
-    from harness.prediction import Measured, validate_predictions
+    from harness.results.prediction import Measured, validate_predictions
 
     data = [Measured("b", f"m{i}", "int8", 1, f, ns) for i, (f, ns) in enumerate(points)]
     for c in validate_predictions(data):
@@ -558,8 +558,8 @@ def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.Captu
     assert main(["analyze", str(models[0]), "--predict-from", "latest", "--results", str(results)]) == 0
     assert "prediction error per board" in capsys.readouterr().out
     # A model file changed since the run cannot have its FLOPs counted: left out, and said so.
-    from harness import store
-    from harness.prediction import measured_from_run
+    from harness.results import store
+    from harness.results.prediction import measured_from_run
 
     small_cnn(models[2])  # other bytes at the same path
     measured, skipped = measured_from_run(store.resolve_run(results, None))
@@ -568,7 +568,7 @@ def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_predict_from_a_run_without_invoke_names_the_run(tmp_path: Path) -> None:
-    from harness.prediction import predict
+    from harness.results.prediction import predict
 
     run = tmp_path / "20260101-000000-empty"
     (run / "benchmarks").mkdir(parents=True)

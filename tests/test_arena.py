@@ -1,4 +1,4 @@
-"""harness.arena with the real TFLite Micro interpreter (host build), always in child processes."""
+"""harness.models.arena with the real TFLite Micro interpreter (host build), always in child processes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
 
-from harness.arena import ArenaFit, _Child, fits_on, measure_arena
 from harness.config import parse_targets
 from harness.errors import ConfigError
+from harness.models.arena import ArenaFit, _Child, fits_on, measure_arena
 from tests.test_analysis import ModelBuilder, make_variant, small_cnn
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "harness" / "example_models"
@@ -159,7 +159,7 @@ def test_fits_on_checks_ram_and_flash_from_targets_toml(models: dict[str, Path])
 def test_fits_table_renders(models: dict[str, Path]) -> None:
     from rich.console import Console
 
-    from harness.analysis_view import fits_table
+    from harness.render.analysis import fits_table
 
     fit = ArenaFit("m.tflite", 3000, 2900, 5000, "test", 10, 0)
     targets = parse_targets('[targets.a]\nkind = "local"\nram = 2048\nflash = 8192\n'

@@ -22,13 +22,8 @@ def test_mypy() -> None:
 
 
 def test_device_agents_run_on_python_38() -> None:
-    agents = sorted(str(p) for p in (ROOT / "device_agents").glob("*.py"))
+    agents = sorted(str(p) for p in (ROOT / "device_agents").rglob("*.py"))
     p = subprocess.run([str(SCRIPTS / "vermin"), "-t=3.8-", "--violations", "--no-tips", "--eval-annotations",
                         *agents], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
-
-def test_device_agents_never_import_harness() -> None:
-    offenders = [p.name for p in (ROOT / "device_agents").glob("*.py")
-                 if "import harness" in p.read_text() or "from harness" in p.read_text()]
-    assert offenders == []

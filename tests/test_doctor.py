@@ -12,8 +12,8 @@ import pytest
 
 from harness.cli import main
 from harness.config import parse_targets
-from harness.doctor import ERROR, OK, WARN, Finding, diagnose, findings_from_report, ready
-from harness.doctor_view import doctor_json, doctor_summary, doctor_table
+from harness.lab.doctor import ERROR, OK, WARN, Finding, diagnose, findings_from_report, ready
+from harness.render.doctor import doctor_json, doctor_summary, doctor_table
 
 if TYPE_CHECKING:
     from tests.sshd import Lab

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.config import parse_targets
-from harness.doctor import ERROR, OK, WARN, diagnose
+from harness.lab.doctor import ERROR, OK, WARN, diagnose
 from tests.agentrun import ROOT
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.findings import check
-from harness.results import Benchmark, Block
-from harness.summary import summarize, verdict
+from harness.results.benchmark import Benchmark, Block
+from harness.results.findings import check
+from harness.results.summary import summarize, verdict
 
 
 def bench(with_ns: list[int], without_ns: list[int], *, temps=(None, None), freqs=(None, None),

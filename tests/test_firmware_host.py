@@ -2,7 +2,7 @@
 
 fw_host is built with AddressSanitizer + UBSan, so any out-of-bounds access during these
 conversations ends the process with a report, which fails the test at teardown. The host side is
-the Python reference codec (device_agents/serial_frames.py): passing here means the C code is
+the Python reference codec (device_agents/wire/serial_frames.py): passing here means the C code is
 byte-compatible with it.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from device_agents import serial_frames as sf
+from device_agents.wire import serial_frames as sf
 from tests.test_firmware_support import (
     FwHost,
     Link,
@@ -293,9 +293,9 @@ def test_a_frame_cut_off_mid_way_does_not_hold_the_parser(link: Link) -> None:
 
 def test_the_harness_serial_driver_benchmarks_the_c_firmware(fw: FwHost, tmp_path: Path) -> None:
     """End to end: harness's McuDriver (the real host side) against the C protocol layer."""
-    mcu = pytest.importorskip("harness.drivers.mcu")
+    mcu = pytest.importorskip("harness.lab.drivers.mcu")
     from harness.config import Target
-    from harness.modelfile import sha256
+    from harness.models.files import sha256
     from harness.plan import Job, Plan
 
     model = tmp_path / "sine.tflite"

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from device_agents import serial_frames as sf
+from device_agents.wire import serial_frames as sf
 from tests.test_firmware_support import Link, build_firmware, sine_model
 
 pytestmark = pytest.mark.skipif(
@@ -138,9 +138,9 @@ def test_noise_and_a_cut_frame_on_the_uart(qemu_link: Link) -> None:
 def test_the_harness_serial_driver_benchmarks_the_cortex_m3(qemu_elf: Path, tmp_path: Path) -> None:
     """End to end on the emulated MCU core: harness's McuDriver over socket://, as targets.toml
     would configure it (port = "socket://127.0.0.1:PORT")."""
-    mcu = pytest.importorskip("harness.drivers.mcu")
+    mcu = pytest.importorskip("harness.lab.drivers.mcu")
     from harness.config import Target
-    from harness.modelfile import sha256
+    from harness.models.files import sha256
     from harness.plan import Job, Plan
 
     model = tmp_path / "sine.tflite"

@@ -5,7 +5,7 @@ real pty, and a small host-side client built on the Python reference codec.
   so a session builds once and never writes into the source tree.
 - ``FwHost``: fw_host (the portable protocol layer + the host-c-stub backend) serving a pty it
   creates; SIGUSR1 is its reset button. Its stderr is kept so sanitizer reports fail the test.
-- ``Link``: requests and replies over a pyserial port with ``device_agents.serial_frames``, the
+- ``Link``: requests and replies over a pyserial port with ``device_agents.wire.serial_frames``, the
   codec the C code must be byte-compatible with.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from device_agents import serial_frames as sf
+from device_agents.wire import serial_frames as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "device_agents" / "firmware"

@@ -19,10 +19,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.analysis import analyze
 from harness.errors import AgentError, MeasurementError
-from harness.prefixes import agent_path, build_prefixes, layer_profile, profile, timer_path
-from harness.transports.local import LocalTransport
+from harness.lab.transports.local import LocalTransport
+from harness.models.analysis import analyze
+from harness.models.prefixes import build_prefixes
+from harness.results.layers import layer_profile
+from harness.scenarios.profile import agent_path, profile, timer_path
 from tests.test_analysis import ModelBuilder, conv_options, make_variant, small_cnn
 
 pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env: real sshd boards (tests/sshd.py)
@@ -108,7 +110,7 @@ def test_quantized_prefixes_run(tmp_path: Path) -> None:
 def test_exact_samples_give_exact_layers_despite_drift(layers: list[int], overhead: int, drift: list[int]) -> None:
     """Prefix k takes overhead + the first k layers; each round adds its own offset (drift) to every
     model of the round. Paired differences cancel the drift and the sum check is exactly 0."""
-    from harness.analysis import ModelAnalysis, OpInfo
+    from harness.models.analysis import ModelAnalysis, OpInfo
 
     ops = tuple(OpInfo(i, "ADD", "compute", (), (), 2, 0, 0, "float32") for i in range(len(layers)))
     analysis = ModelAnalysis("m", 0, 0, ops, "float32", 0, 0, (), ())
@@ -237,7 +239,7 @@ def test_profile_over_ssh_on_a_tflite_runtime_board(ssh_env: Any, ssh_lab: Any, 
                                                     tmp_path: Path) -> None:
     """Every file lands in its own content-hash directory on the board, so the timer finds
     tflite_agent.py through --agent; it runs as the board user under tflite-runtime 2.14."""
-    from harness.prefixes import profile_target
+    from harness.scenarios.profile import profile_target
 
     board = ssh_lab.boards[0]
     target = ssh_env.target(board, name="pi", python=str(tflite214_python),
@@ -263,7 +265,7 @@ def _op_profile(model: Path, scale: int = 1000) -> list[dict[str, Any]]:
 
 
 def test_firmware_profile_checks_ops_and_sum(tmp_path: Path) -> None:
-    from harness.prefixes import firmware_profile
+    from harness.results.layers import firmware_profile
 
     model = small_cnn(tmp_path / "cnn.tflite")
     a = analyze(model)
@@ -282,9 +284,9 @@ def test_firmware_profile_checks_ops_and_sum(tmp_path: Path) -> None:
 def test_cli_profile_from_a_stored_mcu_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The run store as the MCU driver leaves it: samples of the Invoke stage and an op_profile."""
     from harness.cli import main
-    from harness.modelfile import sha256
+    from harness.models.files import sha256
     from harness.plan import Job, Plan
-    from harness.store import RunStore
+    from harness.results.store import RunStore
 
     model = small_cnn(tmp_path / "cnn.tflite")
     ops = _op_profile(model)

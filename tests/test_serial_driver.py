@@ -18,11 +18,11 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRT
 
 from harness.config import Target
-from harness.drivers.mcu import McuDriver
 from harness.errors import AgentError, ConfigError, HarnessError, TransportError
-from harness.modelfile import sha256
+from harness.lab.drivers.mcu import McuDriver
+from harness.models.files import sha256
 from harness.plan import Job, Plan
-from harness.results import from_lines
+from harness.results.benchmark import from_lines
 from tests.test_serial_support import (
     QUICK_PLAN,
     LineProxy,

@@ -21,9 +21,9 @@ from ai_edge_litert.interpreter import Interpreter as LiteRT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from device_agents import serial_frames as sf
+from device_agents.wire import serial_frames as sf
 from harness.errors import AgentError, TransportError
-from harness.transports.serial import DeviceReset, FramedLink, SerialLink
+from harness.lab.transports.serial import DeviceReset, FramedLink, SerialLink
 from tests.test_serial_support import fc_model, running_emulator
 
 MODEL = fc_model(k=32, m=8)
@@ -366,8 +366,8 @@ def test_reset_drops_the_negotiated_reply_limit() -> None:
 
 def test_driver_says_hello_again_after_a_reset(tmp_path: Path) -> None:
     """The next job after a reset re-negotiates with HELLO and runs in full."""
-    from harness.drivers.mcu import McuDriver
-    from harness.modelfile import sha256
+    from harness.lab.drivers.mcu import McuDriver
+    from harness.models.files import sha256
     from harness.plan import Job
     from tests.test_serial_support import QUICK_PLAN, serial_target, write_model
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.drivers.mcu import McuDriver
 from harness.errors import AgentError
-from harness.modelfile import sha256
+from harness.lab.drivers.mcu import McuDriver
+from harness.models.files import sha256
 from harness.plan import Job
-from harness.results import from_lines
+from harness.results.benchmark import from_lines
 from tests.test_firmware_support import FwHost, build_firmware, sanitizer_report
 from tests.test_serial_support import QUICK_PLAN, fc_model, serial_target, write_model
 

@@ -8,7 +8,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device_agents import serial_frames as sf
+from device_agents.wire import serial_frames as sf
 
 frames = st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=300))
 

@@ -2,7 +2,7 @@
 
 - ``fc_model``: a one-op FULLY_CONNECTED .tflite built with the flatbuffer schema that ships with
   tflite-micro (no TensorFlow needed), plus variants TFLite Micro refuses or crashes on.
-- ``running_emulator``: device_agents/mcu_emulator.py on a real pty, stopped afterwards.
+- ``running_emulator``: device_agents/mcu/emulator.py on a real pty, stopped afterwards.
 - ``LineProxy``: a pty-in-the-middle between the host and the emulator's pty that can drop,
   duplicate, flip or garble bytes in either direction, like a bad cable or a wrong baud rate.
 """
@@ -23,7 +23,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from harness.config import Target
-from harness.drivers.mcu_sim import EmulatedMcu
+from harness.lab.drivers.emulator import EmulatedMcu
 from harness.plan import Plan
 
 Fault = Callable[[bytes], bytes]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.drivers.mcu import McuDriver
-from harness.modelfile import sha256
+from harness.lab.drivers.mcu import McuDriver
+from harness.models.files import sha256
 from harness.plan import Job
 from tests.test_serial_support import QUICK_PLAN, fc_model, running_emulator, serial_target, write_model
 

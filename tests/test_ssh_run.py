@@ -72,7 +72,7 @@ def test_three_boards_in_parallel_then_cached(ssh_env: SshEnv, lab_targets: Path
     assert first.returncode == 0, first.stderr
     results = json_results(first.stdout)
     assert set(results) == {"pi", "jetson", "nano"}
-    agent = (ROOT / "device_agents" / "tflite_agent.py").stat().st_size
+    agent = (ROOT / "device_agents" / "linux" / "tflite_agent.py").stat().st_size
     for name, r in results.items():
         assert r["complete"] is True, (name, r)
         assert r["with_invoke"]["n"] >= 10 and r["without_invoke"]["n"] >= 10

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from harness.errors import TransportError
-from harness.transports.ssh import SshTransport
+from harness.lab.transports.ssh import SshTransport
 from tests.sshd import Board, Lab
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 /* Unit tests of the portable protocol layer: CRCs, SHA-256, frame layout, the streaming parser's
  * resynchronisation, and command dispatch through a small in-test backend.
  *
- * Expected bytes and values come from the Python reference (device_agents/serial_frames.py),
+ * Expected bytes and values come from the Python reference (device_agents/wire/serial_frames.py),
  * so these tests pin byte compatibility, not only self-consistency. Exit status 0 = all passed.
  */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* CRCs of serial protocol v1 (device_agents/SERIAL_PROTOCOL.md section 1).
+/* CRCs of serial protocol v1 (device_agents/wire/SERIAL_PROTOCOL.md section 1).
  *
  * CRC-16/CCITT-FALSE guards the 7 header bytes, CRC-32/IEEE (as zlib.crc32) the whole frame.
  * Both are bitwise, table-free: 16 lines of code beat 1.5 KiB of tables on a small MCU, and

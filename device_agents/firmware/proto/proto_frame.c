@@ -1,6 +1,6 @@
 /* Frame encoder and parser; see proto_frame.h for the contract and SERIAL_PROTOCOL.md 1.1 for
  * the receive algorithm, which this follows step by step (the Python reference is
- * device_agents/serial_frames.py: Decoder). */
+ * device_agents/wire/serial_frames.py: Decoder). */
 #include "proto_frame.h"
 
 #include <string.h>

@@ -1,0 +1,95 @@
+"""`harness run`: benchmark models x targets x thread counts, with and without Invoke."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.text import Text
+
+from harness import __version__, config
+from harness.cli.common import existing_file, print_results, stderr, threads_list
+from harness.errors import ConfigError
+from harness.models.files import example_models
+from harness.plan import Plan
+from harness.results import store
+from harness.results.summary import summarize
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.render.progress import LiveProgress
+    from harness.scenarios.runner import Runner, plan_jobs
+
+    targets, source = config.load_targets(args.targets)
+    selected = config.select(targets, args.target or [], source)
+    models = [Path(m) for m in args.model] if args.model else example_models()
+    if not models:
+        raise ConfigError("no models to benchmark", hint="pass --model PATH")
+    plan = Plan(warmup=args.warmup, warmup_time_s=args.warmup_time, iterations=args.iterations,
+                duration_s=args.duration, min_iterations=args.min_iterations, blocks=args.blocks,
+                seed=args.seed, xnnpack=args.xnnpack == "on",
+                inputs=args.inputs.resolve() if args.inputs else None,
+                pipeline=args.pipeline.resolve() if args.pipeline else None)
+    jobs, refused = plan_jobs(selected, models, args.threads, plan)
+    run_store = store.RunStore(args.results)
+    run_store.start({"targets_file": str(source), "plan": plan.as_dict(),
+                     "targets": {t.name: t.facts() for t in selected},
+                     "models": {str(j.model): j.model_sha256 for j in jobs},
+                     "matrix": [{"target": j.target, "model": j.model.name, "threads": j.threads}
+                                for j in [*jobs, *(j for j, _ in refused)]]})
+    err = stderr()
+    err.print(f"harness {__version__}: {len(jobs) + len(refused)} benchmarks on "
+              f"{', '.join(t.name for t in selected)} → {run_store.path}", markup=False)
+    per_target: dict[str, int] = {}
+    for j in jobs:
+        per_target[j.target] = per_target.get(j.target, 0) + 1
+    try:
+        with LiveProgress(err, per_target) as progress:
+            outcomes = Runner(run_store, selected, progress).run(jobs, refused)
+    except KeyboardInterrupt:
+        run_store.finish("interrupted")
+        meta, benchmarks = store.load_run(run_store.path)
+        print_results(args, meta, [summarize(b) for b in benchmarks])
+        err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in "
+                                f"{run_store.path} (harness show {run_store.run_id})"))
+        return 130
+    failed = [o for o in outcomes if o.error is not None]
+    run_store.finish("complete" if not failed else "complete_with_errors")
+    print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes])
+    err.print(f"results: {run_store.path}", markup=False)
+    if failed:
+        err.print(Text(f"{len(failed)} of {len(outcomes)} benchmarks failed", style="red"))
+        return 1
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    d = Plan()
+    p = sub.add_parser("run", help="benchmark models on targets",
+                       description="Benchmark models × targets × thread counts, with and without Invoke.")
+    p.add_argument("--targets", type=Path, help="targets file (default: ./targets.toml)")
+    p.add_argument("--target", action="append", metavar="NAME", help="a target to use (repeatable; default all)")
+    p.add_argument("--model", action="append", metavar="PATH", help="a .tflite model (repeatable; "
+                   "default: the example models)")
+    p.add_argument("--threads", type=threads_list, metavar="N,M", help="thread counts, e.g. 1,2 "
+                   "(default: each target's threads)")
+    p.add_argument("--warmup", type=int, default=d.warmup, metavar="N", help=f"warm-up iterations (default {d.warmup})")
+    p.add_argument("--warmup-time", type=float, default=d.warmup_time_s, metavar="S",
+                   help=f"minimum warm-up seconds (default {d.warmup_time_s})")
+    p.add_argument("--iterations", type=int, default=d.iterations, metavar="N",
+                   help="iterations per mode (default: as many as --duration allows)")
+    p.add_argument("--duration", type=float, default=d.duration_s, metavar="S",
+                   help=f"seconds per mode when --iterations is not given (default {d.duration_s})")
+    p.add_argument("--min-iterations", type=int, default=d.min_iterations, metavar="N",
+                   help=f"at least this many iterations per mode (default {d.min_iterations})")
+    p.add_argument("--blocks", type=int, default=d.blocks, metavar="N",
+                   help=f"alternating with/without blocks (default {d.blocks})")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random inputs")
+    p.add_argument("--xnnpack", choices=("on", "off"), default="on", help="the default XNNPACK delegate")
+    p.add_argument("--inputs", type=existing_file, metavar="FILE", help="inputs as .npy or .npz")
+    p.add_argument("--pipeline", type=existing_file, metavar="APP.PY",
+                   help="a file defining load(i), preprocess(raw), postprocess(outputs)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
+    p.set_defaults(func=cmd_run)
+

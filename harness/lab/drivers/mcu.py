@@ -1,0 +1,443 @@
+"""The microcontroller driver: SERIAL_PROTOCOL.md frames in, normalized PROTOCOL.md messages out.
+
+For each job it says HELLO, checks that the model can fit (model size against the device's
+largest model, TFLite Micro arena measured on the host against the device's arena) *before*
+uploading, uploads in acknowledged chunks (or uses the model built into the firmware when its
+SHA-256 matches), stages inputs, then runs the plan in batches: the cold first Invoke, warm-up,
+and ABBA blocks with and without Invoke. All times are the device's timer ticks converted to ns;
+the emulated MCU's are labelled ``emulated`` (host timings of the TFLite Micro kernels).
+
+Stages of one MCU iteration: ``set_input``, ``invoke`` (with-mode only), ``get_output``; ``loop_ns``
+spans the iteration. Samples are emitted per block; a block cut short by a fault is still emitted
+with ``"partial": true``, so nothing received is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_agents.wire import serial_frames as sf
+from harness.config import Target
+from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
+from harness.lab.drivers.base import Emit, Message
+from harness.lab.drivers.emulator import DEFAULT_ARENA, EmulatedMcu
+from harness.lab.transports.serial import FramedLink, SerialLink
+from harness.models.arena import measure_arena
+from harness.plan import Job
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BAUD = 115200
+DEFAULT_TIMEOUT_S = 10.0  # longest one device command (model load, one RUN batch) may take
+STAGES = ("set_input", "invoke", "get_output")
+PROTOCOL_VERSION = 1  # of the normalized messages (PROTOCOL.md)
+
+
+class Cancelled(Exception):
+    """The runner asked to stop; not an error."""
+
+
+def ticks_to_ns(ticks: int, timer_hz: int) -> int:
+    """Device timer ticks as integer ns, rounded to nearest."""
+    return (ticks * 1_000_000_000 + timer_hz // 2) // timer_hz
+
+
+def _dtype_name(code: int) -> str:
+    return sf.DTYPES.get(code, (f"tflite_type_{code}", 0))[0]
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.3g} ms"
+
+
+class McuDriver:
+    """Benchmarks jobs on one serial board (or the emulated MCU it starts itself)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        opts = target.options
+        self.baud = int(opts.get("baud", DEFAULT_BAUD))
+        self.timeout_s = float(opts.get("timeout_s", DEFAULT_TIMEOUT_S))
+        self.sim: EmulatedMcu | None = None
+        self._cancel = threading.Event()
+        if opts.get("emulator"):
+            extra: tuple[str, ...] = ()
+            if "max_model" in opts:
+                extra = ("--max-model", str(opts["max_model"]))
+            self.sim = EmulatedMcu(target.name, baud=self.baud, arena=int(opts.get("arena", DEFAULT_ARENA)),
+                                   extra_args=extra)
+            port = self.sim.port
+        else:
+            port = str(opts["port"])
+        try:
+            self.link = FramedLink(SerialLink(target.name, port, self.baud), self._cancel.is_set)
+        except HarnessError:
+            self.close()
+            raise
+        self.info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _req(self, type_: int, payload: bytes = b"", **kw: Any) -> sf.Frame:
+        """One request; a dead emulator or a cancel is reported as such, not as a timeout."""
+        try:
+            return self.link.request(type_, payload, **kw)
+        except TransportError as exc:
+            if self._cancel.is_set():
+                raise Cancelled() from exc
+            if self.sim is not None and self.sim.exited():
+                tail = self.sim.stderr_tail().splitlines()
+                raise TransportError(f"the emulated MCU exited (status {self.sim.proc.returncode})"
+                                     + (f": {tail[-1]}" if tail else ""), target=self.target.name,
+                                     hint="run again; report it if it repeats") from exc
+            raise
+
+    def probe(self) -> Message:
+        """The board's ``hello`` message (what it is, its limits), without loading a model."""
+        self.info = self.link.hello()
+        return self._hello_message(self.info)
+
+    def close(self) -> None:
+        link = getattr(self, "link", None)
+        if link is not None:
+            link.close()
+        if self.sim is not None:
+            self.sim.stop()
+
+    # ------------------------------------------------------------------ the job
+
+    def benchmark(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        stop = threading.Event()
+
+        def forward() -> None:  # cancel is the runner's event; the link polls ours
+            while not stop.is_set():
+                if cancel.wait(0.1):
+                    self._cancel.set()
+                    return
+
+        watcher = threading.Thread(target=forward, daemon=True, name=f"{self.target.name}-cancel")
+        watcher.start()
+        try:
+            self._benchmark(job, emit)
+        except Cancelled:
+            log.info("%s: cancelled", self.target.name)
+        finally:
+            stop.set()
+            watcher.join()
+            self._cancel.clear()
+
+    def _benchmark(self, job: Job, emit: Emit) -> None:
+        name = self.target.name
+        if job.plan.pipeline is not None:
+            raise ConfigError(f"{job.plan.pipeline.name}: pipelines run on Linux boards only, not on "
+                              f"the microcontroller {name}", target=name,
+                              hint="drop --pipeline for serial targets")
+        if job.threads != 1:
+            log.warning("%s: a microcontroller runs one thread; --threads %d is ignored", name, job.threads)
+        info = self.info = self.link.hello()
+        emit(self._hello_message(info))
+        model = job.model.read_bytes()
+        self._fit_check(job.model, model, info)
+        minfo = self._load_model(job, model, emit, info)
+        inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
+        outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
+        timer_hz = int(info["timer_hz"])
+        emit({"v": PROTOCOL_VERSION, "type": "model", "path": job.model.name, "size_bytes": len(model),
+              "inputs": [self._tensor_json(t) for t in inputs],
+              "outputs": [self._tensor_json(t) for t in outputs],
+              "init_ns": ticks_to_ns(minfo["init_ticks"], timer_hz), "create_ns": None, "allocate_ns": None,
+              "threads": 1, "xnnpack": False, "arena_bytes": minfo["arena_bytes"],
+              "arena_used_bytes": None if minfo["arena_used_bytes"] == sf.UNKNOWN_U32
+              else minfo["arena_used_bytes"], "n_ops": minfo["n_ops"]})
+        inputs_label = self._stage_inputs(job, inputs)
+        self._measure(job, emit, inputs_label, timer_hz)
+        self._outputs(emit, outputs)
+        self._profile(emit, timer_hz)
+
+    def _hello_message(self, info: dict[str, Any]) -> Message:
+        cpu = str(info["cpu"])
+        if info["cpu_hz"]:
+            cpu += f" @ {info['cpu_hz'] / 1e6:g} MHz"
+        emulated = bool(info["flags"] & sf.FLAG_EMULATED)
+        if info["flags"] & sf.FLAG_CYCLE_COUNTER:
+            clock = "cycle counter"
+        elif emulated:
+            clock = "host perf_counter_ns (emulated MCU)"
+        else:
+            clock = f"device timer @ {info['timer_hz']} Hz"
+        return {"v": PROTOCOL_VERSION, "type": "hello", "agent": "mcu-serial",
+                "agent_version": f"serial protocol {info['protocol_version']}",
+                "board": {"model": info["board"], "cpu": cpu, "cores": 1, "machine": "microcontroller",
+                          "kernel": None, "governor": None,
+                          "freq_khz": info["cpu_hz"] // 1000 if info["cpu_hz"] else None,
+                          "temp_c": None, "python": None},
+                "runtime": {"name": "tflite-micro", "version": info["tflm_version"]},
+                "runtimes": {"tflite-micro": info["tflm_version"]},
+                "clock": {"name": clock, "resolution_ns": int(info["timer_resolution_ns"]),
+                          "hz": int(info["timer_hz"])},
+                "emulated": emulated,
+                "timing_note": ("host timings of the TFLite Micro kernels, not MCU timings" if emulated
+                                else "timed on the microcontroller"),
+                "serial": {"baud": self.baud, "max_payload": info["max_payload"],
+                           "max_model_bytes": info["max_model_bytes"], "arena_bytes": info["arena_bytes"],
+                           "max_batch": info["max_batch"], "profiler": bool(info["flags"] & sf.FLAG_PROFILER),
+                           "builtin_model": bool(info["flags"] & sf.FLAG_BUILTIN)}}
+
+    def _fit_check(self, path: Path, model: bytes, info: dict[str, Any]) -> None:
+        """Refuse before uploading what cannot fit, naming the limit and the fix."""
+        name = self.target.name
+        limit = int(info["max_model_bytes"])
+        builtin = bool(info["flags"] & sf.FLAG_BUILTIN)
+        if limit and len(model) > limit:
+            raise AgentError(f"{path.name} is {len(model)} bytes, larger than the {limit} bytes the device "
+                             "accepts; not uploading", code="model_too_large", target=name,
+                             hint="use a smaller or int8-quantized model, or a board with more flash"
+                                  + (" (max_model in targets.toml for the emulator)" if self.sim else ""))
+        if not limit and not builtin:
+            raise AgentError("the device accepts no uploads and has no built-in model", code="unsupported",
+                             target=name, hint="flash firmware built with upload support")
+        arena = int(info["arena_bytes"])
+        if not arena:
+            return
+        try:
+            fit = measure_arena(path)
+        except HarnessError as exc:
+            # The device is the judge of ops and types (its firmware may register more ops).
+            log.info("%s: no arena pre-check for %s: %s", name, path.name, exc)
+            return
+        # The host's TFLite Micro is a 64-bit build. An emulator running that same build on this
+        # host needs exactly as much. A 32-bit MCU needs less (pointers in the arena's structs
+        # halve) but never less than half (tensor data keeps its size): refuse only what surely
+        # cannot fit there, and let the device judge the rest.
+        need = fit.arena_bytes
+        same_build = bool(info["flags"] & sf.FLAG_EMULATED) and info["tflm_version"] == fit.tflm_version
+        floor = need if same_build else need // 2
+        if floor > arena:
+            how = "" if same_build else f" (a 32-bit MCU needs at least {floor})"
+            raise AgentError(f"{path.name} needs a {need}-byte TFLite Micro arena, measured on this host{how}; "
+                             f"the device has {arena} bytes; not uploading", code="arena_too_small", target=name,
+                             hint="raise arena in targets.toml (emulator) or the firmware's arena, or use a "
+                                  "smaller/int8 model")
+        if need > arena:
+            log.warning("%s: %s needs %d arena bytes on this 64-bit host, the device has %d; uploading, the "
+                        "device's 32-bit build may need less and will tell", name, path.name, need, arena)
+
+    def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
+        digest = hashlib.sha256(model).digest()
+        if info["flags"] & sf.FLAG_BUILTIN:
+            minfo = sf.unpack_model_info(self._req(sf.T.USE_BUILTIN, work_s=self.timeout_s,
+                                                   what="USE_BUILTIN").payload)
+            if minfo["sha256"] == digest:
+                log.info("%s: %s is the firmware's built-in model: no upload", self.target.name, job.model.name)
+                return minfo
+            if not info["max_model_bytes"]:
+                raise AgentError(f"the firmware's built-in model (sha256 {minfo['sha256'].hex()[:12]}) is not "
+                                 f"{job.model.name} (sha256 {digest.hex()[:12]}), and the device takes no "
+                                 "uploads", code="hash_mismatch", target=self.target.name,
+                                 hint=f"flash firmware built with {job.model.name}, or pass the model it has")
+        t0 = time.monotonic_ns()
+        reply = self._req(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(model)) + digest, what="UPLOAD_BEGIN",
+                          reply_bytes=4)
+        max_chunk = min(struct.unpack("<I", reply.payload)[0], self.link.max_payload - 4)
+        offset = 0
+        while offset < len(model):
+            piece = model[offset:offset + max_chunk]
+            reply = self._req(sf.T.UPLOAD_CHUNK, struct.pack("<I", offset) + piece, reply_bytes=4,
+                              what=f"UPLOAD_CHUNK at byte {offset} of {job.model.name}")
+            (received,) = struct.unpack("<I", reply.payload)
+            if received < offset:
+                raise TransportError(f"the device went back to byte {received} of {job.model.name} during "
+                                     "the upload (did it reset?)", target=self.target.name,
+                                     hint="check the board's power and cable, then run again")
+            offset = received
+        upload_ns = time.monotonic_ns() - t0
+        minfo = sf.unpack_model_info(self._req(sf.T.UPLOAD_END, work_s=self.timeout_s,
+                                               what=f"UPLOAD_END of {job.model.name}").payload)
+        emit({"v": PROTOCOL_VERSION, "type": "push", "file": job.model.name, "what": "model",
+              "bytes": len(model), "ns": upload_ns, "host_measured": True,
+              "line_rate_bytes_per_s": self.baud / sf.BITS_PER_BYTE,
+              "retransmissions": self.link.retransmissions})
+        if minfo["sha256"] != digest:
+            raise AgentError(f"the device loaded a model with sha256 {minfo['sha256'].hex()[:12]}, not "
+                             f"{job.model.name} ({digest.hex()[:12]})", code="hash_mismatch",
+                             target=self.target.name, hint="flash the firmware that ships with harness")
+        return minfo
+
+    def _tensor(self, which: int, index: int) -> dict[str, Any]:
+        t = sf.unpack_tensor(self._req(sf.T.GET_TENSOR, bytes([which, index]), what="GET_TENSOR").payload)
+        t["dtype_name"] = _dtype_name(t["dtype"])
+        return t
+
+    @staticmethod
+    def _tensor_json(t: dict[str, Any]) -> dict[str, Any]:
+        return {"name": t["name"], "shape": t["shape"], "dtype": t["dtype_name"],
+                "quantization": [t["scale"], t["zero_point"]]}
+
+    def _stage_inputs(self, job: Job, inputs: list[dict[str, Any]]) -> str:
+        path = job.plan.inputs
+        if path is None:
+            self._req(sf.T.RANDOM_INPUT, struct.pack("<I", job.plan.seed & 0xFFFFFFFF), reply_bytes=0,
+                      work_s=self.timeout_s, what="RANDOM_INPUT")
+            return "random"
+        arrays = self._load_inputs(path, inputs)
+        for index, array in enumerate(arrays):
+            raw = array.tobytes()
+            step = self.link.max_payload - 5
+            for offset in range(0, len(raw), step):
+                self._req(sf.T.SET_INPUT, struct.pack("<BI", index, offset) + raw[offset:offset + step],
+                          reply_bytes=4, what=f"SET_INPUT {index} from {path.name}")
+        return path.name
+
+    def _load_inputs(self, path: Path, inputs: list[dict[str, Any]]) -> list[np.ndarray]:
+        """The first sample of each input from a .npy/.npz file, checked against the model."""
+        try:
+            data = np.load(path, allow_pickle=False)
+            arrays = [data[k] for k in data.files] if hasattr(data, "files") else [data]
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read inputs file {path}: {exc}", target=self.target.name,
+                              hint="--inputs takes a .npy or .npz file") from exc
+        if len(arrays) < len(inputs):
+            raise ConfigError(f"{path} holds {len(arrays)} arrays, the model has {len(inputs)} inputs",
+                              target=self.target.name, hint="one array per model input")
+        out = []
+        for spec, arr in zip(inputs, arrays, strict=False):
+            shape = tuple(spec["shape"])
+            if arr.shape != shape and arr.shape[1:] == shape[1:] and arr.shape[0] >= 1:
+                arr = arr[:1]  # a batch of samples: the device runs one
+            if arr.shape != shape or arr.dtype.name != spec["dtype_name"]:
+                raise ConfigError(f"{path}: input {spec['name']} needs shape {list(shape)} dtype "
+                                  f"{spec['dtype_name']}, got {list(arr.shape)} {arr.dtype.name}",
+                                  target=self.target.name, hint="harness analyze MODEL lists the inputs")
+            out.append(np.ascontiguousarray(arr))
+        return out
+
+    def _run(self, mode: int, count: int, timer_hz: int, per_iter_s: float,
+             into: list[tuple[int, ...]] | None = None) -> list[tuple[int, ...]]:
+        """``count`` iterations in batches; rows of ns in SAMPLE_FIELDS order.
+
+        Rows are appended to ``into`` batch by batch, so a caller keeps what came before a fault.
+        """
+        rows: list[tuple[int, ...]] = [] if into is None else into
+        start = len(rows)
+        batch_max = max(1, min(int(self.info["max_batch"]), sf.max_batch_rows(self.link.max_payload)))
+        while len(rows) - start < count:
+            n = min(batch_max, count - (len(rows) - start))
+            reply = self._req(sf.T.RUN, struct.pack("<BBH", mode, 0, n), work_s=self.timeout_s + 3 * n * per_iter_s,
+                              reply_bytes=4 + 16 * n, what=f"RUN of {n} iterations")
+            got_mode, batch = sf.unpack_samples(reply.payload)
+            if got_mode != mode or len(batch) != n:
+                raise TransportError(f"the device returned {len(batch)} samples of mode {got_mode} for a RUN of "
+                                     f"{n} in mode {mode}", target=self.target.name,
+                                     hint="flash the firmware that ships with harness")
+            if any(v == sf.UNKNOWN_U32 for row in batch for v in row):
+                limit = sf.UNKNOWN_U32 / timer_hz
+                raise MeasurementError(f"an iteration took longer than the device timer's range ({limit:.1f} s at "
+                                       f"{timer_hz} Hz); its samples cannot be trusted", target=self.target.name,
+                                       hint="use a smaller model, or firmware with a slower sample timer")
+            rows += [tuple(ticks_to_ns(v, timer_hz) for v in row) for row in batch]
+        return rows
+
+    def _measure(self, job: Job, emit: Emit, inputs_label: str, timer_hz: int) -> None:
+        plan = job.plan
+        first = self._run(sf.MODE_WITH, 1, timer_hz, 0.0)[0]
+        per_iter_s = first[0] / 1e9
+        warm: list[int] = []
+        warm_ns = 0
+        while len(warm) < plan.warmup or warm_ns < plan.warmup_time_s * 1e9:
+            want = max(1, plan.warmup - len(warm))
+            if len(warm) >= plan.warmup:  # time-bound: enough for the rest of warmup_time_s
+                want = int((plan.warmup_time_s * 1e9 - warm_ns) / max(per_iter_s * 1e9, 1)) + 1
+            batch = self._run(sf.MODE_WITH, min(want, 1000), timer_hz, per_iter_s)
+            warm += [r[0] for r in batch]
+            warm_ns += sum(r[0] for r in batch)
+            per_iter_s = sorted(warm)[len(warm) // 2] / 1e9
+        blocks = max(1, plan.blocks)
+        if plan.iterations > 0:
+            n = plan.iterations
+        else:
+            n = int(plan.duration_s / max(per_iter_s, 1e-9))
+            n = min(max(n, plan.min_iterations), plan.max_iterations)
+        n = max(blocks, -(-n // blocks) * blocks)
+        per_block = n // blocks
+        emit({"v": PROTOCOL_VERSION, "type": "plan", "warmup": len(warm), "warmup_time_s": plan.warmup_time_s,
+              "iterations": n, "blocks": blocks, "settle": plan.settle, "seed": plan.seed,
+              "inputs": inputs_label, "pipeline": None, "stages": list(STAGES)})
+        emit({"v": PROTOCOL_VERSION, "type": "first_invoke", "ns": first[2]})
+        emit({"v": PROTOCOL_VERSION, "type": "warmup", "loop_ns": warm})
+        wall0 = time.monotonic_ns()
+        done = 0
+        for block in range(blocks):
+            modes = (sf.MODE_WITH, sf.MODE_WITHOUT) if block % 2 == 0 else (sf.MODE_WITHOUT, sf.MODE_WITH)
+            for mode in modes:
+                settle = self._run(mode, plan.settle, timer_hz, per_iter_s) if plan.settle else []
+                rows: list[tuple[int, ...]] = []
+                try:
+                    self._run(mode, per_block, timer_hz, per_iter_s, into=rows)
+                finally:
+                    if rows:
+                        emit(self._samples(mode, block, rows, settle, partial=len(rows) < per_block))
+                done += per_block
+            emit({"v": PROTOCOL_VERSION, "type": "progress", "done": done, "total": 2 * n})
+        emit({"v": PROTOCOL_VERSION, "type": "summary", "iterations": n, "wall_ns": time.monotonic_ns() - wall0,
+              "wall_host_measured": True, "max_rss_kb": None, "env_end": {"temp_c": None, "freq_khz": None},
+              "serial": {"retransmissions": self.link.retransmissions, "crc_errors": self.link.decoder.crc_errors,
+                         "discarded_bytes": self.link.decoder.discarded}})
+
+    @staticmethod
+    def _samples(mode: int, block: int, rows: list[tuple[int, ...]], settle: list[tuple[int, ...]],
+                 partial: bool) -> Message:
+        with_invoke = mode == sf.MODE_WITH
+        stages = {"set_input": [r[1] for r in rows]}
+        if with_invoke:
+            stages["invoke"] = [r[2] for r in rows]
+        stages["get_output"] = [r[3] for r in rows]
+        msg: Message = {"v": PROTOCOL_VERSION, "type": "samples", "mode": "with" if with_invoke else "without",
+                        "block": block, "loop_ns": [r[0] for r in rows], "stages": stages,
+                        "settle_ns": [r[0] for r in settle], "env": {"temp_c": None, "freq_khz": None}}
+        if partial:
+            msg["partial"] = True
+        return msg
+
+    def _outputs(self, emit: Emit, outputs: list[dict[str, Any]]) -> None:
+        """The output values of the last Invoke, so accuracy can be checked against a reference."""
+        values = []
+        for index, spec in enumerate(outputs):
+            data = b""
+            while True:
+                want = min(0xFFFF, self.link.max_payload - 8)
+                reply = self._req(sf.T.GET_OUTPUT, struct.pack("<BIH", index, len(data), want),
+                                  what=f"GET_OUTPUT {index}")
+                total, _ = struct.unpack_from("<II", reply.payload)
+                data += reply.payload[8:]
+                if len(data) >= total or len(reply.payload) == 8:
+                    break
+            arr = np.frombuffer(data, dtype=spec["dtype_name"]).reshape(spec["shape"])
+            values.append({"name": spec["name"], "shape": spec["shape"], "dtype": spec["dtype_name"],
+                           "values": arr.ravel().tolist()})
+        emit({"v": PROTOCOL_VERSION, "type": "outputs", "outputs": values})
+
+    def _profile(self, emit: Emit, timer_hz: int) -> None:
+        if not self.info["flags"] & sf.FLAG_PROFILER:
+            return
+        ops: list[dict[str, Any]] = []
+        total = None
+        while total is None or len(ops) < total:
+            p = self._req(sf.T.GET_PROFILE, struct.pack("<H", len(ops)), what="GET_PROFILE").payload
+            total, _, count = struct.unpack_from("<HHB", p)
+            offset = 5
+            for _ in range(count):
+                index, ticks = struct.unpack_from("<HI", p, offset)
+                op, offset = sf.unpack_str8(p, offset + 6)
+                ops.append({"index": index, "op": op, "ns": ticks_to_ns(ticks, timer_hz)})
+            if not count:
+                break
+        emit({"v": PROTOCOL_VERSION, "type": "op_profile", "ops": ops, "source": "firmware profiler, last Invoke"})
+

@@ -1,0 +1,224 @@
+"""Human rendering of a ModelAnalysis: the per-operator table and the totals under it.
+
+Also the "fits on" table of harness.models.arena. Only formatting lives here; the numbers come from
+harness.models.analysis and harness.models.arena unchanged. Returns rich
+renderables and never prints: the CLI decides where they go (stdout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from harness.models.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo
+from harness.models.arena import ArenaFit, FitRow
+from harness.results.layers import LayerProfile
+from harness.results.prediction import PredictionCheck, Throughput
+
+
+def human_count(value: float | None) -> str:
+    """1234567 -> "1.23M"; None -> "unknown" (an uncounted op is never shown as 0)."""
+    if value is None:
+        return "unknown"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:g}"
+
+
+def human_bytes(value: int) -> str:
+    """Bytes with binary units: 190120 -> "185.7 KiB"."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _shapes(op: OpInfo, outputs: bool) -> str:
+    tensors = op.outputs if outputs else tuple(t for t in op.inputs if not t.constant)
+    return " ".join("x".join(map(str, t.shape)) or "scalar" for t in tensors)
+
+
+def scheme_label(a: ModelAnalysis) -> str:
+    """The contract scheme, with the finer one explained when they differ:
+    "dynamic_int8 (weight-only int8: weights dequantized once, float32 kernels)"."""
+    if a.scheme_detail == a.scheme:
+        return a.scheme
+    return f"{a.scheme} ({SCHEME_DESCRIPTIONS.get(a.scheme_detail, a.scheme_detail)})"
+
+
+def analysis_table(a: ModelAnalysis) -> Table:
+    """One row per operator in execution order, with each op's share of the counted FLOPs."""
+    table = Table(title=f"{a.path}: {len(a.ops)} ops, scheme {scheme_label(a)}", title_justify="left")
+    for name, justify in (("#", "right"), ("op", "left"), ("inputs", "left"), ("output", "left"),
+                          ("MACs", "right"), ("FLOPs", "right"), ("FLOPs %", "right"),
+                          ("params", "right"), ("weights", "right"), ("precision", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    total = a.total_flops
+    for op in a.ops:
+        share = "" if op.flops is None or not total else f"{100 * op.flops / total:.1f}"
+        style = "yellow" if op.kind == "unknown" else ("dim" if op.kind in ("shape", "convert") else None)
+        table.add_row(
+            str(op.index), op.type, _shapes(op, outputs=False), _shapes(op, outputs=True),
+            human_count(op.macs), human_count(op.flops), share,
+            human_count(op.params) if op.params else "", human_bytes(op.weight_bytes) if op.weight_bytes else "",
+            op.precision, style=style,
+        )
+    table.add_section()
+    table.add_row("", "total", "", "", human_count(a.total_macs), human_count(a.total_flops),
+                  "100.0" if total else "", human_count(a.total_params), human_bytes(a.total_weight_bytes),
+                  a.scheme if a.scheme == a.scheme_detail else f"{a.scheme} ({a.scheme_detail})")
+    return table
+
+
+def analysis_lines(a: ModelAnalysis) -> list[str]:
+    """The totals, the scheme with its layers per precision, notes and assumptions, as plain lines."""
+    lines = [
+        f"total: {human_count(a.total_macs)} MACs = {human_count(a.total_flops)} FLOPs, "
+        f"{human_count(a.total_params)} parameters, {human_bytes(a.total_weight_bytes)} of weights, "
+        f"file {human_bytes(a.size_bytes)}",
+        f"quantization scheme: {scheme_label(a)}",
+    ]
+    for precision, layers in a.layers_by_precision.items():
+        lines.append(f"  {precision}: ops {_ranges(layers)}")
+    if a.uncounted_ops:
+        lines.append(f"FLOPs unknown for {len(a.uncounted_ops)} op(s) ({_ranges(a.uncounted_ops)}): "
+                     "the totals leave them out")
+    lines.extend(f"op {op.index} {op.type}: {op.note}" for op in a.ops if op.note and op.kind != "shape")
+    lines.extend(f"assumed: {s}" for s in a.assumptions)
+    return lines
+
+
+def analysis_renderable(a: ModelAnalysis) -> RenderableType:
+    """Table plus the lines under it, for ``console.print``."""
+    return Group(analysis_table(a), *(Text(line) for line in analysis_lines(a)))
+
+
+def fits_table(fit: ArenaFit, rows: list[FitRow]) -> Table:
+    """The "fits on" table: measured arena and model size against each board's RAM and flash."""
+    table = Table(title=f"{fit.model}: arena {human_bytes(fit.arena_bytes)} (measured with TFLite Micro "
+                        f"{fit.tflm_version}, 64-bit host build), flash {human_bytes(fit.flash_bytes)} "
+                        "(model only)", title_justify="left")
+    for name in ("target", "RAM", "arena needed", "arena / RAM", "flash", "model / flash", "fits"):
+        table.add_column(name, justify="left" if name in ("target", "fits") else "right")
+    for row in rows:
+        if row.fits is None:
+            verdict = ("unknown (add ram/flash to targets.toml)"
+                       if row.ram_bytes is None or row.flash_bytes is None
+                       else "maybe: a 32-bit build needs less; the device will tell")
+        else:
+            verdict = "yes" if row.fits else "no"
+        needed = (human_bytes(row.arena_bytes) if row.exact
+                  else f"{human_bytes(row.arena_floor)} .. {human_bytes(row.arena_bytes)}")
+        table.add_row(
+            row.target,
+            human_bytes(row.ram_bytes) if row.ram_bytes is not None else "?", needed,
+            f"{100 * row.arena_bytes / row.ram_bytes:.0f} %" if row.ram_bytes else "",
+            human_bytes(row.flash_bytes) if row.flash_bytes is not None else "?",
+            f"{100 * row.model_bytes / row.flash_bytes:.0f} %" if row.flash_bytes else "",
+            verdict, style=None if row.fits else ("red" if row.fits is False else "yellow"),
+        )
+    return table
+
+
+def human_ns(ns: float) -> str:
+    """Nanoseconds for people: 1234567 -> "1.23 ms"."""
+    for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+        if abs(ns) >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def profile_table(p: LayerProfile, top: int = 10) -> Table:
+    """The heaviest layers: measured time and its share next to the layer's share of the FLOPs."""
+    table = Table(title=f"{p.model} on {p.target}: heaviest {min(top, len(p.layers))} of {len(p.layers)} layers "
+                        f"({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
+                        f"{p.clock} clock)", title_justify="left")
+    for name in ("#", "op", "time", "time %", "FLOPs %", "time/FLOPs"):
+        table.add_column(name, justify="left" if name == "op" else "right")
+    for layer in p.heaviest(top):
+        ratio = (f"{layer.time_share / layer.flops_share:.2f}x"
+                 if layer.flops_share else ("unknown" if layer.flops is None else "no FLOPs"))
+        table.add_row(str(layer.index), layer.type, human_ns(layer.ns), f"{100 * layer.time_share:.1f}",
+                      "unknown" if layer.flops_share is None else f"{100 * layer.flops_share:.1f}", ratio)
+    return table
+
+
+def profile_lines(p: LayerProfile) -> list[str]:
+    """The sum check and the profile's notes, as plain lines."""
+    if not p.rounds_ns:  # a firmware profiler's single Invoke
+        return [f"layers add up: {human_ns(p.sum_ns)} vs the median Invoke {human_ns(p.whole_ns)} "
+                f"(sum check {100 * p.sum_check:+.1f} %)", f"measured on the board by the {p.method}",
+                *_throughput_by_type(p), *p.notes]
+    return [
+        f"layers add up: overhead {human_ns(p.overhead_ns)} + layers {human_ns(p.sum_ns)} = "
+        f"{human_ns(p.overhead_ns + p.sum_ns)} vs whole model {human_ns(p.whole_ns)} "
+        f"(sum check {100 * p.sum_check:+.1f} % ± {100 * p.sum_check_se:.1f} % from measurement noise, 1σ)",
+        f"measured on the board by timing {len(p.layers) + 1} model prefixes in {len(p.rounds_ns)} "
+        f"interleaved rounds of {p.slices} turns; per-layer time = median paired difference",
+        *_throughput_by_type(p),
+        *p.notes,
+    ]
+
+
+def _throughput_by_type(p: LayerProfile) -> list[str]:
+    """Achieved GFLOP/s (= FLOPs per ns) per op type over its layers, heaviest type first."""
+    flops: dict[str, int] = {}
+    ns: dict[str, float] = {}
+    for layer in p.layers:
+        if layer.flops:
+            flops[layer.type] = flops.get(layer.type, 0) + layer.flops
+            ns[layer.type] = ns.get(layer.type, 0.0) + layer.ns
+    rates = [f"{t} {flops[t] / ns[t]:.3g}" for t in sorted(ns, key=lambda t: -ns[t]) if ns[t] > 0]
+    return [f"achieved GFLOP/s by op type: {', '.join(rates)}"] if rates else []
+
+
+def prediction_table(a: ModelAnalysis, fitted: Sequence[Throughput], checks: Sequence[PredictionCheck]) -> Table:
+    """Predicted Invoke of the model on each measured board, with that board's validation error."""
+    table = Table(title=f"{a.path}: {human_count(a.total_flops)} FLOPs, predicted from each board's achieved "
+                        "throughput", title_justify="left")
+    for name in ("target", "precision", "threads", "GFLOP/s", "from models", "predicted", "LOO error"):
+        table.add_column(name, justify="left" if name in ("target", "precision") else "right")
+    for t in sorted(fitted, key=lambda t: (t.target, t.precision, t.threads)):
+        errors = [abs(c.error) for c in checks
+                  if (c.target, c.precision, c.threads) == (t.target, t.precision, t.threads)]
+        same = t.precision.split("+")[0] == a.scheme_detail  # fitted per finer scheme
+        table.add_row(t.target, t.precision, str(t.threads), f"{t.gflops:.3g}", str(len(t.models)),
+                      human_ns(t.predict_ns(a.total_flops)) + ("" if same else " (other precision)"),
+                      f"{100 * max(errors):.0f} % max" if errors else "n/a (1 model)",
+                      style=None if same else "dim")
+    return table
+
+
+def validation_table(checks: Sequence[PredictionCheck]) -> Table:
+    """Each measured model predicted from the others on its board (leave-one-out)."""
+    table = Table(title="prediction error per board (each model predicted from the board's other models)",
+                  title_justify="left")
+    for name in ("target", "model", "precision", "threads", "measured", "predicted", "error"):
+        table.add_column(name, justify="left" if name in ("target", "model", "precision") else "right")
+    for c in sorted(checks, key=lambda c: (c.target, c.precision, c.threads, c.model)):
+        table.add_row(c.target, c.model, c.precision, str(c.threads), human_ns(c.measured_ns),
+                      human_ns(c.predicted_ns), f"{100 * c.error:+.0f} %")
+    return table
+
+
+def _ranges(indices: tuple[int, ...]) -> str:
+    """(0, 1, 2, 5, 7, 8) -> "0-2, 5, 7-8"."""
+    parts: list[str] = []
+    start = prev = None
+    for i in indices:
+        if start is None:
+            start = prev = i
+        elif prev is not None and i == prev + 1:
+            prev = i
+        else:
+            parts.append(f"{start}-{prev}" if start != prev else str(start))
+            start = prev = i
+    if start is not None:
+        parts.append(f"{start}-{prev}" if start != prev else str(start))
+    return ", ".join(parts)

@@ -1,0 +1,73 @@
+"""Live progress on stderr: one line per target, fed by the runner's observer calls."""
+
+from __future__ import annotations
+
+import threading
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from harness.lab.drivers.base import Message
+from harness.plan import Job
+from harness.scenarios.runner import Outcome
+
+
+class LiveProgress:
+    """A rich progress display; quiet (only failures) when stderr is not a terminal."""
+
+    def __init__(self, console: Console, jobs_per_target: dict[str, int]) -> None:
+        self.console = console
+        self._progress = Progress(
+            TextColumn("[bold]{task.fields[target]:<12}"), TextColumn("{task.fields[what]:<34}"),
+            BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("{task.fields[phase]}"),
+            TimeElapsedColumn(), console=console, transient=False,
+            disable=not console.is_terminal,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._jobs = jobs_per_target
+        self._done: dict[str, int] = {}
+        self._reported: set[int] = set()  # an error shared by several jobs (a bad file) is said once
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LiveProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _task(self, target: str) -> TaskID:
+        if target not in self._tasks:
+            self._tasks[target] = self._progress.add_task("", total=None, target=target, what="",
+                                                          phase="connecting")
+        return self._tasks[target]
+
+    def job_started(self, job: Job) -> None:
+        with self._lock:
+            done = self._done.get(job.target, 0)
+            what = f"{job.model.name} · {job.threads} thr ({done + 1}/{self._jobs.get(job.target, 1)})"
+            self._progress.update(self._task(job.target), what=what, phase="pushing",
+                                  completed=0, total=None)
+
+    def job_message(self, job: Job, msg: Message) -> None:
+        kind = msg.get("type")
+        with self._lock:
+            task = self._task(job.target)
+            if kind == "hello":
+                self._progress.update(task, phase="loading model")
+            elif kind == "plan":
+                self._progress.update(task, phase="warming up", total=2 * int(msg["iterations"]))
+            elif kind == "progress":
+                self._progress.update(task, phase="measuring", completed=int(msg["done"]),
+                                      total=int(msg["total"]))
+
+    def job_finished(self, outcome: Outcome) -> None:
+        job = outcome.job
+        with self._lock:
+            self._done[job.target] = self._done.get(job.target, 0) + 1
+            phase = "done" if outcome.error is None else "[red]failed"
+            self._progress.update(self._task(job.target), phase=phase)
+        if outcome.error is not None and id(outcome.error) not in self._reported:
+            self._reported.add(id(outcome.error))
+            self.console.print(Text.assemble(("error", "red"), f": {outcome.error}"))
