@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import NamedTuple, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 PROTOCOL_VERSION = 1
 AGENT_VERSION = "1.0"
@@ -405,8 +405,8 @@ class Schedule(NamedTuple):
     order: Tuple[Tuple[int, bool], ...]  # (block, with_invoke) in the order they run
 
 
-def schedule(iterations, duration_s, min_iterations, max_iterations, blocks, per_iteration_ns):
-    # type: (int, float, int, int, int, int) -> Schedule
+def schedule(iterations: int, duration_s: float, min_iterations: int, max_iterations: int, blocks: int,
+             per_iteration_ns: int) -> Schedule:
     """The iteration count and the ABBA block order of a plan: the one definition of both.
 
     Iterations per mode: ``iterations`` when > 0, else enough for ``duration_s`` seconds at
@@ -423,13 +423,13 @@ def schedule(iterations, duration_s, min_iterations, max_iterations, blocks, per
         n = int(duration_s * 1e9 / max(per_iteration_ns, 1))
         n = min(max(n, min_iterations), max_iterations)
     n = max(blocks, -(-n // blocks) * blocks)
-    order = []
+    order: List[Tuple[int, bool]] = []
     for block in range(blocks):
         order += [(block, True), (block, False)] if block % 2 == 0 else [(block, False), (block, True)]
     return Schedule(iterations=n, blocks=blocks, per_block=n // blocks, order=tuple(order))
 
 
-def median_ns(values, fallback):
+def median_ns(values: Sequence[int], fallback: int) -> int:
     """The median of warm-up samples (the upper one of an even count), or ``fallback`` if none."""
     return sorted(values)[len(values) // 2] if values else fallback
 

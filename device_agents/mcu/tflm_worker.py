@@ -218,7 +218,7 @@ class Interpreter:
     """The parent's handle on the TFLite Micro child; restarts it after a crash."""
 
     def __init__(self) -> None:
-        self.ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        self.ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")  # type: Any
         self.proc = None  # type: Any
         self.conn = None  # type: Any
 
