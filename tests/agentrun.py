@@ -19,9 +19,15 @@ MOBILENET = MODELS / "mobilenet_v1_025_96.tflite"
 QUICK = ["--warmup", "2", "--warmup-time", "0", "--iterations", "40", "--blocks", "4"]
 
 
+def board_env() -> dict[str, str]:
+    """This environment without PYTHONPATH: what a board's python sees (no harness on its path)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def run_agent(*args: str, python: str = sys.executable, timeout: float = 120) -> tuple[list[dict[str, Any]], int, str]:
-    """Messages, exit status and stderr of one agent run."""
-    p = subprocess.run([python, str(AGENT), *args], capture_output=True, text=True, timeout=timeout)
+    """Messages, exit status and stderr of one agent run, with the environment a board has."""
+    p = subprocess.run([python, str(AGENT), *args], capture_output=True, text=True, timeout=timeout,
+                       env=board_env())
     return [json.loads(line) for line in p.stdout.splitlines() if line.strip()], p.returncode, p.stderr
 
 

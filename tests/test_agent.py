@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.agentrun import AGENT, DIGITS, KWS, QUICK, run_agent
+from tests.agentrun import AGENT, DIGITS, KWS, QUICK, board_env, run_agent
 
 
 def test_protocol_sequence_and_raw_samples() -> None:
@@ -122,7 +122,8 @@ def test_probe_lists_runtimes() -> None:
 
 def test_agent_on_a_tflite_runtime_214_board(tflite214_python: Path) -> None:
     """A Raspberry-Pi-OS-like python: only numpy<2 and tflite-runtime 2.14, no harness, no LiteRT."""
-    check = subprocess.run([str(tflite214_python), "-c", "import harness"], capture_output=True, cwd="/")
+    check = subprocess.run([str(tflite214_python), "-c", "import harness"], capture_output=True, cwd="/",
+                           env=board_env())
     assert check.returncode != 0  # the agent cannot lean on harness there
     msgs, status, err = run_agent("run", "--model", str(DIGITS), *QUICK, python=str(tflite214_python))
     assert status == 0, err

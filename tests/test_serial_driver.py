@@ -18,7 +18,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRT
 
 from harness.config import Target
-from harness.errors import AgentError, ConfigError, HarnessError, TransportError
+from harness.errors import AgentError, HarnessError, TransportError
 from harness.lab.drivers.mcu import McuDriver
 from harness.models.files import sha256
 from harness.plan import Job, Plan
@@ -194,7 +194,7 @@ def test_inputs_file_is_sent_and_outputs_match_litert(tmp_path: Path) -> None:
                                   options={"port": sim.port, "baud": 921600, "timeout_s": 2.0}))
         try:
             messages = _run(driver, _job(model, plan))
-            with pytest.raises(ConfigError) as err:
+            with pytest.raises(AgentError) as err:
                 np.save(inputs, x[:, :10])
                 _run(driver, _job(model, plan))
         finally:
@@ -207,7 +207,8 @@ def test_inputs_file_is_sent_and_outputs_match_litert(tmp_path: Path) -> None:
     ref.invoke()
     np.testing.assert_allclose(got, ref.get_tensor(ref.get_output_details()[0]["index"]).ravel(), rtol=1e-5,
                                atol=1e-5)
-    assert "x.npy" in err.value.message and "[1, 300]" in err.value.message
+    assert err.value.code == "bad_inputs" and err.value.hint
+    assert err.value.message == "x.npy has shape (1, 10) but input 'in' needs (1, 300) (or N stacked samples)"
 
 
 def test_device_hang_mid_run_keeps_samples_and_fails_in_bounded_time(tmp_path: Path) -> None:

@@ -91,6 +91,35 @@ def fc_model(k: int = 16, m: int = 4, *, custom: str | None = None, int8: bool =
     return bytes(builder.Output())
 
 
+def sub_model(k: int = 4) -> bytes:
+    """A two-input SUB model: ``diff = beta - alpha``, float32 [1,k], inputs in the order beta, alpha.
+
+    Neither file order nor sorted order of the names (alpha, beta) is the model's: only matching by
+    name feeds it right, and SUB is not commutative, so a swap shows in the outputs."""
+    sg = schema.SubGraphT()
+    sg.tensors = []
+    for name in ("beta", "alpha", "diff"):
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, [1, k], schema.TensorType.FLOAT32, 0
+        sg.tensors.append(t)
+    sg.inputs, sg.outputs = [0, 1], [2]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1], [2]
+    op.builtinOptionsType = schema.BuiltinOptions.SubOptions
+    op.builtinOptions = schema.SubOptionsT()
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.SUB
+    code.version = 1
+    sg.operators = [op]
+    model = schema.ModelT()
+    model.version, model.subgraphs, model.operatorCodes = 3, [sg], [code]
+    model.buffers = [schema.BufferT()]
+    model.description = "harness two-input test model"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def write_model(tmp: Path, name: str, data: bytes) -> Path:
     path = tmp / name
     path.write_bytes(data)
@@ -195,3 +224,8 @@ def test_fc_models_load_where_expected() -> None:
         it.invoke()
         assert it.get_output(0).shape == (1, 4)
     assert len(fc_model(pad_bytes=5000)) > 5000
+    it = runtime.Interpreter.from_bytes(sub_model(), arena_size=20000)
+    it.set_input(np.full((1, 4), 5.0, np.float32), 0)
+    it.set_input(np.full((1, 4), 2.0, np.float32), 1)
+    it.invoke()
+    np.testing.assert_array_equal(it.get_output(0), np.full((1, 4), 3.0, np.float32))

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from typing import List, NamedTuple, Sequence, Tuple
 
 PROTOCOL_VERSION = 1
 AGENT_VERSION = "1.0"
@@ -186,8 +187,14 @@ def _check_array(arr, detail, where, np):
 
 
 def inputs_from_file(path, details, np):
-    """Input sets from .npy (one input) or .npz (keyed by input name, by "x" for a one-input
-    model, or one array per input in order)."""
+    """The samples of an inputs file: a list of samples, each a list of arrays in model input order.
+
+    ``details`` are the model's inputs ({"name", "shape", "dtype"}, in order). A .npy feeds a
+    one-input model; an .npz is matched by input name, else by "x" for a one-input model, else
+    one array per input in file order. An array is one sample or N stacked samples; the file
+    holds as many samples as its shortest column. Raises AgentFailure("bad_inputs") naming the
+    file. The MCU driver imports this on the host, so every board kind reads a file alike.
+    """
     name = os.path.basename(path)
     try:
         data = np.load(path, allow_pickle=False)
@@ -216,6 +223,8 @@ def inputs_from_file(path, details, np):
         exc.file = path
         raise
     count = min(len(c) for c in columns)
+    if not count:
+        raise AgentFailure("bad_inputs", "%s holds no samples" % name, path)
     return [[c[i] for c in columns] for i in range(count)]
 
 
@@ -387,15 +396,42 @@ def _classify(exc):
     return "bad_model"
 
 
-def iterations_for(args, per_iteration_ns):
-    """Iterations per mode: --iterations, or enough for --duration; a multiple of --blocks."""
-    if args.iterations > 0:
-        n = args.iterations
+class Schedule(NamedTuple):
+    """What the measured part of a run does; computed by ``schedule``."""
+
+    iterations: int  # per mode, a multiple of blocks
+    blocks: int  # at least 1
+    per_block: int  # iterations per mode in each block
+    order: Tuple[Tuple[int, bool], ...]  # (block, with_invoke) in the order they run
+
+
+def schedule(iterations: int, duration_s: float, min_iterations: int, max_iterations: int, blocks: int,
+             per_iteration_ns: int) -> Schedule:
+    """The iteration count and the ABBA block order of a plan: the one definition of both.
+
+    Iterations per mode: ``iterations`` when > 0, else enough for ``duration_s`` seconds at
+    ``per_iteration_ns`` (the median warm-up iteration), clamped to [min_iterations,
+    max_iterations]; then rounded up to a multiple of the blocks. ``blocks`` < 1 runs one block.
+    Block 0 runs with then without Invoke, block 1 without then with, and so on, so drift and
+    heat hit both modes alike. The Linux agent runs it on the board; the MCU driver imports it
+    on the host.
+    """
+    blocks = max(1, blocks)
+    if iterations > 0:
+        n = iterations
     else:
-        n = int(args.duration * 1e9 / max(per_iteration_ns, 1))
-        n = min(max(n, args.min_iterations), args.max_iterations)
-    blocks = max(1, args.blocks)
-    return max(blocks, -(-n // blocks) * blocks)
+        n = int(duration_s * 1e9 / max(per_iteration_ns, 1))
+        n = min(max(n, min_iterations), max_iterations)
+    n = max(blocks, -(-n // blocks) * blocks)
+    order: List[Tuple[int, bool]] = []
+    for block in range(blocks):
+        order += [(block, True), (block, False)] if block % 2 == 0 else [(block, False), (block, True)]
+    return Schedule(iterations=n, blocks=blocks, per_block=n // blocks, order=tuple(order))
+
+
+def median_ns(values: Sequence[int], fallback: int) -> int:
+    """The median of warm-up samples (the upper one of an even count), or ``fallback`` if none."""
+    return sorted(values)[len(values) // 2] if values else fallback
 
 
 def start_lifeline(heartbeat_timeout):
@@ -426,89 +462,98 @@ def start_lifeline(heartbeat_timeout):
 
 
 def run(args):
+    """Measure: init, the first (cold) Invoke, warm-up, the ABBA blocks, the summary."""
     try:
         import numpy as np
     except ImportError:
         raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
                            % sys.executable)
+    loop = setup(args, np)
+    first_ns = time_first_invoke(args, loop)
+    warm = warm_up(args, loop)
+    plan = schedule(args.iterations, args.duration, args.min_iterations, args.max_iterations, args.blocks,
+                    median_ns(warm, first_ns))
+    emit("plan", warmup=len(warm), warmup_time_s=args.warmup_time, iterations=plan.iterations,
+         blocks=plan.blocks, settle=args.settle,
+         seed=args.seed, inputs=os.path.basename(args.inputs) if args.inputs else "random",
+         pipeline=os.path.basename(args.pipeline) if args.pipeline else None, stages=list(STAGES))
+    emit("first_invoke", ns=first_ns)
+    emit("warmup", loop_ns=warm)
+    wall0 = clock()
+    run_blocks(args, loop, plan)
+    emit("summary", iterations=plan.iterations, wall_ns=clock() - wall0, max_rss_kb=_max_rss_kb(),
+         env_end=board_env())
+
+
+def setup(args, np):
+    """Pick the runtime, load the model, read or draw the inputs: the Loop, ready to run."""
     name, interpreter_cls, resolver = pick_runtime(args.runtime)
     emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, board=board_info(),
          runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
          clock=_clock_info(), emulated=False)
-
     interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
     raw_details = interpreter.get_input_details()
     emit("model", path=os.path.basename(args.model), size_bytes=os.path.getsize(args.model),
          inputs=_tensor_details(raw_details), outputs=_tensor_details(interpreter.get_output_details()),
          init_ns=create_ns + allocate_ns, create_ns=create_ns, allocate_ns=allocate_ns,
          threads=args.threads, xnnpack=args.xnnpack == "on")
-
     if args.inputs:
         pool = inputs_from_file(args.inputs, raw_details, np)
-        if not pool:
-            raise AgentFailure("bad_inputs", "%s holds no samples" % os.path.basename(args.inputs),
-                               args.inputs)
     else:
         rng = np.random.default_rng(args.seed)
         pool = [[random_input(d, rng, np) for d in raw_details] for _ in range(INPUT_POOL)]
     hooks = load_pipeline(args.pipeline) if args.pipeline else {}
-    loop = Loop(interpreter, pool, hooks, args.pipeline)
+    return Loop(interpreter, pool, hooks, args.pipeline)
 
-    def guarded(code, fn, *a):
-        """Call fn; blame the user's pipeline when the failure comes from its file, else ``code``."""
-        try:
-            return fn(*a)
-        except AgentFailure:
-            raise
-        except Exception as exc:
-            if args.pipeline and any(f.filename == args.pipeline
-                                     for f in traceback.extract_tb(exc.__traceback__)):
-                raise AgentFailure("pipeline", "%s raised at %s" % (os.path.basename(args.pipeline),
-                                                                     _where(exc, args.pipeline)),
-                                   args.pipeline)
-            culprit = args.model if code != "bad_inputs" else (args.inputs or args.model)
-            raise AgentFailure(code, "%s: %s: %s" % (os.path.basename(culprit), type(exc).__name__,
-                                                     _first_line(exc)), culprit)
 
-    # First (cold) inference on its own: through the user's pipeline, only Invoke is timed.
-    x = guarded("bad_inputs", loop.input_arrays, 0)
+def guarded(args, code, fn, *a):
+    """Call fn; blame the user's pipeline when the failure comes from its file, else ``code``."""
+    try:
+        return fn(*a)
+    except AgentFailure:
+        raise
+    except Exception as exc:
+        if args.pipeline and any(f.filename == args.pipeline for f in traceback.extract_tb(exc.__traceback__)):
+            raise AgentFailure("pipeline", "%s raised at %s" % (os.path.basename(args.pipeline),
+                                                                 _where(exc, args.pipeline)), args.pipeline)
+        culprit = args.model if code != "bad_inputs" else (args.inputs or args.model)
+        raise AgentFailure(code, "%s: %s: %s" % (os.path.basename(culprit), type(exc).__name__,
+                                                 _first_line(exc)), culprit)
+
+
+def time_first_invoke(args, loop):
+    """The first (cold) inference on its own, through the user's pipeline; only Invoke is timed."""
+    x = guarded(args, "bad_inputs", loop.input_arrays, 0)
     for index, array in zip(loop.input_index, x):
-        guarded("bad_inputs", interpreter.set_tensor, index, array)
+        guarded(args, "bad_inputs", loop.interpreter.set_tensor, index, array)
     t0 = clock()
-    guarded("bad_model", interpreter.invoke)
-    first_ns = clock() - t0
+    guarded(args, "bad_model", loop.interpreter.invoke)
+    return clock() - t0
 
-    # Warm-up: at least --warmup iterations and --warmup-time seconds, kept apart from samples.
+
+def warm_up(args, loop):
+    """At least --warmup iterations and --warmup-time seconds with Invoke, kept apart from samples."""
     warm = []
     deadline = clock() + int(args.warmup_time * 1e9)
     while len(warm) < args.warmup or clock() < deadline:
-        samples, _ = guarded("bad_model", loop.run, 1, True, len(warm))
+        samples, _ = guarded(args, "bad_model", loop.run, 1, True, len(warm))
         warm.extend(samples)
-    per_iteration = sorted(warm)[len(warm) // 2] if warm else first_ns
-    n = iterations_for(args, per_iteration)
-    per_block = n // max(1, args.blocks)
-    emit("plan", warmup=len(warm), warmup_time_s=args.warmup_time, iterations=n, blocks=args.blocks,
-         settle=args.settle,
-         seed=args.seed, inputs=os.path.basename(args.inputs) if args.inputs else "random",
-         pipeline=os.path.basename(args.pipeline) if args.pipeline else None, stages=list(STAGES))
-    emit("first_invoke", ns=first_ns)
-    emit("warmup", loop_ns=warm)
+    return warm
 
-    wall0 = clock()
-    done = 0
-    for block in range(args.blocks):
-        modes = (True, False) if block % 2 == 0 else (False, True)
-        for with_invoke in modes:
-            gc.collect()  # start each block with an empty nursery, so no block inherits its neighbour's garbage
-            # Settle: the host-talk between blocks (JSON out) evicts caches; a real application
-            # loop never pays that, so the first iterations of a block are run but kept apart.
-            settle, _ = guarded("bad_model", loop.run, args.settle, with_invoke, block * per_block)
-            loop_ns, stages = guarded("bad_model", loop.run, per_block, with_invoke, block * per_block)
-            emit("samples", mode="with" if with_invoke else "without", block=block, loop_ns=loop_ns,
-                 stages=stages, settle_ns=settle, env=board_env())
-            done += per_block
-        emit("progress", done=done, total=2 * n)
-    emit("summary", iterations=n, wall_ns=clock() - wall0, max_rss_kb=_max_rss_kb(), env_end=board_env())
+
+def run_blocks(args, loop, plan):
+    """The blocks in ``plan.order``; iteration k of a block reads input block * per_block + k in both modes."""
+    for i, (block, with_invoke) in enumerate(plan.order):
+        start = block * plan.per_block
+        gc.collect()  # start each block with an empty nursery, so no block inherits its neighbour's garbage
+        # Settle: the host-talk between blocks (JSON out) evicts caches; a real application
+        # loop never pays that, so the first iterations of a block are run but kept apart.
+        settle, _ = guarded(args, "bad_model", loop.run, args.settle, with_invoke, start)
+        loop_ns, stages = guarded(args, "bad_model", loop.run, plan.per_block, with_invoke, start)
+        emit("samples", mode="with" if with_invoke else "without", block=block, loop_ns=loop_ns,
+             stages=stages, settle_ns=settle, env=board_env())
+        if i % 2:  # both modes of the block are done
+            emit("progress", done=(i + 1) * plan.per_block, total=2 * plan.iterations)
 
 
 def _max_rss_kb():

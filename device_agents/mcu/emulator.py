@@ -268,7 +268,10 @@ class Device:
         if which > 1 or index >= len(tensors):
             return sf.E.BAD_INDEX, len(tensors), "no tensor %d" % index
         t = tensors[index]
-        return sf.pack_tensor(t["dtype"], t["shape"], t["scale"], t["zero_point"], t["bytes"], t["name"])
+        # Section 3.5: the name (str8) gives way when the reply would exceed the host's limit.
+        room = self.reply_limit - len(sf.pack_tensor(t["dtype"], t["shape"], 0.0, 0, 0, ""))
+        return sf.pack_tensor(t["dtype"], t["shape"], t["scale"], t["zero_point"], t["bytes"],
+                              cut_utf8(t["name"], min(255, room)))
 
     def _call(self, *req: Any) -> Any:
         status, value = self.interp.call(*req)

@@ -1,13 +1,15 @@
 """The emulated MCU's TFLite Micro, in a child process: abort() there costs the model, not the device.
 
 TFLite Micro can ``abort()`` on a broken model. The interpreter therefore lives in a forked child
-(``_worker``) that answers the parent's requests over a pipe; ``Interpreter`` is the parent's
+(``_worker``: a ``_Worker`` with one method per request) that answers the parent's requests over
+a pipe; ``Interpreter`` is the parent's
 handle, and turns a child that died into ERROR CRASHED and starts a fresh one for the next model.
 
 Requests (tuples, first item the op) and replies (``("ok", value)`` or ``("err", code, detail,
 message)`` with SERIAL_PROTOCOL.md error codes)::
 
     ("load", model_bytes, arena_bytes) -> {"arena_used_bytes", "init_ns", "n_ops", "inputs", "outputs"}
+                                          (tensors named as in the flatbuffer, as the firmware does)
     ("set_input", index, offset, data) -> offset + len(data), where the write ended
     ("random", seed)                   -> None
     ("run", mode, count)               -> [(total_ns, set_input_ns, invoke_ns, get_output_ns)] * count
@@ -24,7 +26,7 @@ import signal
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 - List is used in type comments
+from typing import Any, Dict, List, Optional, Tuple
 
 from device_agents.wire import serial_frames as sf
 
@@ -47,7 +49,7 @@ def _capture_fd2(fn: Any) -> Tuple[Any, str, Optional[BaseException]]:
         return result, tmp.read().decode("utf-8", "replace"), error
 
 
-def _tensor_details(details: Dict[str, Any], index: int, prefix: str) -> Dict[str, Any]:
+def _tensor_details(details: Dict[str, Any], name: str) -> Dict[str, Any]:
     import numpy as np
 
     dtype = np.dtype(details["dtype"]).name
@@ -58,7 +60,7 @@ def _tensor_details(details: Dict[str, Any], index: int, prefix: str) -> Dict[st
     count = int(np.prod(shape)) if shape else 1
     return {"dtype": sf.DTYPE_CODES.get(dtype, 0), "dtype_name": dtype, "shape": shape,
             "scale": float(scales[0]) if scales else 0.0, "zero_point": int(zps[0]) if zps else 0,
-            "bytes": count * np.dtype(dtype).itemsize, "count": count, "name": "%s%d" % (prefix, index)}
+            "bytes": count * np.dtype(dtype).itemsize, "count": count, "name": name}
 
 
 def _classify_load_error(log: str, exc: BaseException) -> Tuple[int, int, str]:
@@ -78,6 +80,130 @@ def _classify_load_error(log: str, exc: BaseException) -> Tuple[int, int, str]:
     return sf.E.BAD_MODEL, 0, text
 
 
+class _Worker:
+    """The child's state: one TFLite Micro interpreter and the inputs staged for it.
+
+    One method per request op; each returns the reply's value or raises ``_Refused``.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+        from tflite_micro.python.tflite_micro import runtime
+
+        self.np = np
+        self.runtime = runtime
+        self.interp = None  # type: Any
+        self.model_ref = None  # type: Optional[bytes]
+        self.inputs = []  # type: List[Dict[str, Any]]
+        self.outputs = []  # type: List[Dict[str, Any]]
+        self.staged = []  # type: List[Any]
+        self.last_outputs = None  # type: Optional[List[Any]]
+
+    def serve(self, conn: Any) -> None:
+        while True:
+            try:
+                req = conn.recv()
+            except (EOFError, OSError):
+                return
+            op = req[0]
+            handler = getattr(self, "op_" + str(op), None)
+            try:
+                if op != "load" and self.interp is None:
+                    raise _Refused(sf.E.BAD_STATE, "no model loaded")
+                if handler is None:
+                    raise _Refused(sf.E.INTERNAL, "worker does not know %r" % (op,))
+                conn.send(("ok", handler(*req[1:])))
+            except _Refused as exc:
+                conn.send(("err", exc.code, exc.detail, exc.message))
+            except Exception as exc:  # the parent turns it into an ERROR frame
+                code = sf.E.INVOKE_FAILED if op == "run" else sf.E.INTERNAL
+                conn.send(("err", code, 0, "%s: %s" % (type(exc).__name__, exc)))
+
+    def op_load(self, model: bytes, arena: int) -> Dict[str, Any]:
+        runtime = self.runtime
+        self.interp, self.last_outputs = None, None
+
+        def create() -> Any:
+            # kAllocationRecording (sic: the API's spelling) lets us read the arena used.
+            return runtime.Interpreter.from_bytes(
+                model, arena_size=arena, intrepreter_config=runtime.InterpreterConfig.kAllocationRecording)
+
+        t0 = time.perf_counter_ns()
+        it, log, exc = _capture_fd2(create)
+        init_ns = time.perf_counter_ns() - t0
+        if exc is not None or it is None:
+            code, detail, msg = _classify_load_error(log, exc or RuntimeError("no interpreter"))
+            raise _Refused(code, msg, detail)
+        _, alloc_log, _ = _capture_fd2(it.print_allocations)
+        used = re.search(r"Arena allocation total (\d+) bytes", alloc_log)
+        sg = runtime.convert_bytearray_to_object(bytearray(model)).subgraphs
+        sg0 = sg[0] if sg else None
+        # Tensors are named as in the flatbuffer, as the firmware names them (tflm_backend.cpp).
+        names = [(t.name or b"").decode("utf-8", "replace") for t in sg0.tensors] if sg0 else []
+        ins, outs = (list(sg0.inputs), list(sg0.outputs)) if sg0 else ([], [])
+        self.inputs = [_tensor_details(it.get_input_details(i), names[t]) for i, t in enumerate(ins)]
+        self.outputs = [_tensor_details(it.get_output_details(i), names[t]) for i, t in enumerate(outs)]
+        self.staged = [self.np.zeros(t["shape"], dtype=t["dtype_name"]) for t in self.inputs]
+        self.interp = it
+        # TFLite Micro reads the flatbuffer in place: the bytes must outlive the interpreter.
+        self.model_ref = model
+        return {"arena_used_bytes": int(used.group(1)) if used else sf.UNKNOWN_U32, "init_ns": init_ns,
+                "n_ops": len(sg0.operators or []) if sg0 else 0, "inputs": self.inputs, "outputs": self.outputs}
+
+    def op_set_input(self, index: int, offset: int, data: bytes) -> int:
+        old = self.staged[index]
+        buf = bytearray(old.tobytes())
+        buf[offset:offset + len(data)] = data
+        self.staged[index] = self.np.frombuffer(bytes(buf), dtype=old.dtype).reshape(old.shape)
+        return offset + len(data)
+
+    def op_random(self, seed: int) -> None:
+        try:
+            values = sf.random_values(seed, [(t["dtype_name"], t["count"]) for t in self.inputs])
+        except ValueError as exc:  # the parent checks first; this keeps the code right anyway
+            raise _Refused(sf.E.UNSUPPORTED, str(exc))
+        self.staged = [self.np.array(v, dtype=t["dtype_name"]).reshape(t["shape"])
+                       for v, t in zip(values, self.inputs)]
+
+    def op_run(self, mode: int, count: int) -> List[Tuple[int, int, int, int]]:
+        interp, staged = self.interp, self.staged
+        rows = []
+        clock = time.perf_counter_ns
+        n_in, n_out = len(staged), len(self.outputs)
+        got = []  # type: List[Any]
+        for _ in range(count):
+            t0 = clock()
+            for i in range(n_in):
+                interp.set_input(staged[i], i)
+            t1 = clock()
+            if mode == sf.MODE_WITH:
+                interp.invoke()
+            t2 = clock()
+            got = [interp.get_output(j) for j in range(n_out)]
+            t3 = clock()
+            rows.append((t3 - t0, t1 - t0, t2 - t1 if mode == sf.MODE_WITH else 0, t3 - t2))
+        if mode == sf.MODE_WITH and count:
+            # The planner lets inputs reuse output memory, so the arena no longer holds
+            # these values after a run without Invoke: keep the copies of the last one.
+            self.last_outputs = [self.np.array(o, copy=True) for o in got]
+        return rows
+
+    def op_output(self, index: int) -> bytes:
+        if self.last_outputs is None:
+            raise _Refused(sf.E.BAD_STATE, "no Invoke has run since the model was loaded")
+        return bytes(self.np.ascontiguousarray(self.last_outputs[index]).tobytes())
+
+
+class _Refused(Exception):
+    """A request the worker answers with an ERROR code (SERIAL_PROTOCOL.md section 5)."""
+
+    def __init__(self, code: int, message: str, detail: int = 0) -> None:
+        Exception.__init__(self, message)
+        self.code = code
+        self.detail = detail
+        self.message = message
+
+
 def _worker(conn: Any) -> None:
     """Child process: owns the TFLite Micro interpreter, answers the parent's requests."""
     # Forked from the device: take back the default signals, so SIGTERM ends this child and the
@@ -85,108 +211,14 @@ def _worker(conn: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    import numpy as np
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = None
-    model_ref = None  # type: Optional[bytes]
-    inputs = []  # type: List[Dict[str, Any]]
-    outputs = []  # type: List[Dict[str, Any]]
-    staged = []  # type: List[Any]
-    last_outputs = None  # type: Optional[List[Any]]
-    while True:
-        try:
-            req = conn.recv()
-        except (EOFError, OSError):
-            return
-        op = req[0]
-        try:
-            if op == "load":
-                _, model, arena = req
-                interp, last_outputs = None, None
-
-                def create(model: bytes = model, arena: int = arena) -> Any:
-                    # kAllocationRecording (sic: the API's spelling) lets us read the arena used.
-                    return runtime.Interpreter.from_bytes(
-                        model, arena_size=arena,
-                        intrepreter_config=runtime.InterpreterConfig.kAllocationRecording)
-
-                t0 = time.perf_counter_ns()
-                it, log, exc = _capture_fd2(create)
-                init_ns = time.perf_counter_ns() - t0
-                if exc is not None or it is None:
-                    code, detail, msg = _classify_load_error(log, exc or RuntimeError("no interpreter"))
-                    conn.send(("err", code, detail, msg))
-                    continue
-                _, alloc_log, _ = _capture_fd2(it.print_allocations)
-                used = re.search(r"Arena allocation total (\d+) bytes", alloc_log)
-                obj = runtime.convert_bytearray_to_object(bytearray(model))
-                n_ops = len(obj.subgraphs[0].operators or []) if obj.subgraphs else 0
-                n_in = len(obj.subgraphs[0].inputs) if obj.subgraphs else 0
-                n_out = len(obj.subgraphs[0].outputs) if obj.subgraphs else 0
-                inputs = [_tensor_details(it.get_input_details(i), i, "input") for i in range(n_in)]
-                outputs = [_tensor_details(it.get_output_details(i), i, "output") for i in range(n_out)]
-                staged = [np.zeros(t["shape"], dtype=t["dtype_name"]) for t in inputs]
-                interp = it
-                # TFLite Micro reads the flatbuffer in place: the bytes must outlive the interpreter.
-                model_ref = model  # noqa: F841
-                conn.send(("ok", {"arena_used_bytes": int(used.group(1)) if used else sf.UNKNOWN_U32,
-                                  "init_ns": init_ns, "n_ops": n_ops, "inputs": inputs, "outputs": outputs}))
-            elif interp is None:
-                conn.send(("err", sf.E.BAD_STATE, 0, "no model loaded"))
-            elif op == "set_input":
-                _, index, offset, data = req
-                buf = bytearray(staged[index].tobytes())
-                buf[offset:offset + len(data)] = data
-                staged[index] = np.frombuffer(bytes(buf), dtype=staged[index].dtype).reshape(staged[index].shape)
-                conn.send(("ok", offset + len(data)))
-            elif op == "random":
-                try:
-                    values = sf.random_values(req[1], [(t["dtype_name"], t["count"]) for t in inputs])
-                except ValueError as exc:  # the parent checks first; this keeps the code right anyway
-                    conn.send(("err", sf.E.UNSUPPORTED, 0, str(exc)))
-                    continue
-                staged = [np.array(v, dtype=t["dtype_name"]).reshape(t["shape"])
-                          for v, t in zip(values, inputs)]
-                conn.send(("ok", None))
-            elif op == "run":
-                _, mode, count = req
-                rows = []
-                clock = time.perf_counter_ns
-                n_in, n_out = len(staged), len(outputs)
-                for _ in range(count):
-                    t0 = clock()
-                    for i in range(n_in):
-                        interp.set_input(staged[i], i)
-                    t1 = clock()
-                    if mode == sf.MODE_WITH:
-                        interp.invoke()
-                    t2 = clock()
-                    got = [interp.get_output(j) for j in range(n_out)]
-                    t3 = clock()
-                    rows.append((t3 - t0, t1 - t0, t2 - t1 if mode == sf.MODE_WITH else 0, t3 - t2))
-                if mode == sf.MODE_WITH and count:
-                    # The planner lets inputs reuse output memory, so the arena no longer holds
-                    # these values after a run without Invoke: keep the copies of the last one.
-                    last_outputs = [np.array(o, copy=True) for o in got]
-                conn.send(("ok", rows))
-            elif op == "output":
-                if last_outputs is None:
-                    conn.send(("err", sf.E.BAD_STATE, 0, "no Invoke has run since the model was loaded"))
-                else:
-                    conn.send(("ok", np.ascontiguousarray(last_outputs[req[1]]).tobytes()))
-            else:
-                conn.send(("err", sf.E.INTERNAL, 0, "worker does not know %r" % (op,)))
-        except Exception as exc:  # the parent turns it into an ERROR frame
-            code = sf.E.INVOKE_FAILED if op == "run" else sf.E.INTERNAL
-            conn.send(("err", code, 0, "%s: %s" % (type(exc).__name__, exc)))
+    _Worker().serve(conn)
 
 
 class Interpreter:
     """The parent's handle on the TFLite Micro child; restarts it after a crash."""
 
     def __init__(self) -> None:
-        self.ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        self.ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")  # type: Any
         self.proc = None  # type: Any
         self.conn = None  # type: Any
 

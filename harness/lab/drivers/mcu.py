@@ -3,9 +3,10 @@
 For each job it says HELLO, checks that the model can fit (model size against the device's
 largest model, TFLite Micro arena measured on the host against the device's arena) *before*
 uploading, uploads in acknowledged chunks (or uses the model built into the firmware when its
-SHA-256 matches), stages inputs, then runs the plan in batches: the cold first Invoke, warm-up,
-and ABBA blocks with and without Invoke. All times are the device's timer ticks converted to ns;
-the emulated MCU's are labelled ``emulated`` (host timings of the TFLite Micro kernels).
+SHA-256 matches), stages inputs (mcu_inputs.py), then runs the plan in batches: the cold first
+Invoke, warm-up, and the ABBA blocks with and without Invoke of the Linux agent's own ``schedule``.
+All times are the device's timer ticks converted to ns; the emulated MCU's are labelled
+``emulated`` (host timings of the TFLite Micro kernels).
 
 Stages of one MCU iteration: ``set_input``, ``invoke`` (with-mode only), ``get_output``; ``loop_ns``
 spans the iteration. Samples are emitted per block; a block cut short by a fault is still emitted
@@ -24,11 +25,22 @@ from typing import Any
 
 import numpy as np
 
+from device_agents.linux.tflite_agent import Schedule, median_ns, schedule
 from device_agents.wire import serial_frames as sf
 from harness.config import Target
 from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.drivers.emulator import DEFAULT_ARENA, EmulatedMcu
+from harness.lab.drivers.mcu_inputs import DeviceInputs, read_samples
+from harness.lab.drivers.mcu_messages import (
+    PROTOCOL_VERSION,
+    STAGES,
+    dtype_name,
+    hello_message,
+    model_message,
+    samples_message,
+    ticks_to_ns,
+)
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models.arena import measure_arena
 from harness.plan import Job
@@ -37,25 +49,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BAUD = 115200
 DEFAULT_TIMEOUT_S = 10.0  # longest one device command (model load, one RUN batch) may take
-STAGES = ("set_input", "invoke", "get_output")
-PROTOCOL_VERSION = 1  # of the normalized messages (PROTOCOL.md)
 
 
 class Cancelled(Exception):
     """The runner asked to stop; not an error."""
-
-
-def ticks_to_ns(ticks: int, timer_hz: int) -> int:
-    """Device timer ticks as integer ns, rounded to nearest."""
-    return (ticks * 1_000_000_000 + timer_hz // 2) // timer_hz
-
-
-def _dtype_name(code: int) -> str:
-    return sf.DTYPES.get(code, (f"tflite_type_{code}", 0))[0]
-
-
-def _ms(ns: float) -> str:
-    return f"{ns / 1e6:.3g} ms"
 
 
 class McuDriver:
@@ -103,7 +100,7 @@ class McuDriver:
     def probe(self) -> Message:
         """The board's ``hello`` message (what it is, its limits), without loading a model."""
         self.info = self.link.hello()
-        return self._hello_message(self.info)
+        return hello_message(self.info, self.baud)
 
     def close(self) -> None:
         link = getattr(self, "link", None)
@@ -143,53 +140,17 @@ class McuDriver:
         if job.threads != 1:
             log.warning("%s: a microcontroller runs one thread; --threads %d is ignored", name, job.threads)
         info = self.info = self.link.hello()
-        emit(self._hello_message(info))
+        emit(hello_message(info, self.baud))
         model = job.model.read_bytes()
         self._fit_check(job.model, model, info)
         minfo = self._load_model(job, model, emit, info)
         inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
         outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
         timer_hz = int(info["timer_hz"])
-        emit({"v": PROTOCOL_VERSION, "type": "model", "path": job.model.name, "size_bytes": len(model),
-              "inputs": [self._tensor_json(t) for t in inputs],
-              "outputs": [self._tensor_json(t) for t in outputs],
-              "init_ns": ticks_to_ns(minfo["init_ticks"], timer_hz), "create_ns": None, "allocate_ns": None,
-              "threads": 1, "xnnpack": False, "arena_bytes": minfo["arena_bytes"],
-              "arena_used_bytes": None if minfo["arena_used_bytes"] == sf.UNKNOWN_U32
-              else minfo["arena_used_bytes"], "n_ops": minfo["n_ops"]})
-        inputs_label = self._stage_inputs(job, inputs)
-        self._measure(job, emit, inputs_label, timer_hz)
+        emit(model_message(job.model.name, len(model), minfo, inputs, outputs, timer_hz))
+        self._measure(job, emit, self._stage_inputs(job, inputs), timer_hz)
         self._outputs(emit, outputs)
         self._profile(emit, timer_hz)
-
-    def _hello_message(self, info: dict[str, Any]) -> Message:
-        cpu = str(info["cpu"])
-        if info["cpu_hz"]:
-            cpu += f" @ {info['cpu_hz'] / 1e6:g} MHz"
-        emulated = bool(info["flags"] & sf.FLAG_EMULATED)
-        if info["flags"] & sf.FLAG_CYCLE_COUNTER:
-            clock = "cycle counter"
-        elif emulated:
-            clock = "host perf_counter_ns (emulated MCU)"
-        else:
-            clock = f"device timer @ {info['timer_hz']} Hz"
-        return {"v": PROTOCOL_VERSION, "type": "hello", "agent": "mcu-serial",
-                "agent_version": f"serial protocol {info['protocol_version']}",
-                "board": {"model": info["board"], "cpu": cpu, "cores": 1, "machine": "microcontroller",
-                          "kernel": None, "governor": None,
-                          "freq_khz": info["cpu_hz"] // 1000 if info["cpu_hz"] else None,
-                          "temp_c": None, "python": None},
-                "runtime": {"name": "tflite-micro", "version": info["tflm_version"]},
-                "runtimes": {"tflite-micro": info["tflm_version"]},
-                "clock": {"name": clock, "resolution_ns": int(info["timer_resolution_ns"]),
-                          "hz": int(info["timer_hz"])},
-                "emulated": emulated,
-                "timing_note": ("host timings of the TFLite Micro kernels, not MCU timings" if emulated
-                                else "timed on the microcontroller"),
-                "serial": {"baud": self.baud, "max_payload": info["max_payload"],
-                           "max_model_bytes": info["max_model_bytes"], "arena_bytes": info["arena_bytes"],
-                           "max_batch": info["max_batch"], "profiler": bool(info["flags"] & sf.FLAG_PROFILER),
-                           "builtin_model": bool(info["flags"] & sf.FLAG_BUILTIN)}}
 
     def _fit_check(self, path: Path, model: bytes, info: dict[str, Any]) -> None:
         """Refuse before uploading what cannot fit, naming the limit and the fix."""
@@ -273,51 +234,26 @@ class McuDriver:
 
     def _tensor(self, which: int, index: int) -> dict[str, Any]:
         t = sf.unpack_tensor(self._req(sf.T.GET_TENSOR, bytes([which, index]), what="GET_TENSOR").payload)
-        t["dtype_name"] = _dtype_name(t["dtype"])
+        t["dtype_name"] = dtype_name(t["dtype"])
         return t
 
-    @staticmethod
-    def _tensor_json(t: dict[str, Any]) -> dict[str, Any]:
-        return {"name": t["name"], "shape": t["shape"], "dtype": t["dtype_name"],
-                "quantization": [t["scale"], t["zero_point"]]}
-
-    def _stage_inputs(self, job: Job, inputs: list[dict[str, Any]]) -> str:
+    def _stage_inputs(self, job: Job, inputs: list[dict[str, Any]]) -> DeviceInputs:
+        """Random inputs drawn on the device, or the file's samples with sample 0 staged."""
         path = job.plan.inputs
         if path is None:
             self._req(sf.T.RANDOM_INPUT, struct.pack("<I", job.plan.seed & 0xFFFFFFFF), reply_bytes=0,
                       work_s=self.timeout_s, what="RANDOM_INPUT")
-            return "random"
-        arrays = self._load_inputs(path, inputs)
-        for index, array in enumerate(arrays):
-            raw = array.tobytes()
-            step = self.link.max_payload - 5
-            for offset in range(0, len(raw), step):
-                self._req(sf.T.SET_INPUT, struct.pack("<BI", index, offset) + raw[offset:offset + step],
-                          reply_bytes=4, what=f"SET_INPUT {index} from {path.name}")
-        return path.name
+            return DeviceInputs("random", None, self._send_input, self.link.max_payload)
+        samples = read_samples(path, inputs, self.target.name)
+        staged = DeviceInputs(path.name, samples, self._send_input, self.link.max_payload)
+        if len(samples) > 1:
+            log.info("%s: %d samples in %s: the host stages each between RUN batches", self.target.name,
+                     len(samples), path.name)
+        staged.stage(0)
+        return staged
 
-    def _load_inputs(self, path: Path, inputs: list[dict[str, Any]]) -> list[np.ndarray]:
-        """The first sample of each input from a .npy/.npz file, checked against the model."""
-        try:
-            data = np.load(path, allow_pickle=False)
-            arrays = [data[k] for k in data.files] if hasattr(data, "files") else [data]
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read inputs file {path}: {exc}", target=self.target.name,
-                              hint="--inputs takes a .npy or .npz file") from exc
-        if len(arrays) < len(inputs):
-            raise ConfigError(f"{path} holds {len(arrays)} arrays, the model has {len(inputs)} inputs",
-                              target=self.target.name, hint="one array per model input")
-        out = []
-        for spec, arr in zip(inputs, arrays, strict=False):
-            shape = tuple(spec["shape"])
-            if arr.shape != shape and arr.shape[1:] == shape[1:] and arr.shape[0] >= 1:
-                arr = arr[:1]  # a batch of samples: the device runs one
-            if arr.shape != shape or arr.dtype.name != spec["dtype_name"]:
-                raise ConfigError(f"{path}: input {spec['name']} needs shape {list(shape)} dtype "
-                                  f"{spec['dtype_name']}, got {list(arr.shape)} {arr.dtype.name}",
-                                  target=self.target.name, hint="harness analyze MODEL lists the inputs")
-            out.append(np.ascontiguousarray(arr))
-        return out
+    def _send_input(self, payload: bytes, what: str) -> None:
+        self._req(sf.T.SET_INPUT, payload, reply_bytes=4, what=what)
 
     def _run(self, mode: int, count: int, timer_hz: int, per_iter_s: float,
              into: list[tuple[int, ...]] | None = None) -> list[tuple[int, ...]]:
@@ -345,66 +281,64 @@ class McuDriver:
             rows += [tuple(ticks_to_ns(v, timer_hz) for v in row) for row in batch]
         return rows
 
-    def _measure(self, job: Job, emit: Emit, inputs_label: str, timer_hz: int) -> None:
+    def _measure(self, job: Job, emit: Emit, inputs: DeviceInputs, timer_hz: int) -> None:
         plan = job.plan
         first = self._run(sf.MODE_WITH, 1, timer_hz, 0.0)[0]
-        per_iter_s = first[0] / 1e9
-        warm: list[int] = []
-        warm_ns = 0
-        while len(warm) < plan.warmup or warm_ns < plan.warmup_time_s * 1e9:
-            want = max(1, plan.warmup - len(warm))
-            if len(warm) >= plan.warmup:  # time-bound: enough for the rest of warmup_time_s
-                want = int((plan.warmup_time_s * 1e9 - warm_ns) / max(per_iter_s * 1e9, 1)) + 1
-            batch = self._run(sf.MODE_WITH, min(want, 1000), timer_hz, per_iter_s)
-            warm += [r[0] for r in batch]
-            warm_ns += sum(r[0] for r in batch)
-            per_iter_s = sorted(warm)[len(warm) // 2] / 1e9
-        blocks = max(1, plan.blocks)
-        if plan.iterations > 0:
-            n = plan.iterations
-        else:
-            n = int(plan.duration_s / max(per_iter_s, 1e-9))
-            n = min(max(n, plan.min_iterations), plan.max_iterations)
-        n = max(blocks, -(-n // blocks) * blocks)
-        per_block = n // blocks
+        warm = self._warm_up(job, timer_hz, first[0])
+        per_iter_ns = median_ns(warm, first[0])
+        sched = schedule(plan.iterations, plan.duration_s, plan.min_iterations, plan.max_iterations,
+                         plan.blocks, per_iter_ns)
         emit({"v": PROTOCOL_VERSION, "type": "plan", "warmup": len(warm), "warmup_time_s": plan.warmup_time_s,
-              "iterations": n, "blocks": blocks, "settle": plan.settle, "seed": plan.seed,
-              "inputs": inputs_label, "pipeline": None, "stages": list(STAGES)})
+              "iterations": sched.iterations, "blocks": sched.blocks, "settle": plan.settle, "seed": plan.seed,
+              "inputs": inputs.label, "pipeline": None, "stages": list(STAGES)})
         emit({"v": PROTOCOL_VERSION, "type": "first_invoke", "ns": first[2]})
         emit({"v": PROTOCOL_VERSION, "type": "warmup", "loop_ns": warm})
         wall0 = time.monotonic_ns()
-        done = 0
-        for block in range(blocks):
-            modes = (sf.MODE_WITH, sf.MODE_WITHOUT) if block % 2 == 0 else (sf.MODE_WITHOUT, sf.MODE_WITH)
-            for mode in modes:
-                settle = self._run(mode, plan.settle, timer_hz, per_iter_s) if plan.settle else []
-                rows: list[tuple[int, ...]] = []
-                try:
-                    self._run(mode, per_block, timer_hz, per_iter_s, into=rows)
-                finally:
-                    if rows:
-                        emit(self._samples(mode, block, rows, settle, partial=len(rows) < per_block))
-                done += per_block
-            emit({"v": PROTOCOL_VERSION, "type": "progress", "done": done, "total": 2 * n})
-        emit({"v": PROTOCOL_VERSION, "type": "summary", "iterations": n, "wall_ns": time.monotonic_ns() - wall0,
+        for i, (block, with_invoke) in enumerate(sched.order):
+            mode = sf.MODE_WITH if with_invoke else sf.MODE_WITHOUT
+            self._half_block(job, emit, inputs, sched, block, mode, timer_hz, per_iter_ns / 1e9)
+            if i % 2:  # both modes of the block are done
+                emit({"v": PROTOCOL_VERSION, "type": "progress", "done": (i + 1) * sched.per_block,
+                      "total": 2 * sched.iterations})
+        log.debug("%s: %d input stagings", self.target.name, inputs.stagings)
+        emit({"v": PROTOCOL_VERSION, "type": "summary", "iterations": sched.iterations,
+              "wall_ns": time.monotonic_ns() - wall0,
               "wall_host_measured": True, "max_rss_kb": None, "env_end": {"temp_c": None, "freq_khz": None},
               "serial": {"retransmissions": self.link.retransmissions, "crc_errors": self.link.decoder.crc_errors,
                          "discarded_bytes": self.link.decoder.discarded}})
 
-    @staticmethod
-    def _samples(mode: int, block: int, rows: list[tuple[int, ...]], settle: list[tuple[int, ...]],
-                 partial: bool) -> Message:
-        with_invoke = mode == sf.MODE_WITH
-        stages = {"set_input": [r[1] for r in rows]}
-        if with_invoke:
-            stages["invoke"] = [r[2] for r in rows]
-        stages["get_output"] = [r[3] for r in rows]
-        msg: Message = {"v": PROTOCOL_VERSION, "type": "samples", "mode": "with" if with_invoke else "without",
-                        "block": block, "loop_ns": [r[0] for r in rows], "stages": stages,
-                        "settle_ns": [r[0] for r in settle], "env": {"temp_c": None, "freq_khz": None}}
-        if partial:
-            msg["partial"] = True
-        return msg
+    def _warm_up(self, job: Job, timer_hz: int, first_ns: int) -> list[int]:
+        """At least ``warmup`` iterations and ``warmup_time_s`` of device time, with Invoke."""
+        plan = job.plan
+        warm: list[int] = []
+        warm_ns = 0
+        per_iter_ns = first_ns
+        while len(warm) < plan.warmup or warm_ns < plan.warmup_time_s * 1e9:
+            want = max(1, plan.warmup - len(warm))
+            if len(warm) >= plan.warmup:  # time-bound: enough for the rest of warmup_time_s
+                want = int((plan.warmup_time_s * 1e9 - warm_ns) / max(per_iter_ns, 1)) + 1
+            batch = self._run(sf.MODE_WITH, min(want, 1000), timer_hz, per_iter_ns / 1e9)
+            warm += [r[0] for r in batch]
+            warm_ns += sum(r[0] for r in batch)
+            per_iter_ns = median_ns(warm, first_ns)
+        return warm
+
+    def _half_block(self, job: Job, emit: Emit, inputs: DeviceInputs, sched: Schedule, block: int, mode: int,
+                    timer_hz: int, per_iter_s: float) -> None:
+        """One mode of one block: its settle iterations, then its samples, emitted even when cut short."""
+        start = block * sched.per_block
+        settle: list[tuple[int, ...]] = []
+        if job.plan.settle:
+            inputs.stage(inputs.sample_of(start, sched.iterations))
+            settle = self._run(mode, job.plan.settle, timer_hz, per_iter_s)
+        rows: list[tuple[int, ...]] = []
+        try:
+            for sample, count in inputs.runs(start, sched.per_block, sched.iterations):
+                inputs.stage(sample)
+                self._run(mode, count, timer_hz, per_iter_s, into=rows)
+        finally:
+            if rows:
+                emit(samples_message(mode, block, rows, settle, partial=len(rows) < sched.per_block))
 
     def _outputs(self, emit: Emit, outputs: list[dict[str, Any]]) -> None:
         """The output values of the last Invoke, so accuracy can be checked against a reference."""
