@@ -421,8 +421,7 @@ def test_analyze_model_in_memory_matches_file(tmp_path: Path) -> None:
 
 def test_shipped_example_models_are_analysed() -> None:
     models = sorted((Path(__file__).resolve().parents[1] / "harness" / "example_models").glob("*.tflite"))
-    if not models:
-        pytest.skip("no example models in harness/example_models yet")
+    assert [m.stem for m in models] == ["digits_cnn", "ds_cnn_kws", "mobilenet_v1_025_96"]  # all committed
     for path in models:
         a = analyze(path)
         assert a.ops, path
@@ -521,15 +520,48 @@ def test_throughput_and_leave_one_out_on_exact_data() -> None:
     assert all(c.error == pytest.approx(0.0) for c in checks)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 10**9), st.floats(1e2, 1e9)), min_size=2, max_size=6))
-def test_prediction_error_sign_property(points: list[tuple[int, float]]) -> None:
-    """Leave-one-out errors are relative errors: predicted = measured * (1 + error)."""
-    from harness.results.prediction import Measured, validate_predictions
+def _recorded_run(results: Path, invoke_ns: dict[Path, list[int]]) -> Path:
+    """A stored run of board "pi" in which each model's Invoke stage recorded ``invoke_ns``,
+    written with the store's own writer, as `harness run` leaves it."""
+    from harness.models.files import sha256
+    from harness.plan import Job, Plan
+    from harness.results.store import RunStore
 
-    data = [Measured("b", f"m{i}", "int8", 1, f, ns) for i, (f, ns) in enumerate(points)]
-    for c in validate_predictions(data):
-        assert c.predicted_ns == pytest.approx(c.measured_ns * (1 + c.error))
+    run = RunStore(results, "20260101-000000-pi")
+    run.start({"models": {str(m): sha256(m) for m in invoke_ns}})
+    for model, samples in invoke_ns.items():
+        writer = run.open_benchmark(Job("pi", model, sha256(model), 1, Plan()))
+        writer.message({"type": "hello", "runtime": {"name": "ai_edge_litert", "version": "2.3"}})
+        writer.message({"type": "samples", "mode": "with", "block": 0, "loop_ns": [s + 100 for s in samples],
+                        "stages": {"invoke": samples}})
+        writer.end(complete=True)
+    run.finish("complete")
+    return run.path
+
+
+def test_prediction_against_hand_computed_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """FLOPs counted by hand, Invoke times recorded on a board: the predicted latency of a third
+    model is worked out here with literal numbers, not with the code under test."""
+    from harness.cli import main
+
+    conv = one_conv(tmp_path / "conv.tflite")  # 4x4x8 outputs of 3x3x3 MACs: 2 * 3456 = 6912 FLOPs
+    dw = one_depthwise(tmp_path / "dw.tflite")  # 10x10x4 outputs of 3x3 MACs: 2 * 3600 = 7200 FLOPs
+    fc = one_fc(tmp_path / "fc.tflite")  # 7 outputs of 20 MACs: 2 * 140 = 280 FLOPs
+    run = _recorded_run(tmp_path / "results", {conv: [3400, 3456, 3900], dw: [4700, 4800, 5000]})
+
+    assert main(["analyze", str(fc), "--predict-from", str(run), "--json"]) == 0
+    prediction = json.loads(capsys.readouterr().out)["prediction"]
+    (fitted,) = prediction["throughputs"]
+    assert (fitted["target"], fitted["precision"], fitted["threads"]) == ("pi", "float32", 1)
+    # The board did (6912 + 7200) FLOPs in (3456 + 4800) ns of median Invoke.
+    assert fitted["gflops"] == pytest.approx(14112 / 8256)
+    assert fitted["predicted_ns"] == pytest.approx(280 / (14112 / 8256))  # 163.8 ns
+    # Leave one out: conv from dw alone (1.5 FLOPs/ns) and dw from conv alone (2 FLOPs/ns).
+    checks = {v["model"]: v for v in prediction["validation"]}
+    assert checks["conv.tflite"]["predicted_ns"] == pytest.approx(6912 / 1.5)  # 4608 ns
+    assert checks["conv.tflite"]["error"] == pytest.approx((4608 - 3456) / 3456)
+    assert checks["dw.tflite"]["predicted_ns"] == pytest.approx(7200 / 2.0)  # 3600 ns
+    assert checks["dw.tflite"]["error"] == pytest.approx((3600 - 4800) / 4800)
 
 
 def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
