@@ -13,7 +13,7 @@ from ai_edge_litert import schema_py_generated as fb
 from harness.config import parse_targets
 from harness.errors import ConfigError
 from harness.models.arena import ArenaFit, _Child, fits_on, measure_arena
-from tests.test_analysis import ModelBuilder, make_variant, small_cnn
+from tests.modelkit import ModelBuilder, make_variant, small_cnn
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "harness" / "example_models"
 

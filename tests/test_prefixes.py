@@ -25,7 +25,7 @@ from harness.models.prefixes import build_prefixes
 from harness.results.layers import layer_profile
 from harness.scenarios.profile import agent_path, profile, timer_path
 from tests.environment import ROOT_WHY, is_root, needs
-from tests.test_analysis import ModelBuilder, conv_options, make_variant, small_cnn
+from tests.modelkit import ModelBuilder, conv_options, make_variant, small_cnn
 
 pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env: real sshd boards (tests/sshd.py)
 
