@@ -34,12 +34,17 @@ ssh-agent and ~/.ssh/config.
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser before it joined the standard library
+    import tomli as tomllib
 
 KINDS = ("local", "ssh", "serial")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")

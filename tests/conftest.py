@@ -6,7 +6,7 @@ import pytest
 
 from tests.boardenv import board_venv
 
-pytest_plugins = ("tests.sshfixtures",)
+pytest_plugins = ("tests.environment", "tests.sshfixtures")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,11 +20,14 @@ import pytest
 
 from harness.config import Target, parse_targets
 from tests.boardenv import board_venv
-from tests.sshd import Board, Lab
+from tests.environment import ROOT_WHY, is_root, require
+from tests.sshd import SSHD, Board, Lab
 
 
 @pytest.fixture(scope="session")
 def ssh_lab() -> Iterator[Lab]:
+    require(is_root(), ROOT_WHY)
+    require(Path(SSHD).is_file(), f"needs OpenSSH's {SSHD} (apt-get install openssh-server)")
     # HARNESS_TEST_NO_NETNS=1 exercises the loopback-alias fallback used where namespaces are missing.
     use_netns = False if os.environ.get("HARNESS_TEST_NO_NETNS") == "1" else None
     with Lab(use_netns=use_netns) as lab:

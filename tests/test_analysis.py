@@ -1,17 +1,15 @@
 """harness.models.analysis on tiny models written in the test, checked against hand-computed counts.
 
-The models are real .tflite flatbuffers built with the schema's object API (no TensorFlow); each
-is also loaded and invoked by LiteRT, so the shapes the counts rely on are ones a runtime accepts.
-The quantized variants come from ai-edge-quantizer recipes, as a user would make them.
+The models are real .tflite flatbuffers built with the schema's object API (tests/modelkit.py, no
+TensorFlow); each is also loaded and invoked by LiteRT, so the shapes the counts rely on are ones
+a runtime accepts. The quantized variants come from ai-edge-quantizer recipes, as a user would
+make them. Predictions from these counts are tested in tests/test_prediction.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,157 +20,18 @@ from hypothesis import strategies as st
 
 from harness.errors import ConfigError
 from harness.models.analysis import SCHEME_DETAILS, SCHEMES, analyze, analyze_model, contract_scheme
-
-os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
-F32, I32 = fb.TensorType.FLOAT32, fb.TensorType.INT32
-
-
-class ModelBuilder:
-    """Writes a one-subgraph TFLite model with a ``serving_default`` signature."""
-
-    def __init__(self) -> None:
-        self.tensors: list[Any] = []
-        self.buffers: list[Any] = [fb.BufferT()]  # buffer 0 is the empty one by convention
-        self.ops: list[Any] = []
-        self.codes: list[tuple[int, str | None]] = []
-        self.rng = np.random.default_rng(0)
-
-    def tensor(self, name: str, shape: list[int], data: np.ndarray | None = None, dtype: int = F32,
-               signature: list[int] | None = None) -> int:
-        t = fb.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, list(shape), dtype, 0
-        if signature is not None:
-            t.shapeSignature = list(signature)
-        if data is not None:
-            b = fb.BufferT()
-            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
-            self.buffers.append(b)
-            t.buffer = len(self.buffers) - 1
-        self.tensors.append(t)
-        return len(self.tensors) - 1
-
-    def weights(self, name: str, shape: list[int]) -> int:
-        return self.tensor(name, shape, self.rng.standard_normal(shape).astype(np.float32) * 0.3)
-
-    def op(self, code: int, inputs: list[int], outputs: list[int], options: Any = None,
-           options_type: int = 0, custom: str | None = None) -> None:
-        key = (code, custom)
-        if key not in self.codes:
-            self.codes.append(key)
-        o = fb.OperatorT()
-        o.opcodeIndex, o.inputs, o.outputs = self.codes.index(key), list(inputs), list(outputs)
-        o.builtinOptionsType, o.builtinOptions = options_type, options
-        self.ops.append(o)
-
-    def write(self, path: Path, inputs: list[int], outputs: list[int]) -> Path:
-        codes = []
-        for code, custom in self.codes:
-            c = fb.OperatorCodeT()
-            c.builtinCode, c.deprecatedBuiltinCode, c.version = code, min(code, 127), 1
-            c.customCode = custom
-            codes.append(c)
-        sg = fb.SubGraphT()
-        sg.tensors, sg.inputs, sg.outputs, sg.operators, sg.name = self.tensors, inputs, outputs, self.ops, "main"
-
-        def tmap(i: int) -> Any:
-            m = fb.TensorMapT()
-            m.name, m.tensorIndex = self.tensors[i].name, i
-            return m
-
-        sig = fb.SignatureDefT()
-        sig.signatureKey, sig.subgraphIndex = "serving_default", 0
-        sig.inputs, sig.outputs = [tmap(i) for i in inputs], [tmap(i) for i in outputs]
-        model = fb.ModelT()
-        model.version, model.operatorCodes, model.subgraphs = 3, codes, [sg]
-        model.buffers, model.signatureDefs, model.description = self.buffers, [sig], "harness test model"
-        flatbuffer_utils.write_model(model, str(path))
-        return path
-
-
-def conv_options(stride: int, padding: int = fb.Padding.VALID) -> Any:
-    o = fb.Conv2DOptionsT()
-    o.padding, o.strideW, o.strideH, o.dilationWFactor, o.dilationHFactor = padding, stride, stride, 1, 1
-    return o
-
-
-def depthwise_options(stride: int, multiplier: int = 1) -> Any:
-    o = fb.DepthwiseConv2DOptionsT()
-    o.padding, o.strideW, o.strideH, o.depthMultiplier = fb.Padding.SAME, stride, stride, multiplier
-    o.dilationWFactor = o.dilationHFactor = 1
-    return o
-
-
-def one_conv(path: Path, h: int = 10, w: int = 10, c: int = 3, oc: int = 8, k: int = 3, stride: int = 2) -> Path:
-    b = ModelBuilder()
-    x = b.tensor("input", [1, h, w, c])
-    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
-    y = b.tensor("conv", [1, oh, ow, oc])
-    b.op(fb.BuiltinOperator.CONV_2D, [x, b.weights("conv/w", [oc, k, k, c]), b.weights("conv/b", [oc])],
-         [y], conv_options(stride), fb.BuiltinOptions.Conv2DOptions)
-    return b.write(path, [x], [y])
-
-
-def one_depthwise(path: Path) -> Path:
-    b = ModelBuilder()
-    x = b.tensor("input", [1, 10, 10, 4])
-    y = b.tensor("dw", [1, 10, 10, 4])
-    b.op(fb.BuiltinOperator.DEPTHWISE_CONV_2D, [x, b.weights("dw/w", [1, 3, 3, 4]), b.weights("dw/b", [4])],
-         [y], depthwise_options(1), fb.BuiltinOptions.DepthwiseConv2DOptions)
-    return b.write(path, [x], [y])
-
-
-def one_fc(path: Path) -> Path:
-    b = ModelBuilder()
-    x = b.tensor("input", [1, 20])
-    y = b.tensor("fc", [1, 7])
-    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [x, b.weights("fc/w", [7, 20]), b.weights("fc/b", [7])], [y],
-         fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
-    return b.write(path, [x], [y])
-
-
-def small_cnn(path: Path, batch_signature: bool = False) -> Path:
-    """conv 3x3 (8x8x3 -> 8x8x8, SAME, relu) -> depthwise 3x3 stride 2 -> avg pool 2x2 -> reshape
-    -> fully connected 32 -> 10 -> softmax: every counting rule the issue names, in one model."""
-    b = ModelBuilder()
-    x = b.tensor("input", [1, 8, 8, 3], signature=[-1, 8, 8, 3] if batch_signature else None)
-    c = b.tensor("conv", [1, 8, 8, 8])
-    opt = conv_options(1, fb.Padding.SAME)
-    opt.fusedActivationFunction = fb.ActivationFunctionType.RELU
-    b.op(fb.BuiltinOperator.CONV_2D, [x, b.weights("conv/w", [8, 3, 3, 3]), b.weights("conv/b", [8])], [c],
-         opt, fb.BuiltinOptions.Conv2DOptions)
-    d = b.tensor("dw", [1, 4, 4, 8])
-    b.op(fb.BuiltinOperator.DEPTHWISE_CONV_2D, [c, b.weights("dw/w", [1, 3, 3, 8]), b.weights("dw/b", [8])],
-         [d], depthwise_options(2), fb.BuiltinOptions.DepthwiseConv2DOptions)
-    p = b.tensor("pool", [1, 2, 2, 8])
-    po = fb.Pool2DOptionsT()
-    po.padding, po.strideW, po.strideH, po.filterWidth, po.filterHeight = fb.Padding.VALID, 2, 2, 2, 2
-    b.op(fb.BuiltinOperator.AVERAGE_POOL_2D, [d], [p], po, fb.BuiltinOptions.Pool2DOptions)
-    r = b.tensor("flat", [1, 32])
-    ro = fb.ReshapeOptionsT()
-    ro.newShape = [1, 32]
-    b.op(fb.BuiltinOperator.RESHAPE, [p, b.tensor("flat/shape", [2], np.array([1, 32], np.int32), I32)], [r],
-         ro, fb.BuiltinOptions.ReshapeOptions)
-    f = b.tensor("logits", [1, 10])
-    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [r, b.weights("fc/w", [10, 32]), b.weights("fc/b", [10])], [f],
-         fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
-    s = b.tensor("probs", [1, 10])
-    so = fb.SoftmaxOptionsT()
-    so.beta = 1.0
-    b.op(fb.BuiltinOperator.SOFTMAX, [f], [s], so, fb.BuiltinOptions.SoftmaxOptions)
-    return b.write(path, [x], [s])
-
-
-def run_litert(path: Path) -> list[tuple[int, ...]]:
-    """Invoke the model once in LiteRT; the output shapes the runtime computed."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path))
-    it.allocate_tensors()
-    for d in it.get_input_details():
-        it.set_tensor(d["index"], np.ones(d["shape"], d["dtype"]))
-    it.invoke()
-    return [tuple(it.get_tensor(d["index"]).shape) for d in it.get_output_details()]
-
+from tests.modelkit import (
+    I32,
+    VARIANTS,
+    ModelBuilder,
+    conv_options,
+    make_variant,
+    one_conv,
+    one_depthwise,
+    one_fc,
+    run_litert,
+    small_cnn,
+)
 
 # --- hand-computed counts --------------------------------------------------------------------
 
@@ -242,32 +101,6 @@ def test_conv_count_property(tmp_path_factory: pytest.TempPathFactory, h: int, c
 
 
 # --- quantization schemes --------------------------------------------------------------------
-
-VARIANTS = ("float16", "dynamic_int8", "weight_only_int8", "int8", "int16x8", "mixed")
-
-
-def make_variant(f32: Path, scheme: str, dest: Path) -> Path:
-    """``f32`` (a small_cnn) quantized into ``scheme`` with ai-edge-quantizer, written to ``dest``."""
-    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
-
-    q = quantizer.Quantizer(str(f32))
-    if scheme == "float16":
-        q.add_weight_only_config(".*", "*", 16, qtyping.QuantGranularity.TENSORWISE,
-                                 algorithm_manager.AlgorithmName.FLOAT_CASTING)
-    elif scheme == "mixed":
-        # Only the first conv (the regex is searched in its output tensor name, "conv;").
-        q.add_static_config("conv;", "*", 8, 8)
-    else:
-        q.load_quantization_recipe({
-            "dynamic_int8": recipe.dynamic_wi8_afp32, "weight_only_int8": recipe.weight_only_wi8_afp32,
-            "int8": recipe.static_wi8_ai8, "int16x8": recipe.static_wi8_ai16}[scheme]())
-    rng = np.random.default_rng(1)
-    calibration = {"serving_default": [{"input": rng.standard_normal((1, 8, 8, 3)).astype(np.float32)}
-                                       for _ in range(4)]}
-    result = q.quantize(q.calibrate(calibration) if q.need_calibration else None)
-    result.export_model(str(dest), overwrite=True)
-    return dest
-
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -421,8 +254,7 @@ def test_analyze_model_in_memory_matches_file(tmp_path: Path) -> None:
 
 def test_shipped_example_models_are_analysed() -> None:
     models = sorted((Path(__file__).resolve().parents[1] / "harness" / "example_models").glob("*.tflite"))
-    if not models:
-        pytest.skip("no example models in harness/example_models yet")
+    assert [m.stem for m in models] == ["digits_cnn", "ds_cnn_kws", "mobilenet_v1_025_96"]  # all committed
     for path in models:
         a = analyze(path)
         assert a.ops, path
@@ -499,81 +331,6 @@ def test_cli_analyze_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert [r["target"] for r in data["fits_on"]] == ["m0"]  # microcontrollers only, by default
     assert data["fits_on"][0]["fits_ram"] is False and data["fits_on"][0]["fits_flash"] is True
     assert data["arena"]["arena_bytes"] > 1024
-
-
-# --- throughput and prediction ---------------------------------------------------------------
-
-def test_throughput_and_leave_one_out_on_exact_data() -> None:
-    """A board that runs 2 FLOPs per ns exactly: every prediction is exact; groups stay apart."""
-    from harness.results.prediction import Measured, throughputs, validate_predictions
-
-    data = [Measured("pi", f"m{i}", "float32", 1, flops, flops / 2.0) for i, flops in enumerate((10**6, 4 * 10**6,
-                                                                                                 9 * 10**6))]
-    data.append(Measured("pi", "q", "int8", 1, 10**6, 10**6 / 8.0))  # its own group: one model
-    data.append(Measured("pi", "m0", "float32", 4, 10**6, 10**6 / 6.0))  # other thread count
-    fitted = {(t.precision, t.threads): t for t in throughputs(data)}
-    assert fitted[("float32", 1)].gflops == pytest.approx(2.0)
-    assert fitted[("int8", 1)].gflops == pytest.approx(8.0)
-    assert fitted[("float32", 4)].gflops == pytest.approx(6.0)
-    assert fitted[("float32", 1)].predict_ns(5 * 10**6) == pytest.approx(2.5 * 10**6)
-    checks = validate_predictions(data)
-    assert sorted(c.model for c in checks) == ["m0", "m1", "m2"]  # single-model groups cannot be validated
-    assert all(c.error == pytest.approx(0.0) for c in checks)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 10**9), st.floats(1e2, 1e9)), min_size=2, max_size=6))
-def test_prediction_error_sign_property(points: list[tuple[int, float]]) -> None:
-    """Leave-one-out errors are relative errors: predicted = measured * (1 + error)."""
-    from harness.results.prediction import Measured, validate_predictions
-
-    data = [Measured("b", f"m{i}", "int8", 1, f, ns) for i, (f, ns) in enumerate(points)]
-    for c in validate_predictions(data):
-        assert c.predicted_ns == pytest.approx(c.measured_ns * (1 + c.error))
-
-
-def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
-
-    targets = tmp_path / "targets.toml"
-    targets.write_text('[targets.here]\nkind = "local"\n')
-    models = [one_conv(tmp_path / "conv.tflite", h=24, w=24, c=8, oc=16, stride=1), small_cnn(tmp_path / "cnn.tflite"),
-              one_depthwise(tmp_path / "dw.tflite")]
-    results = tmp_path / "results"
-    argv = ["run", "--targets", str(targets), "--duration", "0.05", "--min-iterations", "20", "--blocks", "2",
-            "--xnnpack", "off", "--results", str(results)]
-    for m in models:
-        argv += ["--model", str(m)]
-    assert main(argv) == 0
-    capsys.readouterr()
-    assert main(["analyze", str(small_cnn(tmp_path / "other.tflite")), "--predict-from", "latest",
-                 "--results", str(results), "--json"]) == 0
-    prediction = json.loads(capsys.readouterr().out)["prediction"]
-    (fitted,) = prediction["throughputs"]
-    assert (fitted["target"], fitted["precision"], fitted["threads"]) == ("here", "float32", 1)
-    assert fitted["gflops"] > 0 and fitted["predicted_ns"] > 0
-    assert sorted(v["model"] for v in prediction["validation"]) == sorted(m.name for m in models)
-    assert all(math.isfinite(v["error"]) for v in prediction["validation"])
-    # The human view prints the per-board error table.
-    assert main(["analyze", str(models[0]), "--predict-from", "latest", "--results", str(results)]) == 0
-    assert "prediction error per board" in capsys.readouterr().out
-    # A model file changed since the run cannot have its FLOPs counted: left out, and said so.
-    from harness.results import store
-    from harness.results.prediction import measured_from_run
-
-    small_cnn(models[2])  # other bytes at the same path
-    measured, skipped = measured_from_run(store.resolve_run(results, None))
-    assert sorted(m.model for m in measured) == sorted(m.name for m in models[:2])
-    assert skipped == [f"here {models[2].name}: the model file measured is no longer at {models[2]}"]
-
-
-def test_predict_from_a_run_without_invoke_names_the_run(tmp_path: Path) -> None:
-    from harness.results.prediction import predict
-
-    run = tmp_path / "20260101-000000-empty"
-    (run / "benchmarks").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="run '20260101-000000-empty' has no Invoke measurements"):
-        predict(analyze(small_cnn(tmp_path / "cnn.tflite")), run)
 
 
 def test_int8_model_with_float_io_is_int8_not_mixed(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from ai_edge_litert import schema_py_generated as fb
 from harness.config import parse_targets
 from harness.errors import ConfigError
 from harness.models.arena import ArenaFit, _Child, fits_on, measure_arena
-from tests.test_analysis import ModelBuilder, make_variant, small_cnn
+from tests.modelkit import ModelBuilder, make_variant, small_cnn
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "harness" / "example_models"
 
@@ -171,7 +171,6 @@ def test_fits_table_renders(models: dict[str, Path]) -> None:
     assert "1.5 KiB .. 2.9 KiB" in text  # a 32-bit MCU needs between half and all of it
 
 
-@pytest.mark.skipif(not (EXAMPLES / "ds_cnn_kws.tflite").exists(), reason="example models not generated")
 def test_shipped_keyword_model_arena() -> None:
     fit = measure_arena(EXAMPLES / "ds_cnn_kws.tflite")
     # Its largest activations are two 25x5x64 float32 tensors (32,000 B each) live at once.

@@ -1,4 +1,5 @@
-"""Each helper in tests/badmodels.py makes the broken file it claims, and real runtimes refuse it.
+"""Each helper in tests/badmodels.py makes the broken file it claims, and real runtimes refuse it;
+the good models of tests/serialkit.py load in TFLite Micro.
 
 Models are loaded in a child process: a runtime that crashes on a bad flatbuffer (tflite-runtime
 2.14 segfaults on truncated files) must fail one test, not kill the test session.
@@ -11,11 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ai_edge_litert.tools import flatbuffer_utils
 
 import harness
 from tests import badmodels
+from tests.serialkit import fc_model, sub_model
 
 SRC = Path(harness.__file__).resolve().parent / "example_models" / "digits_cnn.tflite"
 
@@ -107,3 +110,19 @@ def test_unknown_custom_op_is_refused_by_tflite_runtime_214(tmp_path: Path, tfli
     code, outcome = _load_in_child(path, str(tflite214_python))
     assert code == 0
     assert outcome["type"] == "RuntimeError" and "unresolved custom op" in outcome["message"]
+
+
+def test_serialkit_fc_models_load_in_tflite_micro() -> None:
+    from tflite_micro.python.tflite_micro import runtime
+
+    for data in (fc_model(), fc_model(int8=True)):
+        it = runtime.Interpreter.from_bytes(data, arena_size=20000)
+        it.set_input(np.zeros(it.get_input_details(0)["shape"], dtype=it.get_input_details(0)["dtype"]), 0)
+        it.invoke()
+        assert it.get_output(0).shape == (1, 4)
+    assert len(fc_model(pad_bytes=5000)) > 5000
+    it = runtime.Interpreter.from_bytes(sub_model(), arena_size=20000)
+    it.set_input(np.full((1, 4), 5.0, np.float32), 0)
+    it.set_input(np.full((1, 4), 2.0, np.float32), 1)
+    it.invoke()
+    np.testing.assert_array_equal(it.get_output(0), np.full((1, 4), 3.0, np.float32))

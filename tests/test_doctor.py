@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ from harness.cli import main
 from harness.config import parse_targets
 from harness.lab.doctor import ERROR, OK, WARN, Finding, diagnose, findings_from_report, ready
 from harness.render.doctor import doctor_json, doctor_summary, doctor_table
+from tests.environment import ROOT_WHY, is_root, needs
 
 if TYPE_CHECKING:
     from tests.sshd import Lab
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("tests.sshfixtures",)
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the SSH lab creates a user and sshd servers")
+needs_root = needs(is_root(), ROOT_WHY)
 
 PI = parse_targets('[targets.pi]\nkind = "ssh"\nhost = "pi"\n', "t.toml")["pi"]
 GOOD = {"python": "3.11.2", "executable": "/home/pi/venv/bin/python", "prefix": "/home/pi/venv",

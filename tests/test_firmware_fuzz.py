@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device_agents.wire import serial_frames as sf
-from tests.test_firmware_support import build_firmware, sanitizer_env
+from tests.firmwarekit import build_firmware, sanitizer_env
 
 SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import struct
 import subprocess
 import threading
@@ -21,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from device_agents.wire import serial_frames as sf
-from tests.test_firmware_support import (
+from harness.lab.drivers import mcu
+from tests.environment import have, require
+from tests.firmwarekit import (
     FwHost,
     Link,
     build_firmware,
@@ -293,7 +294,6 @@ def test_a_frame_cut_off_mid_way_does_not_hold_the_parser(link: Link) -> None:
 
 def test_the_harness_serial_driver_benchmarks_the_c_firmware(fw: FwHost, tmp_path: Path) -> None:
     """End to end: harness's McuDriver (the real host side) against the C protocol layer."""
-    mcu = pytest.importorskip("harness.lab.drivers.mcu")
     from harness.config import Target
     from harness.models.files import sha256
     from harness.plan import Job, Plan
@@ -327,8 +327,7 @@ def test_fw_host_serves_an_existing_tty_and_plain_pipes(fw_build: Path, tmp_path
     assert [(e.type, e.seq) for e in events] == [(sf.T.BOOT, 0), (sf.reply_type(sf.T.HELLO), 1)]
     assert proc.returncode == 0 and sanitizer_report(proc.stderr.decode()) is None
 
-    if shutil.which("socat") is None:
-        pytest.skip("socat is needed for the tty half (apt-get install socat)")
+    require(have("socat"), "socat is needed for the tty half (apt-get install socat)")
     a, b = tmp_path / "dev-a", tmp_path / "dev-b"
     socat = subprocess.Popen(["socat", "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
                              stderr=subprocess.PIPE, text=True)

@@ -5,7 +5,7 @@ cross-compiled with arm-none-eabi-gcc, bare metal, talking on the CMSDK UART0 th
 a TCP server on 127.0.0.1; the host reaches it with pyserial's socket:// URL. Its timings come
 from the CMSDK TIMER0 in QEMU's virtual time: emulated, and HELLO says so.
 
-Skipped when qemu-system-arm or arm-none-eabi-gcc is missing (apt-get install
+Skipped (failed under CI=true) when qemu-system-arm or arm-none-eabi-gcc is missing (apt-get install
 --no-install-recommends qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi; newlib only
 for its string.h, the image links no libc).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -28,12 +27,13 @@ import pytest
 import serial
 
 from device_agents.wire import serial_frames as sf
-from tests.test_firmware_support import Link, build_firmware, sine_model
+from harness.lab.drivers import mcu
+from tests.environment import have, needs
+from tests.firmwarekit import Link, build_firmware, sine_model
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="needs qemu-system-arm and arm-none-eabi-gcc (apt-get install --no-install-recommends "
-           "qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+pytestmark = needs(have("qemu-system-arm", "arm-none-eabi-gcc"),
+                   "needs qemu-system-arm and arm-none-eabi-gcc (apt-get install --no-install-recommends "
+                   "qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)")
 
 
 def _free_port() -> int:
@@ -138,7 +138,6 @@ def test_noise_and_a_cut_frame_on_the_uart(qemu_link: Link) -> None:
 def test_the_harness_serial_driver_benchmarks_the_cortex_m3(qemu_elf: Path, tmp_path: Path) -> None:
     """End to end on the emulated MCU core: harness's McuDriver over socket://, as targets.toml
     would configure it (port = "socket://127.0.0.1:PORT")."""
-    mcu = pytest.importorskip("harness.lab.drivers.mcu")
     from harness.config import Target
     from harness.models.files import sha256
     from harness.plan import Job, Plan

@@ -1,11 +1,10 @@
 """Per-layer time by prefixes: the prefix models (host), the timer (board side, run locally through
-the real local transport and, where the test venv exists, under tflite-runtime 2.14), and the
-per-layer arithmetic with its sum check."""
+the real local transport and under tflite-runtime 2.14 in a board venv), and the per-layer
+arithmetic with its sum check."""
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from harness.models.analysis import analyze
 from harness.models.prefixes import build_prefixes
 from harness.results.layers import layer_profile
 from harness.scenarios.profile import agent_path, profile, timer_path
-from tests.test_analysis import ModelBuilder, conv_options, make_variant, small_cnn
+from tests.environment import ROOT_WHY, is_root, needs
+from tests.modelkit import ModelBuilder, conv_options, make_variant, small_cnn
 
 pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env: real sshd boards (tests/sshd.py)
 
@@ -152,8 +152,7 @@ def test_profile_small_model_through_the_local_transport(tmp_path: Path) -> None
 
 def _shipped(name: str) -> Path:
     path = EXAMPLES / f"{name}.tflite"
-    if not path.exists():
-        pytest.skip(f"{path.name} not generated yet")
+    assert path.is_file(), f"{path} is committed: restore it (git checkout -- {path.relative_to(EXAMPLES.parents[1])})"
     return path
 
 
@@ -167,15 +166,10 @@ def test_shipped_models_layers_add_up_to_the_whole(tmp_path: Path, name: str) ->
     assert p.whole_ns > 0 and p.sum_ns > 0
 
 
-def test_timer_runs_under_tflite_runtime_214(tmp_path: Path) -> None:
+def test_timer_runs_under_tflite_runtime_214(tmp_path: Path, tflite214_python: Path) -> None:
     """The board-side timer on a Raspberry-Pi-OS-like stack: system Python, numpy<2, tflite-runtime."""
-    from tests.boardenv import VENV_ROOT
-
-    python = VENV_ROOT / "tflite214" / "bin" / "python"
-    if not (VENV_ROOT / "tflite214" / ".harness-ready").exists():
-        pytest.skip("tflite214 board venv not built (tests/boardenv.py builds it for the SSH tests)")
     model = small_cnn(tmp_path / "cnn.tflite")
-    p = profile(LocalTransport("pi"), str(python), model, tmp_path / "prefixes", rounds=3)
+    p = profile(LocalTransport("pi"), str(tflite214_python), model, tmp_path / "prefixes", rounds=3)
     assert p.runtime == "tflite_runtime"
     assert len(p.layers) == 6
 
@@ -234,7 +228,7 @@ def test_cli_analyze_profile_on_the_local_target(tmp_path: Path, capsys: pytest.
 # --- over SSH, to a real sshd board with the Raspberry-Pi-like stack ---------------------------
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the SSH lab creates a user and sshd servers")
+@needs(is_root(), ROOT_WHY)
 def test_profile_over_ssh_on_a_tflite_runtime_board(ssh_env: Any, ssh_lab: Any, tflite214_python: Path,
                                                     tmp_path: Path) -> None:
     """Every file lands in its own content-hash directory on the board, so the timer finds

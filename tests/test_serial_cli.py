@@ -13,7 +13,7 @@ import pytest
 
 from harness.config import DEFAULT_TARGETS, load_targets, parse_targets
 from harness.errors import ConfigError
-from tests.test_serial_support import fc_model, write_model
+from tests.serialkit import fc_model, write_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

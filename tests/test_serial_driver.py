@@ -23,7 +23,7 @@ from harness.lab.drivers.mcu import McuDriver
 from harness.models.files import sha256
 from harness.plan import Job, Plan
 from harness.results.benchmark import from_lines
-from tests.test_serial_support import (
+from tests.serialkit import (
     QUICK_PLAN,
     LineProxy,
     fc_model,

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from device_agents.wire import serial_frames as sf
 from harness.errors import AgentError, TransportError
 from harness.lab.transports.serial import DeviceReset, FramedLink, SerialLink
-from tests.test_serial_support import fc_model, running_emulator
+from tests.serialkit import fc_model, running_emulator
 
 MODEL = fc_model(k=32, m=8)
 
@@ -369,7 +369,7 @@ def test_driver_says_hello_again_after_a_reset(tmp_path: Path) -> None:
     from harness.lab.drivers.mcu import McuDriver
     from harness.models.files import sha256
     from harness.plan import Job
-    from tests.test_serial_support import QUICK_PLAN, serial_target, write_model
+    from tests.serialkit import QUICK_PLAN, serial_target, write_model
 
     path = write_model(tmp_path, "fc.tflite", fc_model(k=32, m=64))  # 256 output bytes: > 64
     job = Job(target="board", model=path, model_sha256=sha256(path), threads=1, plan=QUICK_PLAN)

@@ -17,8 +17,8 @@ from harness.lab.drivers.mcu import McuDriver
 from harness.models.files import sha256
 from harness.plan import Job
 from harness.results.benchmark import from_lines
-from tests.test_firmware_support import FwHost, build_firmware, sanitizer_report
-from tests.test_serial_support import QUICK_PLAN, fc_model, serial_target, write_model
+from tests.firmwarekit import FwHost, build_firmware, sanitizer_report
+from tests.serialkit import QUICK_PLAN, fc_model, serial_target, write_model
 
 
 @pytest.fixture(scope="module")

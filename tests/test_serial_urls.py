@@ -7,7 +7,6 @@ host or a labgrid exporter would. Both listen on 127.0.0.1 only, on ports picked
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 import threading
@@ -15,12 +14,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from harness.lab.drivers.mcu import McuDriver
 from harness.models.files import sha256
 from harness.plan import Job
-from tests.test_serial_support import QUICK_PLAN, fc_model, running_emulator, serial_target, write_model
+from tests.environment import have, needs
+from tests.serialkit import QUICK_PLAN, fc_model, running_emulator, serial_target, write_model
 
 
 def _free_port() -> int:
@@ -84,7 +82,7 @@ def _benchmark(url: str, model: Path) -> list[dict]:
     return messages
 
 
-@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat (apt-get install socat)")
+@needs(have("socat"), "needs socat (apt-get install socat)")
 def test_socket_url_through_socat(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model())
     port = _free_port()
@@ -95,7 +93,7 @@ def test_socket_url_through_socat(tmp_path: Path) -> None:
     assert messages[-1]["type"] == "outputs" and any(m["type"] == "summary" for m in messages)
 
 
-@pytest.mark.skipif(shutil.which("ser2net") is None, reason="needs ser2net (apt-get install ser2net)")
+@needs(have("ser2net"), "needs ser2net (apt-get install ser2net)")
 def test_rfc2217_url_through_ser2net(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model())
     port = _free_port()
@@ -120,7 +118,7 @@ def test_rfc2217_url_through_ser2net(tmp_path: Path) -> None:
     assert messages[0]["serial"]["baud"] == 115200
 
 
-@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat (apt-get install socat)")
+@needs(have("socat"), "needs socat (apt-get install socat)")
 def test_emulator_on_one_end_of_a_socat_pty_pair(tmp_path: Path) -> None:
     """--tty: the emulator serves an existing tty, here one end of a socat pair (TESTING.md)."""
     model = write_model(tmp_path, "fc.tflite", fc_model())

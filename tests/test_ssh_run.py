@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.environment import NETNS_WHY, ROOT_WHY, is_root, needs, require
 
 if TYPE_CHECKING:
     from tests.sshd import Lab
     from tests.sshfixtures import SshEnv
 
 pytest_plugins = ("tests.sshfixtures",)
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the SSH lab creates a user and sshd servers")
+pytestmark = needs(is_root(), ROOT_WHY)
 
 MODEL = ROOT / "harness" / "example_models" / "digits_cnn.tflite"
 # Short runs: these tests check plumbing, not timing (that stays on the device either way).
@@ -166,8 +167,7 @@ def test_agent_killed_and_link_dropped_mid_run(ssh_env: SshEnv, ssh_lab: Lab, fr
                                               tflite214_python: Path, litert_python: Path,
                                               tmp_path: Path) -> None:
     """pi's agent is SIGKILLed, flaky's network goes down; jetson finishes; nothing measured is lost."""
-    if not ssh_lab.use_netns:
-        pytest.skip("dropping a link needs network namespaces")
+    require(ssh_lab.use_netns, f"dropping a link {NETNS_WHY}")
     b1, b2 = ssh_lab.boards[:2]
     path = tmp_path / "targets.toml"
     path.write_text(targets_toml({

@@ -12,6 +12,7 @@ import pytest
 
 from harness.errors import TransportError
 from harness.lab.transports.ssh import SshTransport
+from tests.environment import NETNS_WHY, ROOT_WHY, is_root, needs, require
 from tests.sshd import Board, Lab
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ("tests.sshfixtures",)  # ssh_lab, ssh_env, fresh_board, litert_python
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the SSH lab creates a user and sshd servers")
+pytestmark = needs(is_root(), ROOT_WHY)
 
 # Prints a numbered tick every 50 ms until killed; exits on stdin EOF like the agent does.
 TICKER = """
@@ -289,8 +290,7 @@ def test_connection_refused(ssh_env: SshEnv, ssh_lab: Lab) -> None:
 
 
 def test_host_down_times_out_quickly(ssh_env: SshEnv, ssh_lab: Lab) -> None:
-    if not ssh_lab.use_netns:
-        pytest.skip("a silent host needs network namespaces")
+    require(ssh_lab.use_netns, f"a silent host {NETNS_WHY}")
     t0 = time.monotonic()
     with pytest.raises(TransportError) as err:
         SshTransport(ssh_env.target(ssh_lab.free_address(), name="ghost", connect_timeout_s=1))
@@ -323,8 +323,7 @@ def test_ssh_config_alias_supplies_everything(ssh_env: SshEnv, ssh_lab: Lab, tmp
 
 def test_proxy_jump_through_a_board(ssh_env: SshEnv, ssh_lab: Lab) -> None:
     """A board's sshd on its own 127.0.0.1, which the host cannot reach directly."""
-    if not ssh_lab.use_netns:
-        pytest.skip("needs network namespaces")
+    require(ssh_lab.use_netns, NETNS_WHY)
     jump = ssh_lab.boards[0]
     with ssh_env.known_hosts.open("a") as f:
         f.write(f"inner-{jump.name} {jump.hostkey_pub}\n")
@@ -354,8 +353,7 @@ def test_sshd_killed_mid_stream(ssh_env: SshEnv, fresh_board: Board, ssh_lab: La
 
 
 def test_link_dropped_mid_stream(ssh_env: SshEnv, fresh_board: Board, ssh_lab: Lab) -> None:
-    if not ssh_lab.use_netns:
-        pytest.skip("needs network namespaces")
+    require(ssh_lab.use_netns, NETNS_WHY)
     with SshTransport(ssh_env.target(fresh_board, connect_timeout_s=2)) as t:
         # Agent-sized output (16 KB lines, like its samples messages), not a trickle.
         proc = t.run(["env", "PAD=16000", "python3", "-u", "-c", TICKER, "dropped-link-marker"])

@@ -31,7 +31,7 @@ from harness.results.benchmark import SCHEMA_VERSION, Benchmark, from_lines
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _slug(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Shared pieces of the firmware tests (no tests here): building the C code, running fw_host on a
+"""Shared pieces of the firmware tests: building the C code, running fw_host on a
 real pty, and a small host-side client built on the Python reference codec.
 
 - ``build_firmware``: ``make`` in device_agents/firmware with BUILD under pytest's base temp dir,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -21,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 import serial
 
 from device_agents.wire import serial_frames as sf
+from tests.environment import have, require
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "device_agents" / "firmware"
@@ -37,8 +36,7 @@ PHONY_TARGETS = ("all", "asan", "test", "libfuzzer", "qemu")
 def build_firmware(base: Path, *targets: str) -> Path:
     """Builds ``targets`` (phony Makefile targets or binary names such as "fw_host_asan") into
     ``base``/firmware-build and returns that directory. make keeps it up to date incrementally."""
-    if shutil.which("make") is None or shutil.which("gcc") is None:
-        pytest.skip("gcc and make are needed to build the firmware (apt-get install gcc make)")
+    require(have("make", "gcc"), "gcc and make are needed to build the firmware (apt-get install gcc make)")
     out = base / "firmware-build"
     goals = [t if t in PHONY_TARGETS else str(out / t) for t in targets]
     proc = subprocess.run(["make", "-s", "-j2", "-C", str(FIRMWARE), f"BUILD={out}", *goals],
@@ -191,9 +189,8 @@ def sine_model() -> bytes:
 
 
 def real_model() -> bytes:
-    """A real .tflite: the example keyword-spotting CNN (99 KB) when present, else the sine model."""
-    example = ROOT / "harness" / "example_models" / "ds_cnn_kws.tflite"
-    return example.read_bytes() if example.exists() else sine_model()
+    """A real .tflite: the committed example keyword-spotting CNN (99 KB)."""
+    return (ROOT / "harness" / "example_models" / "ds_cnn_kws.tflite").read_bytes()
 
 
 def stub_output(inputs: bytes, work: int) -> list[int]:
