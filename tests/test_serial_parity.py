@@ -36,7 +36,7 @@ from harness.models.files import sha256
 from harness.plan import Job, Plan
 from harness.results.benchmark import from_lines
 from tests.agentrun import run_agent
-from tests.test_serial_support import (
+from tests.serialkit import (
     LineProxy,
     fc_model,
     running_emulator,
