@@ -173,7 +173,7 @@ def test_busy_wait_preprocess_is_recovered_by_the_decomposition(tmp_path: Path) 
 def test_threads_do_not_multiply_a_microcontroller() -> None:
     from harness.config import parse_targets
     from harness.plan import Plan
-    from harness.scenarios.runner import plan_jobs
+    from harness.scenarios.benchmark import plan_jobs
 
     targets = parse_targets('[targets.pi]\nkind = "local"\n[targets.mcu]\nkind = "serial"\n'
                             'port = "/dev/ttyACM0"\n', "t.toml")
