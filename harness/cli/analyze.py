@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported where used: `harness run` need not load model anal
     from harness.results.prediction import Prediction
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     """What one `harness analyze` computed, for the table or the JSON object."""
 
@@ -41,21 +41,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     --profile short (what was measured is shown, and stored)."""
     from harness.models.analysis import analyze
 
-    report = Report(analyze(args.model))
-    targets = config.load_targets(args.targets) if args.fits or args.profile else None
-    if args.fits and targets:
-        report.fit, report.rows = _fits(args, *targets)
+    analysis = analyze(args.model)
+    fit: ArenaFit | None = None
+    rows: list[FitRow] = []
+    profiles: list[LayerProfile] = []
+    prediction: Prediction | None = None
     interrupted = False
-    if args.profile and targets:
-        report.profiles, interrupted = _profile(args, report.analysis, *targets)
+    if args.fits or args.profile:
+        targets, source = config.load_targets(args.targets)
+    if args.fits:
+        fit, rows = _fits(args, targets, source)
+    if args.profile:
+        profiles, interrupted = _profile(args, analysis, targets, source)
     if args.profile_from:
         from harness.results.layers import profiles_from_run
 
-        report.profiles = profiles_from_run(run_dir(args.results, args.profile_from), args.model)
+        profiles = profiles_from_run(run_dir(args.results, args.profile_from), args.model)
     if args.predict_from:
         from harness.results.prediction import predict
 
-        report.prediction = predict(report.analysis, run_dir(args.results, args.predict_from))
+        prediction = predict(analysis, run_dir(args.results, args.predict_from))
+    report = Report(analysis, fit, rows, profiles, prediction)
     if args.json:
         print(json.dumps(_json(report)), flush=True)
     else:
@@ -88,16 +94,18 @@ def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[st
     err.print(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ...", markup=False)
     with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
         run = run_profile(board, args.model, Path(work), args.results, plan, analysis=analysis)
-    outcome = run.outcome
-    if run.status == "interrupted":
+    interrupted = run.status == "interrupted"
+    if interrupted:
         err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in {run.path} "
                                 f"(harness show {run.run_id})"))
     else:
         err.print(f"results: {run.path}", markup=False)
-    if outcome is not None and outcome.error is not None and run.status != "interrupted":
+    outcome = run.outcome
+    if outcome is None:
+        return [], interrupted
+    if outcome.error is not None and not interrupted:
         raise outcome.error
-    return ([outcome.profile] if outcome is not None and outcome.profile is not None else []), \
-        run.status == "interrupted"
+    return ([outcome.profile] if outcome.profile is not None else []), interrupted
 
 
 def _json(r: Report) -> dict[str, Any]:
