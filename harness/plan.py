@@ -61,3 +61,51 @@ class Job:
     # What the host knows of the model (harness analyze totals: flops, macs, params, scheme, ...),
     # stored with the results so tables can show achieved GFLOP/s; empty when it could not be read.
     model_facts: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """What per-layer profiling measures (`harness analyze --profile`), sent explicitly to the board.
+
+    Defaults, and why:
+    - 15 rounds: a layer's time is a median over rounds x slices paired turns; 75 turns keep its
+      standard error a few % of a ms-scale model on a loaded 2-core machine.
+    - 5 ms of Invokes per model per round, in 5 turns of at least 3 Invokes: prefix i and i+1 are
+      timed right beside each other, so drift cancels in their difference, and a turn's median
+      shrugs off one Invoke the OS interrupted.
+    - XNNPACK off: with it on, the whole model fuses ops a prefix boundary separates.
+    - clock "wall" (perf_counter_ns); "cpu" is the Invoking thread's CPU time, 1 thread only.
+    """
+
+    threads: int = 1
+    xnnpack: bool = False
+    rounds: int = 15
+    min_time_s: float = 0.005
+    slices: int = 5
+    min_per_slice: int = 3
+    seed: int = 0
+    clock: str = "wall"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "xnnpack": self.xnnpack, "rounds": self.rounds,
+                "min_time_s": self.min_time_s, "slices": self.slices, "min_per_slice": self.min_per_slice,
+                "seed": self.seed, "clock": self.clock}
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    """Per-layer profiling of one model on one target: its prefix models (prefix 0..N, in that
+    order; the original model is timed after them) and what the per-layer maths needs of each op."""
+
+    target: str
+    model: Path
+    model_sha256: str
+    plan: ProfilePlan
+    prefixes: tuple[Path, ...]
+    # Each op's {"index", "type", "flops"} (harness analyze), stored with the raw rounds so that a
+    # stored profile is recomputed without the model file.
+    ops: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    @property
+    def threads(self) -> int:
+        return self.plan.threads

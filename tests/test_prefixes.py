@@ -1,6 +1,6 @@
-"""Per-layer time by prefixes: the prefix models (host), the timer (board side, run locally through
-the real local transport and under tflite-runtime 2.14 in a board venv), and the per-layer
-arithmetic with its sum check."""
+"""Per-layer time by prefixes: the prefix models (host), the agent's profile mode (board side, run
+through the real local driver and under tflite-runtime 2.14, and over SSH), and the per-layer
+arithmetic with its sum check. The store, cancel and host-CPU side: tests/test_profile_runs.py."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.config import Target, parse_targets
 from harness.errors import AgentError, MeasurementError
-from harness.lab.transports.local import LocalTransport
+from harness.lab.drivers.linux import agent_path
 from harness.models.analysis import analyze
 from harness.models.prefixes import build_prefixes
-from harness.results.layers import layer_profile
-from harness.scenarios.profile import agent_path, profile, timer_path
+from harness.plan import ProfilePlan
+from harness.results.layers import LayerProfile, layer_profile
+from harness.scenarios.profile import run_profile
 from tests.environment import ROOT_WHY, is_root, needs
 from tests.modelkit import ModelBuilder, conv_options, make_variant, small_cnn
 
@@ -44,6 +46,23 @@ SHIPPED = ("digits_cnn", "ds_cnn_kws", "mobilenet_v1_025_96")
 # prefixes cannot see moves the sum by that layer's share, and the heavy layers here are 10-60 %.
 SUM_TOLERANCE = 0.10
 MAX_SE = 0.20
+
+
+def local_target(name: str = "local", python: Path | None = None) -> Target:
+    """A local target parsed from targets.toml text, as the CLI reads it."""
+    line = f'python = "{python}"\n' if python else ""
+    return parse_targets(f'[targets.{name}]\nkind = "local"\n{line}', "test-targets.toml")[name]
+
+
+def profile(target: Target, model: Path, tmp_path: Path, **plan: Any) -> LayerProfile:
+    """A profile run into tmp_path/results; the board's error raised, as the CLI does."""
+    run = run_profile(target, model, tmp_path / "prefixes", tmp_path / "results", ProfilePlan(**plan))
+    assert run.outcome is not None
+    if run.outcome.error is not None:
+        assert run.status == "failed"
+        raise run.outcome.error
+    assert run.status == "complete" and run.outcome.profile is not None
+    return run.outcome.profile
 
 
 def invoke(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -139,7 +158,7 @@ def test_malformed_rounds_are_refused(tmp_path: Path) -> None:
 
 def test_profile_small_model_through_the_local_transport(tmp_path: Path) -> None:
     model = small_cnn(tmp_path / "cnn.tflite")
-    p = profile(LocalTransport("local"), sys.executable, model, tmp_path / "prefixes", rounds=7)
+    p = profile(local_target(), model, tmp_path, rounds=7)
     assert p.runtime == "ai_edge_litert" and p.xnnpack is False
     assert [layer.type for layer in p.layers] == [op.type for op in analyze(model).ops]
     assert len(p.rounds_ns) == 7 and all(len(r) == len(p.layers) + 2 for r in p.rounds_ns)
@@ -158,7 +177,7 @@ def _shipped(name: str) -> Path:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_layers_add_up_to_the_whole(tmp_path: Path, name: str) -> None:
-    p = profile(LocalTransport("local"), sys.executable, _shipped(name), tmp_path / "prefixes", rounds=9)
+    p = profile(local_target(), _shipped(name), tmp_path, rounds=9)
     detail = (f"{name}: overhead {p.overhead_ns:.0f} + layers {p.sum_ns:.0f} vs whole {p.whole_ns:.0f} ns, "
               f"check {p.sum_check:+.3f} ± {p.sum_check_se:.3f}")
     assert p.sum_check_se <= MAX_SE, detail
@@ -166,46 +185,50 @@ def test_shipped_models_layers_add_up_to_the_whole(tmp_path: Path, name: str) ->
     assert p.whole_ns > 0 and p.sum_ns > 0
 
 
-def test_timer_runs_under_tflite_runtime_214(tmp_path: Path, tflite214_python: Path) -> None:
-    """The board-side timer on a Raspberry-Pi-OS-like stack: system Python, numpy<2, tflite-runtime."""
+def test_profile_runs_under_tflite_runtime_214(tmp_path: Path, tflite214_python: Path) -> None:
+    """The agent's profile mode on a Raspberry-Pi-OS-like stack: system Python, numpy<2, tflite-runtime."""
     model = small_cnn(tmp_path / "cnn.tflite")
-    p = profile(LocalTransport("pi"), str(tflite214_python), model, tmp_path / "prefixes", rounds=3)
-    assert p.runtime == "tflite_runtime"
+    p = profile(local_target("pi", tflite214_python), model, tmp_path, rounds=3)
+    assert (p.target, p.runtime) == ("pi", "tflite_runtime")
     assert len(p.layers) == 6
 
 
-def test_timer_reports_a_bad_model_as_an_error_line(tmp_path: Path) -> None:
+def test_profile_mode_reports_a_bad_model_as_an_error_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a model at all")
-    out = subprocess.run([sys.executable, str(timer_path()), "--agent", str(agent_path()), str(bad)],
+    out = subprocess.run([sys.executable, str(agent_path()), "profile", str(bad)],
                          capture_output=True, text=True, timeout=60)
-    last = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    first, last = lines[0], lines[-1]
     assert out.returncode == 1
+    assert (first["type"], first["mode"], first["v"]) == ("hello", "profile", 1)
     assert (last["type"], last["code"], last["file"]) == ("error", "bad_model", "bad.tflite")
 
 
-def test_timer_error_becomes_agent_error(tmp_path: Path) -> None:
+def test_agent_error_becomes_agent_error_and_a_failed_run(tmp_path: Path) -> None:
     """A custom op is analysed on the host, but the board's runtime cannot create it."""
     b = ModelBuilder()
     x, y = b.tensor("input", [1, 4]), b.tensor("out", [1, 4])
     b.op(fb.BuiltinOperator.CUSTOM, [x], [y], custom="NotOnThisBoard")
     model = b.write(tmp_path / "custom.tflite", [x], [y])
-    with pytest.raises(AgentError, match="prefix_timer failed") as err:
-        profile(LocalTransport("local"), sys.executable, model, tmp_path / "p", rounds=1)
-    assert err.value.code == "unsupported_op"
+    with pytest.raises(AgentError, match="prefix_001.tflite could not be prepared: .*NotOnThisBoard") as err:
+        profile(local_target(), model, tmp_path, rounds=1)
+    assert err.value.code == "unsupported_op" and err.value.target == "local"
+    assert err.value.hint and "runtime" in err.value.hint
+    (run,) = (tmp_path / "results").iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
 
 
 def test_cpu_clock_needs_one_thread(tmp_path: Path) -> None:
     from harness.errors import ConfigError
 
     with pytest.raises(ConfigError, match="calling thread"):
-        profile(LocalTransport("local"), sys.executable, small_cnn(tmp_path / "m.tflite"), tmp_path / "p",
-                threads=2, clock="cpu")
+        profile(local_target(), small_cnn(tmp_path / "m.tflite"), tmp_path, threads=2, clock="cpu")
+    assert not (tmp_path / "results").exists()  # refused before any run was created
 
 
 def test_cpu_clock_profile(tmp_path: Path) -> None:
-    p = profile(LocalTransport("local"), sys.executable, small_cnn(tmp_path / "m.tflite"), tmp_path / "p",
-                rounds=3, clock="cpu")
+    p = profile(local_target(), small_cnn(tmp_path / "m.tflite"), tmp_path, rounds=3, clock="cpu")
     assert p.clock == "cpu" and p.whole_ns > 0
 
 
@@ -215,14 +238,20 @@ def test_cli_analyze_profile_on_the_local_target(tmp_path: Path, capsys: pytest.
     targets = tmp_path / "targets.toml"
     targets.write_text('[targets.here]\nkind = "local"\n[targets.mcu]\nkind = "serial"\nport = "loop://"\n')
     model = small_cnn(tmp_path / "cnn.tflite")
-    assert main(["analyze", str(model), "--targets", str(targets), "--profile", "here", "--rounds", "3",
-                 "--json"]) == 0
+    results = ["--targets", str(targets), "--results", str(tmp_path / "results")]
+    assert main(["analyze", str(model), *results, "--profile", "here", "--rounds", "3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "analysis" and data["profile"]["kind"] == "profile"
     assert data["profile"]["target"] == "here" and len(data["profile"]["layers"]) == len(data["ops"])
-    assert main(["analyze", str(model), "--targets", str(targets), "--profile", "here", "--rounds", "3"]) == 0
-    assert "layers add up" in capsys.readouterr().out
-    assert main(["analyze", str(model), "--targets", str(targets), "--profile", "mcu"]) == 1
+    assert data["profiles"] == [data["profile"]]
+    assert (tmp_path / "results" / data["profile"]["run_id"] / "run.json").is_file()
+    assert main(["analyze", str(model), *results, "--profile", "here", "--rounds", "3"]) == 0
+    out = capsys.readouterr()
+    assert "layers add up" in out.out and "heaviest" in out.out
+    assert "results: " in out.err and "results: " not in out.out  # stdout holds the results only
+    assert main(["analyze", str(model), *results, "--profile", "mcu"]) == 1
     assert "needs a board that runs Python" in capsys.readouterr().err
+    assert len(list((tmp_path / "results").iterdir())) == 2  # the refusal left no run behind
 
 
 # --- over SSH, to a real sshd board with the Raspberry-Pi-like stack ---------------------------
@@ -231,23 +260,24 @@ def test_cli_analyze_profile_on_the_local_target(tmp_path: Path, capsys: pytest.
 @needs(is_root(), ROOT_WHY)
 def test_profile_over_ssh_on_a_tflite_runtime_board(ssh_env: Any, ssh_lab: Any, tflite214_python: Path,
                                                     tmp_path: Path) -> None:
-    """Every file lands in its own content-hash directory on the board, so the timer finds
-    tflite_agent.py through --agent; it runs as the board user under tflite-runtime 2.14."""
-    from harness.scenarios.profile import profile_target
-
+    """The agent, every prefix and the model are staged on the board (each in its own content-hash
+    directory); the agent runs as the board user under tflite-runtime 2.14, and is gone after."""
     board = ssh_lab.boards[0]
     target = ssh_env.target(board, name="pi", python=str(tflite214_python),
                             workdir=ssh_lab.workdir(f"prefixes-{tmp_path.name}"))
     model = small_cnn(tmp_path / "cnn.tflite")
-    p = profile_target(target, model, tmp_path / "prefixes", rounds=3)
+    p = profile(target, model, tmp_path, rounds=3)
     assert (p.target, p.runtime) == ("pi", "tflite_runtime")
     assert [layer.type for layer in p.layers] == [op.type for op in analyze(model).ops]
-    assert not ssh_lab.processes("prefix_timer.py")  # nothing left running on the board
+    assert not ssh_lab.processes("tflite_agent.py")  # nothing left running on the board
+    (record,) = (tmp_path / "results").glob("*/profiles/*.jsonl")
+    pushed = [json.loads(line) for line in record.read_text().splitlines() if '"type":"push"' in line]
+    assert [m["what"] for m in pushed] == ["agent"] + ["prefix"] * 7 + ["model"]
+    assert all(m["bytes"] > 0 for m in pushed)  # a fresh workdir: everything was sent
 
 
 def test_profile_with_xnnpack_says_what_it_cannot_split(tmp_path: Path) -> None:
-    p = profile(LocalTransport("local"), sys.executable, small_cnn(tmp_path / "m.tflite"), tmp_path / "p",
-                rounds=2, xnnpack=True)
+    p = profile(local_target(), small_cnn(tmp_path / "m.tflite"), tmp_path, rounds=2, xnnpack=True)
     assert p.xnnpack is True
     assert any("XNNPACK on" in note for note in p.notes)
 

@@ -6,6 +6,7 @@ harness. It writes JSON lines on stdout as documented in PROTOCOL.md beside this
 to stderr. All times are integer nanoseconds from time.perf_counter_ns (a monotonic clock).
 
     python3 tflite_agent.py run --model m.tflite --threads 1 ...   # measure
+    python3 tflite_agent.py profile --rounds 15 ... M0.tflite M1 ...  # time a model's prefixes
     python3 tflite_agent.py probe                                    # describe the board
 """
 
@@ -556,6 +557,99 @@ def run_blocks(args, loop, plan):
             emit("progress", done=(i + 1) * plan.per_block, total=2 * plan.iterations)
 
 
+# --- profile mode: Invoke of several models (a model's prefixes) in interleaved rounds ------
+
+cpu_clock = time.thread_time_ns  # this thread's CPU time: the whole Invoke only with --threads 1
+
+
+def load_models(args, interpreter_cls, resolver, np):
+    """An interpreter per model, each given one seeded random input set (prefixes of one model
+    share their inputs); returns the interpreters and their descriptions for `models`."""
+    rng = np.random.default_rng(args.seed)
+    interpreters, described, inputs = [], [], None
+    for path in args.models:
+        t0 = clock()
+        options = argparse.Namespace(model=path, threads=args.threads, xnnpack=args.xnnpack)
+        interpreter, _, _ = create_interpreter(options, interpreter_cls, resolver)
+        init_ns = clock() - t0
+        details = interpreter.get_input_details()
+        if inputs is None:
+            inputs = [random_input(d, rng, np) for d in details]
+        if len(details) != len(inputs):
+            raise AgentFailure("bad_model", "%s has %d inputs, the first model %d: not prefixes of one "
+                               "model" % (os.path.basename(path), len(details), len(inputs)), path)
+        for d, value in zip(details, inputs):
+            interpreter.set_tensor(d["index"], value)
+        interpreters.append(interpreter)
+        described.append({"path": os.path.basename(path), "init_ns": init_ns,
+                          "inputs": _tensor_details(details),
+                          "outputs": _tensor_details(interpreter.get_output_details())})
+    return interpreters, described
+
+
+def per_slice_counts(interpreters, args):
+    """Invokes per model per turn: enough for --min-time over --slices turns, from the best of 3
+    calibration Invokes (not reported); at least --min-per-slice, at most 1000."""
+    counts = []
+    slice_ns = args.min_time * 1e9 / args.slices
+    for interpreter in interpreters:
+        best = None
+        for _ in range(3):
+            t0 = clock()
+            interpreter.invoke()
+            elapsed = clock() - t0
+            best = elapsed if best is None else min(best, elapsed)
+        counts.append(max(args.min_per_slice, min(1000, int(slice_ns // max(best, 1)))))
+    return counts
+
+
+def time_round(interpreters, per_slice, args, r):
+    """One round: every model gets its Invokes in --slices turns, models taking turns in forward,
+    then reverse order, so a burst of load on the board hits every model about alike."""
+    forward = list(range(len(interpreters)))
+    ns = [[] for _ in interpreters]
+    cpu = [[] for _ in interpreters]
+    for s in range(args.slices):
+        for k in (forward if (r + s) % 2 == 0 else forward[::-1]):
+            invoke, samples, cpu_samples = interpreters[k].invoke, ns[k], cpu[k]
+            for _ in range(per_slice[k]):
+                c0 = cpu_clock()
+                t0 = clock()
+                invoke()
+                t1 = clock()
+                cpu_samples.append(cpu_clock() - c0)
+                samples.append(t1 - t0)
+    return ns, cpu
+
+
+def profile(args):
+    """Time Invoke of every model given, in --rounds interleaved rounds (PROTOCOL.md, profile mode)."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
+                           % sys.executable)
+    if args.rounds < 1 or args.slices < 1 or args.min_per_slice < 1 or args.min_time < 0:
+        raise AgentFailure("usage", "--rounds, --slices and --min-per-slice must be at least 1, "
+                           "--min-time at least 0")
+    name, interpreter_cls, resolver = pick_runtime(args.runtime)
+    emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, mode="profile", board=board_info(),
+         runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
+         clock=_clock_info(), emulated=False)
+    interpreters, described = load_models(args, interpreter_cls, resolver, np)
+    emit("models", models=described)
+    t0 = clock()
+    per_slice = per_slice_counts(interpreters, args)
+    emit("plan", rounds=args.rounds, slices=args.slices, per_slice=per_slice, min_time_s=args.min_time,
+         min_per_slice=args.min_per_slice, threads=args.threads, xnnpack=args.xnnpack == "on",
+         seed=args.seed, order="models take turns per slice, order reversed every slice")
+    for r in range(-1, args.rounds):  # round -1 is a warm-up at the calibrated length, not reported
+        ns, cpu = time_round(interpreters, per_slice, args, r)
+        if r >= 0:
+            emit("round", round=r, ns=ns, cpu_ns=cpu)
+    emit("summary", rounds=args.rounds, wall_ns=clock() - t0)
+
+
 def _max_rss_kb():
     try:
         import resource
@@ -608,7 +702,28 @@ def parser():
                    help="exit when stdin closes (the host always sets this; off for runs by hand)")
     r.add_argument("--heartbeat-timeout", type=float, default=0.0,
                    help="with --lifeline: also exit after this many seconds without a byte on stdin")
+    _profile_parser(sub)
     return p
+
+
+def _profile_parser(sub):
+    r = sub.add_parser("profile", help="time Invoke of several models (a model's prefixes) in rounds")
+    r.add_argument("models", nargs="+", metavar="MODEL")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
+    r.add_argument("--xnnpack", default="off", choices=("on", "off"))
+    r.add_argument("--rounds", type=int, default=15)
+    r.add_argument("--min-time", type=float, default=0.005,
+                   help="seconds of Invoke samples per model per round (at least one sample per slice)")
+    r.add_argument("--slices", type=int, default=5, help="turns per round in which the models alternate")
+    r.add_argument("--min-per-slice", type=int, default=3,
+                   help="Invokes per model per turn at least: a turn's median then shrugs off one "
+                        "Invoke the OS interrupted")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--lifeline", action="store_true",
+                   help="exit when stdin closes (the host always sets this; off for runs by hand)")
+    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also exit after this many seconds without a byte on stdin")
 
 
 def main(argv=None):
@@ -622,6 +737,9 @@ def main(argv=None):
             return 0
         if args.lifeline:
             start_lifeline(args.heartbeat_timeout)
+        if args.command == "profile":
+            profile(args)
+            return 0
         if args.pipeline:
             args.pipeline = os.path.abspath(args.pipeline)
         run(args)

@@ -3,21 +3,125 @@
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
 
 from harness import config
 from harness.cli.common import run_dir, stderr, stdout
+from harness.config import Target
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: `harness run` need not load model analysis
+    from harness.models.analysis import ModelAnalysis
+    from harness.models.arena import ArenaFit, FitRow
+    from harness.results.layers import LayerProfile
+    from harness.results.prediction import Prediction
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one `harness analyze` computed, for the table or the JSON object."""
+
+    analysis: ModelAnalysis
+    fit: ArenaFit | None = None
+    rows: list[FitRow] = field(default_factory=list)
+    profiles: list[LayerProfile] = field(default_factory=list)
+    prediction: Prediction | None = None
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Per-op table of one model; --fits: its TFLite Micro arena against the MCU targets;
     --profile TARGET / --profile-from RUN: per-layer time on a board; --predict-from RUN: its
-    latency predicted from what the boards of a stored run measured."""
-    import json
-    import tempfile
-
+    latency predicted from what the boards of a stored run measured. Exit 130 when Ctrl-C cut a
+    --profile short (what was measured is shown, and stored)."""
     from harness.models.analysis import analyze
+
+    analysis = analyze(args.model)
+    fit: ArenaFit | None = None
+    rows: list[FitRow] = []
+    profiles: list[LayerProfile] = []
+    prediction: Prediction | None = None
+    interrupted = False
+    if args.fits or args.profile:
+        targets, source = config.load_targets(args.targets)
+    if args.fits:
+        fit, rows = _fits(args, targets, source)
+    if args.profile:
+        profiles, interrupted = _profile(args, analysis, targets, source)
+    if args.profile_from:
+        from harness.results.layers import profiles_from_run
+
+        profiles = profiles_from_run(run_dir(args.results, args.profile_from), args.model)
+    if args.predict_from:
+        from harness.results.prediction import predict
+
+        prediction = predict(analysis, run_dir(args.results, args.predict_from))
+    report = Report(analysis, fit, rows, profiles, prediction)
+    if args.json:
+        print(json.dumps(_json(report)), flush=True)
+    else:
+        _print(report, args.top)
+    return 130 if interrupted else 0
+
+
+def _fits(args: argparse.Namespace, targets: dict[str, Target], source: Path) -> tuple[ArenaFit, list[FitRow]]:
+    from harness.models.arena import fits_on, measure_arena
+
+    chosen = (config.select(targets, args.target, source) if args.target
+              else [t for t in targets.values() if t.kind == "serial"])
+    if not chosen:
+        raise ConfigError(f"{source}: no microcontroller (kind = \"serial\") target to check the fit on",
+                          hint="pass --target NAME, or add a serial target with ram and flash")
+    fit = measure_arena(args.model)
+    return fit, fits_on(fit, chosen)
+
+
+def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[str, Target],
+             source: Path) -> tuple[list[LayerProfile], bool]:
+    """--profile TARGET: a profile run in --results; its profile (or what Ctrl-C left of it), and
+    whether it was interrupted. Raises the board's error after saying where the run is."""
+    from harness.plan import ProfilePlan
+    from harness.scenarios.profile import run_profile
+
+    (board,) = config.select(targets, [args.profile], source)
+    plan = ProfilePlan(threads=args.threads, xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
+    err = stderr()
+    err.print(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ...", markup=False)
+    with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
+        run = run_profile(board, args.model, Path(work), args.results, plan, analysis=analysis)
+    interrupted = run.status == "interrupted"
+    if interrupted:
+        err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in {run.path} "
+                                f"(harness show {run.run_id})"))
+    else:
+        err.print(f"results: {run.path}", markup=False)
+    outcome = run.outcome
+    if outcome is None:
+        return [], interrupted
+    if outcome.error is not None and not interrupted:
+        raise outcome.error
+    return ([outcome.profile] if outcome.profile is not None else []), interrupted
+
+
+def _json(r: Report) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": "analysis", **r.analysis.to_json()}
+    if r.prediction is not None:
+        data["prediction"] = r.prediction.to_json()
+    if r.fit is not None:
+        data["arena"] = r.fit.to_json()
+        data["fits_on"] = [row.to_json() for row in r.rows]
+    if r.profiles:
+        data["profile"] = r.profiles[0].to_json()  # --profile: the one board; kept for scripts
+        data["profiles"] = [p.to_json() for p in r.profiles]
+    return data
+
+
+def _print(r: Report, top: int) -> None:
     from harness.render.analysis import (
         analysis_renderable,
         fits_table,
@@ -27,65 +131,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         validation_table,
     )
 
-    analysis = analyze(args.model)
-    fit, rows, profiles, prediction = None, [], [], None
-    if args.fits or args.profile:
-        targets, source = config.load_targets(args.targets)
-    if args.fits:
-        from harness.models.arena import fits_on, measure_arena
-
-        chosen = (config.select(targets, args.target, source) if args.target
-                  else [t for t in targets.values() if t.kind == "serial"])
-        if not chosen:
-            raise ConfigError(f"{source}: no microcontroller (kind = \"serial\") target to check the fit on",
-                              hint="pass --target NAME, or add a serial target with ram and flash")
-        fit = measure_arena(args.model)
-        rows = fits_on(fit, chosen)
-    if args.profile:
-        from harness.scenarios.profile import profile_target
-
-        (board,) = config.select(targets, [args.profile], source)
-        stderr().print(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ...")
-        with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
-            profiles = [profile_target(board, args.model, work, threads=args.threads,
-                                       xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)]
-    if args.profile_from:
-        from harness.results.layers import firmware_profiles
-
-        profiles = firmware_profiles(run_dir(args.results, args.profile_from), args.model)
-    if args.predict_from:
-        from harness.results.prediction import predict
-
-        prediction = predict(analysis, run_dir(args.results, args.predict_from))
-    if args.json:
-        data = analysis.to_json()
-        if prediction is not None:
-            data["prediction"] = prediction.to_json()
-        if fit is not None:
-            data["arena"] = fit.to_json()
-            data["fits_on"] = [r.to_json() for r in rows]
-        if profiles:
-            data["profile"] = profiles[0].to_json()  # --profile: the one board; kept for scripts
-            data["profiles"] = [p.to_json() for p in profiles]
-        print(json.dumps(data), flush=True)
-        return 0
     out = stdout()
-    out.print(analysis_renderable(analysis))
-    if fit is not None:
-        out.print(fits_table(fit, rows))
-        for note in fit.notes:
+    out.print(analysis_renderable(r.analysis))
+    if r.fit is not None:
+        out.print(fits_table(r.fit, r.rows))
+        for note in r.fit.notes:
             out.print(f"note: {note}")
-    for prof in profiles:
-        out.print(profile_table(prof, args.top))
+    for prof in r.profiles:
+        out.print(profile_table(prof, top))
         for line in profile_lines(prof):
             out.print(line)
-    if prediction is not None:
-        out.print(prediction_table(analysis, prediction.throughputs, prediction.checks))
-        if prediction.checks:
-            out.print(validation_table(prediction.checks))
-        for why in prediction.skipped:
+    if r.prediction is not None:
+        out.print(prediction_table(r.analysis, r.prediction.throughputs, r.prediction.checks))
+        if r.prediction.checks:
+            out.print(validation_table(r.prediction.checks))
+        for why in r.prediction.skipped:
             stderr().print(f"left out: {why}")
-    return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -116,8 +177,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="predict the model's Invoke on every board of a stored run (run id, or latest) "
                         "from each board's achieved GFLOP/s, validated leave-one-out on the run's models")
     p.add_argument("--profile-from", metavar="RUN",
-                   help="per-layer times the MCU firmware's profiler measured in a stored run (run id, or latest)")
+                   help="per-layer times stored in a run: a profile run's (run id), or those the MCU firmware's "
+                        "profiler measured in a benchmark run (run id, or latest: the latest benchmark run)")
     p.add_argument("--results", type=Path, default=Path("results"),
-                   help="results directory for --predict-from/--profile-from")
+                   help="results directory: where --profile stores its run, and --predict-from/--profile-from read")
     p.set_defaults(func=cmd_analyze)
 

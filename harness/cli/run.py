@@ -18,7 +18,8 @@ from harness.results.summary import summarize
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.render.progress import LiveProgress
-    from harness.scenarios.runner import Runner, plan_jobs
+    from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
+    from harness.scenarios.runner import Runner
 
     targets, source = config.load_targets(args.targets)
     selected = config.select(targets, args.target or [], source)
@@ -31,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 inputs=args.inputs.resolve() if args.inputs else None,
                 pipeline=args.pipeline.resolve() if args.pipeline else None)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
-    run_store = store.RunStore(args.results)
+    run_store = store.RunStore(args.results, kind="benchmark")
     run_store.start({"targets_file": str(source), "plan": plan.as_dict(),
                      "targets": {t.name: t.facts() for t in selected},
                      "models": {str(j.model): j.model_sha256 for j in jobs},
@@ -45,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         per_target[j.target] = per_target.get(j.target, 0) + 1
     try:
         with LiveProgress(err, per_target) as progress:
-            outcomes = Runner(run_store, selected, progress).run(jobs, refused)
+            outcomes = Runner(run_store, selected, BenchmarkScenario(), progress).run(jobs, refused)
     except KeyboardInterrupt:
         run_store.finish("interrupted")
         meta, benchmarks = store.load_run(run_store.path)

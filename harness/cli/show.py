@@ -1,31 +1,70 @@
-"""`harness show`: reprint a stored run from its raw samples."""
+"""`harness show`: reprint a stored run from its raw samples (a benchmark run, or a profile run)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
-from harness.cli.common import print_results, stderr
+from rich.text import Text
+
+from harness.cli.common import print_results, stderr, stdout
 from harness.errors import ConfigError
 from harness.results import store
 from harness.results.summary import summarize
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    path = store.resolve_run(args.results, args.run)
-    meta, benchmarks = store.load_run(path)
-    if not benchmarks:
-        raise ConfigError(f"{path} holds no benchmarks", hint="the run was stopped before its first one")
-    print_results(args, meta, [summarize(b) for b in benchmarks])
+    """The run named, of any kind; with none, the latest benchmark run."""
+    path = store.resolve_run(args.results, args.run, kind=None if args.run else "benchmark")
+    meta = store.load_meta(path)
+    if store.run_kind(meta) == "profile":
+        _show_profiles(args, path)
+    else:
+        meta, benchmarks = store.load_run(path)
+        if not benchmarks:
+            raise ConfigError(f"{path} holds no benchmarks", hint="the run was stopped before its first one")
+        print_results(args, meta, [summarize(b) for b in benchmarks])
     if meta.get("status") not in (None, "complete") and not args.json:
         stderr().print(f"run status: {meta.get('status')}")
     return 0
 
 
+def _show_profiles(args: argparse.Namespace, path: Path) -> None:
+    """A profile run: each stored profile recomputed from its raw rounds, as `harness analyze
+    --profile` printed it."""
+    from harness.render.analysis import profile_lines, profile_table
+    from harness.results.layers import stored_profiles
+
+    records = stored_profiles(path)
+    if not records:
+        raise ConfigError(f"{path} holds no profiles", hint="the run was stopped before its first one")
+    if args.json:
+        for r in records:
+            print(json.dumps(r.to_json()), flush=True)
+        return
+    out = stdout()
+    for r in records:
+        if r.profile is not None:
+            out.print(profile_table(r.profile, args.top))
+            for line in profile_lines(r.profile):
+                out.print(line)
+        if r.error is not None:
+            out.print(_error_line(r.target, r.model, r.error))
+
+
+def _error_line(target: str, model: str, error: dict[str, Any]) -> Text:
+    hint = error.get("hint")
+    return Text.assemble((f"{target} · {model}: ", "bold"), ("error: ", "bold red"), str(error.get("message")),
+                         f" (fix: {hint})" if hint else "")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="reprint a run's results from disk")
-    p.add_argument("run", nargs="?", help="run id or directory (default: the latest run)")
+    p.add_argument("run", nargs="?", help="run id or directory, of any kind (default: the latest benchmark run)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
-    p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines on stdout, one per benchmark (one per profile of a profile run)")
+    p.add_argument("--top", type=int, default=10, help="heaviest layers shown of a profile run (default 10)")
     p.set_defaults(func=cmd_show)
-

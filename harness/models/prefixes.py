@@ -4,8 +4,8 @@ LiteRT's Python API exposes no per-operator profiler. So for a model of N ops, h
 *prefix* models on the host: prefix k keeps ops 0..k-1 of the main subgraph (in execution order),
 drops the rest, and makes every tensor those ops produce and nothing consumes a graph output, so
 no kept op is dead code. Prefix 0 has no ops at all: its Invoke is the runtime's fixed overhead.
-The board runs ``device_agents/linux/prefix_timer.py``, which times Invoke of every prefix and of the
-original model in interleaved rounds (ABBA order, raw samples kept). Then, per round r,
+The board runs ``device_agents/linux/tflite_agent.py profile``, which times Invoke of every prefix and of
+the original model in interleaved rounds (ABBA order, raw samples kept). Then, per round r,
 
     layer i time = T(prefix i+1, t) - T(prefix i, t)
 

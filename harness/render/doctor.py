@@ -44,6 +44,6 @@ def doctor_summary(results: Sequence[tuple[Target, list[Finding]]]) -> str:
 
 
 def doctor_json(results: Sequence[tuple[Target, list[Finding]]]) -> list[str]:
-    """One JSON object per target: {"target", "ready", "findings": [{check, level, what, fix}]}."""
-    return [json.dumps({"target": t.name, "ready": ready(f), "findings": [x.as_dict() for x in f]})
+    """One JSON object per target: {"kind": "doctor", "target", "ready", "findings": [{check, level, what, fix}]}."""
+    return [json.dumps({"kind": "doctor", "target": t.name, "ready": ready(f), "findings": [x.as_dict() for x in f]})
             for t, f in results]

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from harness.lab.drivers.base import Message
 from harness.plan import Job
-from harness.scenarios.runner import Outcome
+from harness.scenarios.benchmark import Outcome
 
 
 class LiveProgress:

@@ -5,8 +5,13 @@ messages of device_agents/wire/PROTOCOL.md exactly as the board sent them, and a
 ``Benchmark`` below is derived from those lines and never stored on its own, so a run cut short
 by Ctrl-C or a crash is read back the same way as a complete one.
 
-Schema history (``SCHEMA_VERSION``, in every header and run.json):
+Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harness.results.store):
 - 1: first version.
+- 2: runs of several kinds in one store. run.json has ``kind``: "benchmark" (``harness run``,
+  files under ``benchmarks/``) or "profile" (``harness analyze --profile``, files under
+  ``profiles/``: a header, the agent's profile-mode messages verbatim, every ``round`` of raw
+  samples included, an end line). Every ``--json`` object carries ``kind`` too. A version 1 run
+  has no ``kind`` and is read as a benchmark run; its files are read unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)

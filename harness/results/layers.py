@@ -1,8 +1,9 @@
 """Per-layer times: the maths of a layer profile (prefix differences or a firmware profiler's).
 
 See harness.models.prefixes for how prefixes are built and harness.scenarios.profile for how they
-are timed on a board. Pure functions over raw samples, except ``firmware_profiles``, which reads a
-stored run.
+are timed on a board. Pure functions over raw samples, except ``stored_profiles`` and
+``firmware_profiles``, which read a stored run: a profile run's raw rounds are recomputed here
+by the same ``layer_profile`` that served the run, so a stored profile can always be re-read.
 """
 
 from __future__ import annotations
@@ -10,14 +11,61 @@ from __future__ import annotations
 import hashlib
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.errors import ConfigError, MeasurementError
 from harness.models.analysis import ModelAnalysis, analyze
 from harness.results import store
+from harness.results.benchmark import SCHEMA_VERSION
 from harness.results.summary import summarize
+
+
+class OpFacts(Protocol):
+    """What the per-layer maths needs of one op (harness.models.analysis.OpInfo has it)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def flops(self) -> int | None: ...
+
+
+class OpsFacts(Protocol):
+    """The model's ops in execution order and their counted FLOPs (a ModelAnalysis has them)."""
+
+    @property
+    def ops(self) -> Sequence[OpFacts]: ...
+
+    @property
+    def total_flops(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class StoredOp:
+    index: int
+    type: str
+    flops: int | None
+
+
+@dataclass(frozen=True)
+class StoredOps:
+    """The ops of a stored profile's header: enough to recompute it without the model file."""
+
+    ops: tuple[StoredOp, ...]
+
+    @property
+    def total_flops(self) -> int:
+        return sum(op.flops for op in self.ops if op.flops is not None)
+
+
+def op_facts(analysis: OpsFacts) -> tuple[dict[str, Any], ...]:
+    """Each op's {"index", "type", "flops"}, as a profile's header stores them."""
+    return tuple({"index": op.index, "type": op.type, "flops": op.flops} for op in analysis.ops)
 
 
 @dataclass(frozen=True)
@@ -62,13 +110,15 @@ class LayerProfile:
     clock: str = "wall"
     notes: tuple[str, ...] = ()
     sum_check_se: float = float("nan")
-    method: str = "prefix differencing (prefix_timer.py)"
+    method: str = "prefix differencing (tflite_agent.py profile)"
+    run_id: str | None = None  # the stored run it was computed from
 
     def heaviest(self, n: int = 5) -> tuple[LayerTime, ...]:
         return tuple(sorted(self.layers, key=lambda layer: layer.ns, reverse=True)[:n])
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "target": self.target, "runtime": self.runtime, "threads": self.threads,
+        return {"kind": "profile", "run_id": self.run_id,
+                "model": self.model, "target": self.target, "runtime": self.runtime, "threads": self.threads,
                 "xnnpack": self.xnnpack, "method": self.method,
                 "clock": self.clock, "slices": self.slices,
                 "whole_ns": round(self.whole_ns), "overhead_ns": round(self.overhead_ns),
@@ -78,7 +128,7 @@ class LayerProfile:
                 "rounds_ns": [[list(s) for s in r] for r in self.rounds_ns], "notes": list(self.notes)}
 
 
-def layer_profile(analysis: ModelAnalysis, rounds_ns: Sequence[Sequence[Sequence[int]]], *,
+def layer_profile(analysis: OpsFacts, rounds_ns: Sequence[Sequence[Sequence[int]]], *,
                   slices: int = 1, model: str = "", target: str = "", runtime: str = "", threads: int = 1,
                   xnnpack: bool = False, clock: str = "wall") -> LayerProfile:
     """Per-layer times from raw samples: ``rounds_ns[r][k]`` are the Invoke times (ns) of prefix k
@@ -140,13 +190,79 @@ def _bootstrap_se(turns: list[list[float]]) -> float:
 
 
 
-def _layers(analysis: ModelAnalysis, layer_ns: list[float]) -> tuple[LayerTime, ...]:
+def _layers(analysis: OpsFacts, layer_ns: list[float]) -> tuple[LayerTime, ...]:
     """Each op's time with its share of the summed layer time and its share of the model's FLOPs."""
     total, flops_total = sum(layer_ns), analysis.total_flops
     return tuple(
         LayerTime(op.index, op.type, ns, op.flops, ns / total if total > 0 else 0.0,
                   (op.flops / flops_total) if (op.flops is not None and flops_total) else None)
         for op, ns in zip(analysis.ops, layer_ns, strict=True))
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    """One stored profile (a record of a profile run): its per-layer profile when at least one
+    round was timed, the error that ended it, and whether every planned round arrived."""
+
+    target: str
+    model: str
+    profile: LayerProfile | None
+    error: dict[str, Any] | None
+    complete: bool
+    model_sha256: str = ""
+    run_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object of `harness show PROFILE-RUN --json`: the profile's own fields (those of
+        `harness analyze --json`'s ``profile``) plus ``schema_version``, ``complete`` and ``error``."""
+        base = self.profile.to_json() if self.profile is not None else {
+            "kind": "profile", "run_id": self.run_id, "model": self.model, "target": self.target}
+        return {**base, "schema_version": SCHEMA_VERSION, "model_sha256": self.model_sha256,
+                "complete": self.complete, "error": self.error}
+
+
+def profile_from_record(header: dict[str, Any], lines: Sequence[dict[str, Any]],
+                        run_id: str | None = None) -> LayerProfile:
+    """The per-layer profile of a stored profile record (its header and the agent's messages):
+    the raw ``round`` messages through ``layer_profile``, with the clock the header names.
+
+    Raises MeasurementError when no round was timed (the agent failed or was stopped before).
+    """
+    plan = header.get("plan") or {}
+    clock = str(plan.get("clock", "wall"))
+    first = {m.get("type"): m for m in reversed(lines)}  # the first message of each type
+    rounds = [m["ns"] if clock == "wall" else m["cpu_ns"] for m in lines if m.get("type") == "round"]
+    if not rounds:
+        raise MeasurementError(f"{header.get('model')}: no round was timed", target=header.get("target"))
+    ops = StoredOps(tuple(StoredOp(int(o["index"]), str(o["type"]), o.get("flops")) for o in header.get("ops", ())))
+    runtime = ((first.get("hello") or {}).get("runtime") or {}).get("name") or "?"
+    slices = int((first.get("plan") or plan).get("slices", 1))
+    p = layer_profile(ops, rounds, slices=slices, model=str(header.get("model_path", header.get("model"))),
+                      target=str(header.get("target")), runtime=runtime, threads=int(plan.get("threads", 1)),
+                      xnnpack=bool(plan.get("xnnpack", False)), clock=clock)
+    planned = int(plan.get("rounds", len(rounds)))
+    cut = () if "summary" in first else (f"incomplete: {len(rounds)} of {planned} rounds were timed before "
+                                         "the run stopped; the figures come from those",)
+    return replace(p, notes=p.notes + cut, run_id=run_id)
+
+
+def stored_profiles(run: Path) -> list[ProfileRecord]:
+    """Every profile of the profile run in directory ``run``, recomputed from its raw rounds."""
+    run_id = str(store.load_meta(run).get("run_id") or run.name)
+    records = []
+    for path in store.records(run, "profile"):
+        header, lines = store.read_record(path)
+        error: dict[str, Any] = {}
+        for msg in lines:  # the board's error and the host's account of it (with the hint), merged
+            found = msg if msg.get("type") == "error" else (msg.get("error") if msg.get("type") == "end" else None)
+            error.update({k: v for k, v in (found or {}).items() if v is not None and k not in ("v", "type")})
+        has_rounds = any(m.get("type") == "round" for m in lines)
+        records.append(ProfileRecord(
+            target=str(header.get("target")), model=str(header.get("model")),
+            profile=profile_from_record(header, lines, run_id) if has_rounds else None,
+            error=error or None, model_sha256=str(header.get("model_sha256", "")), run_id=run_id,
+            complete=not error and any(m.get("type") == "summary" for m in lines)))
+    return records
+
 
 def firmware_profile(analysis: ModelAnalysis, ops: Sequence[dict[str, Any]], whole_ns: float, *,
                      model: str = "", target: str = "", runtime: str = "tflite-micro",
@@ -175,23 +291,42 @@ def firmware_profile(analysis: ModelAnalysis, ops: Sequence[dict[str, Any]], who
                         notes, float("nan"), source)
 
 
+def profiles_from_run(run: Path, model: Path) -> list[LayerProfile]:
+    """Per-layer profiles of ``model`` (matched by sha256) in the stored run in directory ``run``:
+    a profile run's profiles, recomputed from their rounds, or what MCU firmware profilers sent
+    in a benchmark run (``firmware_profiles``).
+
+    Raises ConfigError naming the run and the model when there is none.
+    """
+    if store.run_kind(store.load_meta(run)) != "profile":
+        return firmware_profiles(run, model)
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    stored = [r.profile for r in stored_profiles(run) if r.profile is not None and r.model_sha256 == sha]
+    if not stored:
+        raise ConfigError(f"profile run {run.name} has no profile of {model.name}",
+                          hint="pass the model that was profiled, or another run")
+    return stored
+
+
 def firmware_profiles(run: Path, model: Path) -> list[LayerProfile]:
     """Per-layer profiles that MCU firmware profilers sent (``op_profile``) for ``model`` in the
-    run in directory ``run``, one per benchmark of that exact file (matched by sha256).
+    benchmark run in directory ``run``, one per benchmark of that exact file (matched by sha256).
 
     Raises ConfigError naming the run and the model when there is none.
     """
     analysis = analyze(model)
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
-    _, benchmarks = store.load_run(run)
+    meta, benchmarks = store.load_run(run)
+    run_id = str(meta.get("run_id") or run.name)
     profiles = []
     for b in benchmarks:
         s = summarize(b)
         for msg in b.extra:
             if msg.get("type") == "op_profile" and b.model_sha256 == sha and s.invoke is not None:
                 target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
-                profiles.append(firmware_profile(analysis, msg.get("ops") or [], s.invoke.median, model=str(model),
-                                                 target=target, source=str(msg.get("source", "firmware profiler"))))
+                p = firmware_profile(analysis, msg.get("ops") or [], s.invoke.median, model=str(model),
+                                     target=target, source=str(msg.get("source", "firmware profiler")))
+                profiles.append(replace(p, run_id=run_id))
     if not profiles:
         raise ConfigError(f"run {run.name} has no firmware op profile of {model.name}",
                           hint="benchmark this model on a serial target whose firmware has a profiler, "

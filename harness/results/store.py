@@ -1,16 +1,26 @@
 """The result store: ``results/<run-id>/``, written as the run goes, readable at any moment.
 
-Layout (schema version in every file, see harness.results.benchmark for its history)::
+A run has one ``kind`` (in run.json; a run without one, from schema version 1, is a benchmark
+run): "benchmark" for ``harness run``, "profile" for ``harness analyze MODEL --profile TARGET``;
+later "stream" and "soak". Each kind keeps its record files in its own folder. Layout (schema
+version in every file, see harness.results.benchmark for its history)::
 
     results/<run-id>/
-        run.json                     what was asked: plan, matrix, targets' facts, status
-        benchmarks/NNN-<target>-<model>-t<threads>.jsonl
+        run.json                     kind, what was asked (plan, matrix or model and target,
+                                     targets' facts), status
+        benchmarks/NNN-<target>-<model>-t<threads>.jsonl          (kind "benchmark")
                                      header line, the board's messages verbatim, end line
         summary.jsonl                one `harness run --json` object per finished benchmark
+        profiles/NNN-<target>-<model>-t<threads>.jsonl            (kind "profile")
+                                     header line (the profile plan, each op's index, type and
+                                     FLOPs), the agent's profile-mode messages verbatim (hello,
+                                     models, plan, every ``round`` of raw Invoke samples,
+                                     summary or error), end line
 
 Every line is flushed as it arrives, so Ctrl-C or a crash leaves all samples received so far on
-disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not. No secrets
-are written: targets contribute only their facts (Target.facts()), never connection details.
+disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not, and
+harness.results.layers recomputes a profile from its stored rounds. No secrets are written:
+targets contribute only their facts (Target.facts()), never connection details.
 """
 
 from __future__ import annotations
@@ -20,14 +30,17 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 from typing import IO, Any
 
 from harness import __version__
 from harness.errors import ConfigError, MeasurementError
-from harness.plan import Job
-from harness.results.benchmark import SCHEMA_VERSION, Benchmark, from_lines
+from harness.plan import Job, ProfileJob
+from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchmark, from_lines
+
+# The kinds of run, each with the folder of its record files.
+FOLDERS = {"benchmark": "benchmarks", "profile": "profiles"}
 
 
 def _now() -> str:
@@ -42,11 +55,20 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-class BenchmarkWriter:
-    """Appends one benchmark's lines, flushed one by one. Thread-confined to its target's worker."""
+def run_kind(meta: dict[str, Any]) -> str:
+    """The kind of a run from its run.json; runs stored before kinds existed are benchmarks."""
+    return str(meta.get("kind") or "benchmark")
+
+
+class RecordWriter:
+    """Appends one record's lines (a benchmark, a profile), flushed one by one.
+
+    Thread-confined to its target's worker. ``header`` is the first line, as written.
+    """
 
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
+        self.header = header
         self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in end()
         self._write(header)
 
@@ -66,17 +88,21 @@ class BenchmarkWriter:
 
 
 class RunStore:
-    """Writes one run directory."""
+    """Writes one run directory, of one kind. Safe to use from the runner's worker threads."""
 
-    def __init__(self, root: Path, run_id: str | None = None) -> None:
+    def __init__(self, root: Path, run_id: str | None = None, kind: str = "benchmark") -> None:
+        if kind not in FOLDERS:
+            raise ValueError(f"unknown run kind {kind!r}")
         self.run_id = run_id or new_run_id()
+        self.kind = kind
         self.path = root / self.run_id
-        (self.path / "benchmarks").mkdir(parents=True, exist_ok=False)
+        (self.path / FOLDERS[kind]).mkdir(parents=True, exist_ok=False)
         self._meta: dict[str, Any] = {}
         self._count = 0
+        self._lock = threading.Lock()
 
     def start(self, meta: dict[str, Any]) -> None:
-        self._meta = {"schema_version": SCHEMA_VERSION, "run_id": self.run_id,
+        self._meta = {"schema_version": SCHEMA_VERSION, "kind": self.kind, "run_id": self.run_id,
                       "harness_version": __version__, "started_at": _now(), "status": "running", **meta}
         self._save_meta()
 
@@ -89,22 +115,37 @@ class RunStore:
         tmp.write_text(json.dumps(self._meta, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.path / "run.json")  # never a half-written run.json
 
-    def open_benchmark(self, job: Job) -> BenchmarkWriter:
-        self._count += 1
-        name = f"{self._count:03d}-{_slug(job.target)}-{_slug(job.model.stem)}-t{job.threads}.jsonl"
-        header = {"type": "header", "schema_version": SCHEMA_VERSION, "run_id": self.run_id,
-                  "target": job.target, "model": job.model.name, "model_path": str(job.model),
-                  "model_sha256": job.model_sha256, "threads": job.threads,
-                  "plan": job.plan.as_dict(), "model_facts": job.model_facts, "started_at": _now()}
-        return BenchmarkWriter(self.path / "benchmarks" / name, header)
+    def open_benchmark(self, job: Job) -> RecordWriter:
+        return self._open("benchmark", job.target, job.model, job.threads, {
+            "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
+            "model_facts": job.model_facts})
+
+    def open_profile(self, job: ProfileJob) -> RecordWriter:
+        return self._open("profile", job.target, job.model, job.threads, {
+            "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
+            "prefixes": [p.name for p in job.prefixes], "ops": list(job.ops)})
+
+    def _open(self, kind: str, target: str, model: Path, threads: int, fields: dict[str, Any]) -> RecordWriter:
+        if kind != self.kind:
+            raise ValueError(f"a {kind} record in a {self.kind} run")
+        with self._lock:
+            self._count += 1
+            count = self._count
+        name = f"{count:03d}-{_slug(target)}-{_slug(model.stem)}-t{threads}.jsonl"
+        header = {"type": "header", "schema_version": SCHEMA_VERSION, "kind": kind, "run_id": self.run_id,
+                  "target": target, "model": model.name, "model_path": str(model), **fields,
+                  "started_at": _now()}
+        return RecordWriter(self.path / FOLDERS[kind] / name, header)
 
     def add_summary(self, obj: dict[str, Any]) -> None:
-        with open(self.path / "summary.jsonl", "a", encoding="utf-8") as f:
+        with self._lock, open(self.path / "summary.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(obj) + "\n")
 
 
-def read_benchmark(path: Path) -> Benchmark:
-    """One benchmark file; a truncated last line (crash mid-write) is ignored."""
+def read_record(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and the following lines of one record file; a truncated last line (crash
+    mid-write) is ignored. Raises MeasurementError for a file that is not one, or of a schema
+    version this harness cannot read."""
     lines: list[dict[str, Any]] = []
     with open(path, encoding="utf-8") as f:
         for raw in f:
@@ -113,16 +154,24 @@ def read_benchmark(path: Path) -> Benchmark:
             except json.JSONDecodeError:
                 break  # only the very last line can be cut short
     if not lines or lines[0].get("type") != "header":
-        raise MeasurementError(f"{path} is not a harness benchmark file (no header line)")
+        raise MeasurementError(f"{path} is not a harness record file (no header line)")
     version = lines[0].get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise MeasurementError(f"{path} has schema version {version}; this harness reads "
-                               f"{SCHEMA_VERSION}", hint="use the harness version that wrote it")
-    return from_lines(lines[0], lines[1:])
+                               f"{', '.join(map(str, READABLE_VERSIONS))}",
+                               hint="use the harness version that wrote it")
+    return lines[0], lines[1:]
 
 
-def resolve_run(root: Path, ref: str | None) -> Path:
-    """A run directory from a run id, a path, or None for the latest run under ``root``."""
+def read_benchmark(path: Path) -> Benchmark:
+    """One benchmark file; a truncated last line (crash mid-write) is ignored."""
+    header, lines = read_record(path)
+    return from_lines(header, lines)
+
+
+def resolve_run(root: Path, ref: str | None, kind: str | None = "benchmark") -> Path:
+    """A run directory from a run id or a path (of any kind), or for None the latest run of
+    ``kind`` under ``root`` (of any kind when ``kind`` is None)."""
     if ref and Path(ref).is_dir():
         return Path(ref)
     if ref and (root / ref).is_dir():
@@ -130,21 +179,29 @@ def resolve_run(root: Path, ref: str | None) -> Path:
     if ref:
         raise ConfigError(f"no run {ref!r} in {root}", hint="harness show with no argument shows the "
                           "latest run; ls results/ lists them")
-    runs = sorted(p for p in root.glob("*/run.json")) if root.is_dir() else []
-    if not runs:
-        raise ConfigError(f"no runs in {root}", hint="run `harness run` first, or pass --results DIR")
-    return max(runs, key=lambda p: p.stat().st_mtime).parent
+    runs = sorted(root.glob("*/run.json"), key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
+    for run in runs:
+        if kind is None or run_kind(load_meta(run.parent)) == kind:
+            return run.parent
+    what = f"{kind} runs" if kind else "runs"
+    first = {"profile": "run `harness analyze MODEL --profile TARGET` first"}.get(kind or "", "run `harness run` first")
+    raise ConfigError(f"no {what} in {root}", hint=f"{first}, or pass --results DIR")
+
+
+def load_meta(path: Path) -> dict[str, Any]:
+    """run.json of the run in directory ``path``, or {} when it is missing or unreadable."""
+    try:
+        meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
     """run.json (or {} when it is missing) and every benchmark of the run, in run order."""
-    try:
-        meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        meta = {}
-    return meta, list(_benchmarks(path))
+    return load_meta(path), [read_benchmark(file) for file in records(path, "benchmark")]
 
 
-def _benchmarks(path: Path) -> Iterator[Benchmark]:
-    for file in sorted((path / "benchmarks").glob("*.jsonl")):
-        yield read_benchmark(file)
+def records(path: Path, kind: str) -> list[Path]:
+    """The record files of ``kind`` in the run in directory ``path``, in run order."""
+    return sorted((path / FOLDERS[kind]).glob("*.jsonl"))

@@ -55,7 +55,7 @@ class BenchmarkSummary:
         board = b.hello.get("board") or {}
         clock = b.hello.get("clock") or {}
         out: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "run_id": run_id,
+            "kind": "benchmark", "schema_version": SCHEMA_VERSION, "run_id": run_id,
             "target": b.target, "model": b.model, "model_sha256": b.model_sha256, "threads": b.threads,
             "runtime": b.runtime, "runtime_version": b.runtime_version,
             "xnnpack": b.model_info.get("xnnpack"),

@@ -1,136 +1,128 @@
-"""Per-layer time on the device: time every prefix of a model on a board, in interleaved rounds.
+"""Per-layer time on the device: every prefix of a model timed on a board in interleaved rounds.
 
-The method is described in harness.models.prefixes (how prefixes are built) and
-harness.results.layers (how per-layer times and the sum check come from the samples).
+A profile is a scenario of the runner (harness.scenarios.runner), so it takes the path every job
+takes: the target's driver (``Profiler.profile``: the Linux agent's profile mode), the host-CPU
+turns, cancel on Ctrl-C (the agent is stopped, what was measured is kept) and a run of kind
+"profile" in the result store, whose record holds every ``round`` of raw samples verbatim. The
+per-layer figures come from those stored rounds (harness.results.layers.profile_from_record),
+so ``harness show RUN`` recomputes them. How prefixes are built: harness.models.prefixes.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.config import Target
-from harness.errors import AgentError, ConfigError, MeasurementError
-from harness.lab.transports.base import Transport
-from harness.models.analysis import analyze_model, load_model
+from harness.errors import ConfigError, HarnessError, MeasurementError
+from harness.lab.drivers.base import Driver, Emit, Message, Profiler
+from harness.models.analysis import ModelAnalysis, analyze
+from harness.models.files import check_model
 from harness.models.prefixes import build_prefixes
-from harness.results.layers import LayerProfile, layer_profile
-
-PROTOCOL_VERSION = 1
-HEARTBEATS_MISSED = 5  # as harness.lab.drivers.linux: missed heartbeats before the board-side timer exits
-
-
-def timer_path() -> Path:
-    """device_agents/linux/prefix_timer.py, as shipped with harness."""
-    from importlib import resources
-
-    return Path(str(resources.files("device_agents").joinpath("linux", "prefix_timer.py")))
+from harness.plan import ProfileJob, ProfilePlan
+from harness.results.layers import LayerProfile, op_facts, profile_from_record
+from harness.results.store import RecordWriter, RunStore
+from harness.scenarios.benchmark import error_dict
+from harness.scenarios.hostcpu import HostCpu
+from harness.scenarios.runner import Observer, Quiet, Runner
 
 
-def agent_path() -> Path:
-    from importlib import resources
+@dataclass(frozen=True)
+class ProfileOutcome:
+    job: ProfileJob
+    profile: LayerProfile | None  # None when not one round was timed
+    error: HarnessError | None
+    complete: bool  # every planned round arrived
+    path: Path
 
-    return Path(str(resources.files("device_agents").joinpath("linux", "tflite_agent.py")))
+
+@dataclass(frozen=True)
+class ProfileRun:
+    """A finished profile run: where it is stored, its status in run.json, and its outcome
+    (None when Ctrl-C came before the job finished)."""
+
+    run_id: str
+    path: Path
+    status: str  # complete | failed | interrupted
+    outcome: ProfileOutcome | None
 
 
-def profile(transport: Transport, python: str, model_path: Path | str, work_dir: Path | str, *,
-            threads: int = 1, runtime: str = "auto", xnnpack: bool = False, rounds: int = 15,
-            min_time_s: float = 0.005, slices: int = 5, seed: int = 0, clock: str = "wall",
-            timeout_s: float = 600.0) -> LayerProfile:
-    """Build the prefixes of ``model_path`` in ``work_dir``, time them on the board behind
-    ``transport`` with prefix_timer.py, and return the per-layer profile.
+def refusal(target: Target) -> ConfigError:
+    return ConfigError(f"per-layer timing needs a board that runs Python; {target.name} is kind "
+                       f"{target.kind!r}", target=target.name,
+                       hint="profile on a local or ssh target; for a microcontroller use `harness analyze "
+                            "--fits` (arena) and a firmware build with the TFLM profiler")
 
-    ``rounds``: interleaved rounds (each times every prefix); ``min_time_s``: seconds of samples
-    per model per round, taken in ``slices`` turns. ``clock``: "wall" or "cpu" (see LayerProfile). The whole run must end within
-    ``timeout_s`` seconds.
-    """
-    if clock not in ("wall", "cpu") or (clock == "cpu" and threads != 1):
-        raise ConfigError(f"clock {clock!r} with {threads} threads: the CPU clock covers only the "
-                          "calling thread", hint="use clock \"wall\", or \"cpu\" with 1 thread")
-    path = Path(model_path)
-    model = load_model(path)
-    analysis = analyze_model(model, path=str(path), size_bytes=path.stat().st_size)
-    prefixes = build_prefixes(path, work_dir)
-    timer = transport.stage(timer_path()).remote_path
-    agent = transport.stage(agent_path()).remote_path
-    remote = [transport.stage(p.path).remote_path for p in prefixes] + [transport.stage(path).remote_path]
-    argv = [python, timer, "--agent", agent, "--threads", str(threads), "--runtime", runtime,
-            "--xnnpack", "on" if xnnpack else "off", "--rounds", str(rounds), "--min-time", str(min_time_s),
-            "--slices", str(slices),
-            "--seed", str(seed), "--lifeline"]
-    heartbeat_s = getattr(transport, "heartbeat_s", None)  # newlines the transport writes to stdin
-    if heartbeat_s:
-        # The timer gives up on a host whose heartbeats stopped (a dead link the board missed),
-        # after as many missed beats as the benchmark agent tolerates.
-        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
-    argv += remote
-    proc = transport.run(argv)
-    slices_done = slices
-    deadline = time.monotonic() + timeout_s
-    runtime_name = runtime
-    rounds_ns: list[list[list[int]]] = []
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise MeasurementError(f"{path.name}: prefix timing took over {timeout_s:.0f} s",
-                                       target=transport.name, hint="lower --rounds or --min-time")
+
+class ProfileScenario:
+    """Jobs of `harness analyze --profile`: stored under profiles/, one per model and target."""
+
+    kind = "profile"
+
+    def open(self, store: RunStore, job: ProfileJob) -> RecordWriter:
+        return store.open_profile(job)
+
+    def start(self, driver: Driver, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
+        if not isinstance(driver, Profiler):
+            raise ConfigError(f"the driver of {job.target} cannot time prefixes", target=job.target)
+        driver.profile(job, emit, cancel)
+
+    def finish(self, store: RunStore, job: ProfileJob, writer: RecordWriter, messages: Sequence[Message],
+               error: HarnessError | None, cancelled: bool) -> ProfileOutcome:
+        profile = None
+        if any(m.get("type") == "round" for m in messages):
             try:
-                line = proc.readline(timeout=min(left, 5.0))
-            except EOFError:
-                break
-            if line is None:
-                continue
-            try:
-                msg = json.loads(line)
-            except ValueError as exc:
-                raise AgentError(f"prefix_timer wrote a line that is not JSON: {line[:120]!r}",
-                                 target=transport.name) from exc
-            if msg.get("v") != PROTOCOL_VERSION:
-                raise AgentError(f"prefix_timer speaks protocol {msg.get('v')!r}, harness {PROTOCOL_VERSION}",
-                                 target=transport.name, hint="harness stages its own prefix_timer.py; re-run")
-            kind = msg.get("type")
-            if kind == "hello":
-                runtime_name = (msg.get("runtime") or {}).get("name") or runtime
-            elif kind == "plan":
-                slices_done = int(msg.get("slices", slices))
-            elif kind == "round":
-                rounds_ns.append(msg["ns"] if clock == "wall" else msg["cpu_ns"])
-            elif kind == "error":
-                raise AgentError(f"{path.name}: prefix_timer failed: {msg.get('message')}",
-                                 code=str(msg.get("code", "agent")), target=transport.name)
-            elif kind == "summary":
-                break
-        status = proc.wait(timeout=10.0)
-    finally:
-        proc.terminate()  # idempotent; on any error it stops the timer on the board
-    if not rounds_ns:
-        raise AgentError(f"{path.name}: prefix_timer ended (status {status}) without timing anything: "
-                         f"{proc.stderr_tail()[-400:]}", target=transport.name)
-    return layer_profile(analysis, rounds_ns, slices=slices_done, model=str(path), target=transport.name,
-                         runtime=runtime_name, threads=threads, xnnpack=xnnpack, clock=clock)
+                profile = profile_from_record(writer.header, messages, store.run_id)
+            except MeasurementError as exc:  # rounds that do not fit the model: kept on disk, judged here
+                error = error or exc
+        complete = error is None and any(m.get("type") == "summary" for m in messages)
+        reason = "error" if error is not None else ("interrupted" if cancelled and not complete else None)
+        writer.end(complete=complete, reason=reason, error=error_dict(error) if error is not None else None)
+        return ProfileOutcome(job, profile, error, complete, writer.path)
 
 
+def plan_profile(target: Target, model: Path, work_dir: Path, plan: ProfilePlan,
+                 analysis: ModelAnalysis | None = None) -> ProfileJob:
+    """The job: the model checked, its prefixes built in ``work_dir``, its ops' FLOPs counted.
 
-def profile_target(target: Target, model_path: Path | str, work_dir: Path | str, **options: Any) -> LayerProfile:
-    """``profile`` on a target of targets.toml: its transport, its python, closed afterwards.
-
-    Only boards that run commands (local, ssh) can time prefixes; microcontrollers would need
-    firmware with TFLite Micro's profiler, which this does not provide.
+    Raises ConfigError, before anything runs, for a target that cannot run the agent (a
+    microcontroller) and for the CPU clock with more than one thread.
     """
-    from harness.lab.transports import open_transport
-
     if target.kind not in ("local", "ssh"):
-        raise ConfigError(f"per-layer timing needs a board that runs Python; {target.name} is kind "
-                          f"{target.kind!r}", target=target.name,
-                          hint="profile on a local or ssh target; for a microcontroller use `harness analyze "
-                               "--fits` (arena) and a firmware build with the TFLM profiler")
-    python = str(target.options.get("python", sys.executable if target.kind == "local" else "python3"))
-    transport = open_transport(target)
+        raise refusal(target)
+    if plan.clock not in ("wall", "cpu") or (plan.clock == "cpu" and plan.threads != 1):
+        raise ConfigError(f"clock {plan.clock!r} with {plan.threads} threads: the CPU clock covers only the "
+                          "calling thread", hint="use clock \"wall\", or \"cpu\" with 1 thread")
+    digest = check_model(model)
+    prefixes = build_prefixes(model, work_dir)
+    return ProfileJob(target=target.name, model=model, model_sha256=digest, plan=plan,
+                      prefixes=tuple(p.path for p in prefixes), ops=op_facts(analysis or analyze(model)))
+
+
+def run_profile(target: Target, model: Path, work_dir: Path, results: Path, plan: ProfilePlan, *,
+                analysis: ModelAnalysis | None = None, host_cpu: HostCpu | None = None,
+                observer: Observer[ProfileJob, ProfileOutcome] | None = None,
+                cancel: threading.Event | None = None) -> ProfileRun:
+    """Profile ``model`` on ``target`` into a new run of kind "profile" under ``results``.
+
+    Ctrl-C or ``cancel`` stops the agent on the board; the rounds measured so far stay in the
+    run, whose status is then "interrupted". An error on the board is in ``outcome.error`` (the
+    run's status "failed"); errors of the plan (ConfigError) are raised before a run is created.
+    """
+    job = plan_profile(target, model, work_dir, plan, analysis)
+    store = RunStore(results, kind="profile")
+    store.start({"model": str(model), "model_sha256": job.model_sha256, "target": target.name,
+                 "targets": {target.name: target.facts()}, "plan": plan.as_dict(),
+                 "prefixes": len(job.prefixes)})
+    runner = Runner(store, [target], ProfileScenario(), observer or Quiet(), host_cpu, cancel)
     try:
-        return profile(transport, python, model_path, work_dir, **options)
-    finally:
-        transport.close()
+        runner.run([job])
+    except KeyboardInterrupt:
+        store.finish("interrupted")
+        return ProfileRun(store.run_id, store.path, "interrupted", next(iter(runner.outcomes), None))
+    (outcome,) = runner.outcomes
+    status = "failed" if outcome.error is not None else ("complete" if outcome.complete else "interrupted")
+    store.finish(status)
+    return ProfileRun(store.run_id, store.path, status, outcome)

@@ -1,120 +1,124 @@
-"""The runner: a matrix of models x targets x thread counts, targets in parallel.
+"""The runner: the one path from jobs to boards to the result store, for every scenario.
 
-One worker thread per target runs that target's jobs one after the other (a board benchmarks
-one model at a time, or the runs would disturb each other). Targets whose work runs on this
-machine's own CPU (the local board, emulators) also take turns with each other, for the same
-reason. A failing job or board never stops the others: its error is recorded in the store and in
-its Outcome. Messages go to the store as they arrive, so nothing measured is lost.
+One worker thread per target runs that target's jobs one after the other (a board runs one job
+at a time, or the jobs would disturb each other); jobs on targets that compute on this machine's
+own CPU (the local board, emulators) also take turns with each other and with other harness
+processes (harness.scenarios.hostcpu). A failing job or board never stops the others: its error
+is recorded in the store and in its outcome. Messages go to the store as they arrive, so nothing
+measured is lost, and Ctrl-C (or ``Runner.cancel``) stops every board's agent.
+
+What a job *is* comes from its ``Scenario``: the benchmark (harness.scenarios.benchmark) and the
+per-layer profile (harness.scenarios.profile) today, later stream and soak. A scenario opens the
+job's record in the store, calls the driver's method for it, and turns the messages into an
+outcome; the lifecycle of drivers, the host-CPU turns, cancel and error handling live here, once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from harness.config import Target
 from harness.errors import HarnessError, TransportError
-from harness.lab.drivers import open_driver, uses_host_cpu
-from harness.lab.drivers.base import Driver, Message
-from harness.models.analysis import analyze
-from harness.models.files import check_model
-from harness.plan import Job, Plan
-from harness.results.benchmark import Benchmark, from_lines
-from harness.results.store import BenchmarkWriter, RunStore
-from harness.results.summary import BenchmarkSummary, summarize
+from harness.lab.drivers import open_driver
+from harness.lab.drivers.base import Driver, Emit, Message
+from harness.results.store import RecordWriter, RunStore
+from harness.scenarios.hostcpu import HostCpu
 
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 15.0  # how long Ctrl-C waits for boards to stop their agents
 
 
-@dataclass(frozen=True)
-class Outcome:
-    job: Job
-    benchmark: Benchmark
-    summary: BenchmarkSummary  # computed once, for summary.jsonl and the tables
-    error: HarnessError | None
-    path: Path
+class TargetedJob(Protocol):
+    @property
+    def target(self) -> str: ...
 
 
-class Observer(Protocol):
+J = TypeVar("J", bound=TargetedJob)
+R = TypeVar("R")  # a job's outcome
+J_contra = TypeVar("J_contra", bound=TargetedJob, contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class Scenario(Protocol[J_contra, R_co]):
+    """One kind of job (its run kind is ``kind``): how it is stored, run on a driver, and judged."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def open(self, store: RunStore, job: J_contra) -> RecordWriter:
+        """The job's record in the store (header written)."""
+        ...
+
+    def start(self, driver: Driver, job: J_contra, emit: Emit, cancel: threading.Event) -> None:
+        """Run the job on the board through the driver (e.g. ``driver.benchmark``)."""
+        ...
+
+    def finish(self, store: RunStore, job: J_contra, writer: RecordWriter, messages: Sequence[Message],
+               error: HarnessError | None, cancelled: bool) -> R_co:
+        """End the record (its end line) and return the job's outcome. ``error`` is what stopped
+        the job (None when it ran to its end or was cancelled); called exactly once per job."""
+        ...
+
+
+class Observer(Protocol[J_contra, R_contra]):
     """Live progress (the CLI's display); called from worker threads."""
 
-    def job_started(self, job: Job) -> None: ...
+    def job_started(self, job: J_contra) -> None: ...
 
-    def job_message(self, job: Job, msg: Message) -> None: ...
+    def job_message(self, job: J_contra, msg: Message) -> None: ...
 
-    def job_finished(self, outcome: Outcome) -> None: ...
-
-
-def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequence[int] | None,
-              plan: Plan) -> tuple[list[Job], list[tuple[Job, HarnessError]]]:
-    """The matrix, and the jobs refused on the host already (a file that is not a whole TFLite
-    model: one error per file, shared by its jobs, since no board is at fault)."""
-    checked: dict[Path, tuple[str, HarnessError | None]] = {}
-    facts: dict[Path, dict[str, object]] = {}
-    for model in models:
-        try:
-            checked[model] = (check_model(model), None)
-        except HarnessError as exc:
-            checked[model] = ("", exc)
-        else:
-            facts[model] = model_facts(model)
-    jobs: list[Job] = []
-    refused: list[tuple[Job, HarnessError]] = []
-    for target in targets:
-        for model in models:
-            digest, error = checked[model]
-            # a microcontroller runs TFLite Micro on one core: --threads does not multiply it
-            counts = (1,) if target.kind == "serial" else (threads or target.threads)
-            for t in counts:
-                job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan,
-                          model_facts=facts.get(model, {}))
-                if error is None:
-                    jobs.append(job)
-                else:
-                    refused.append((job, error))
-    return jobs, refused
+    def job_finished(self, outcome: R_contra) -> None: ...
 
 
-def model_facts(model: Path) -> dict[str, object]:
-    """The model's totals from harness analyze, for the results; {} when it cannot be analysed
-    (the board's runtime is the judge of what runs: a model we cannot count may still run)."""
-    try:
-        a = analyze(model)
-    except Exception as exc:  # analysis is a bonus here, never a reason to refuse a benchmark
-        log.warning("%s: no FLOP count (%s)", model.name, exc)
-        return {}
-    return {"flops": a.total_flops, "macs": a.total_macs, "params": a.total_params,
-            "weight_bytes": a.total_weight_bytes, "scheme": a.scheme, "scheme_detail": a.scheme_detail,
-            "uncounted_ops": len(a.uncounted_ops), "size_bytes": a.size_bytes}
+class Quiet:
+    """An observer that shows nothing."""
+
+    def job_started(self, job: object) -> None:
+        pass
+
+    def job_message(self, job: object, msg: Message) -> None:
+        pass
+
+    def job_finished(self, outcome: object) -> None:
+        pass
 
 
-def _error_dict(exc: HarnessError) -> dict[str, object]:
-    return {"code": getattr(exc, "code", type(exc).__name__), "message": exc.message, "hint": exc.hint}
-
-
-class Runner:
-    def __init__(self, store: RunStore, targets: Sequence[Target], observer: Observer) -> None:
+class Runner(Generic[J, R]):
+    def __init__(self, store: RunStore, targets: Sequence[Target], scenario: Scenario[J, R],
+                 observer: Observer[J, R], host_cpu: HostCpu | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        if scenario.kind != store.kind:
+            raise ValueError(f"a {scenario.kind} scenario in a {store.kind} run")
         self.store = store
         self.targets = {t.name: t for t in targets}
+        self.scenario = scenario
         self.observer = observer
-        self.cancel = threading.Event()
-        self._host_cpu = threading.Lock()
-        self._store_lock = threading.Lock()
-        self._outcomes: list[Outcome] = []
+        self.host_cpu = host_cpu or HostCpu()
+        self.cancel = cancel or threading.Event()  # set it (or press Ctrl-C) to stop every board
+        self._lock = threading.Lock()
+        self._done: list[tuple[J, R]] = []
 
-    def run(self, jobs: Sequence[Job], refused: Sequence[tuple[Job, HarnessError]] = ()) -> list[Outcome]:
-        """Run every job; on KeyboardInterrupt stop all boards, keep what was measured, re-raise."""
+    @property
+    def outcomes(self) -> list[R]:
+        """The outcomes of the jobs finished so far, in the order they finished."""
+        with self._lock:
+            return [outcome for _, outcome in self._done]
+
+    def run(self, jobs: Sequence[J], refused: Sequence[tuple[J, HarnessError]] = ()) -> list[R]:
+        """Run every job; on KeyboardInterrupt stop all boards, keep what was measured, re-raise.
+
+        ``refused``: jobs refused on the host already, recorded with their error. Returns the
+        outcomes in the order of ``refused`` then ``jobs``.
+        """
         for job, error in refused:
-            self._record(job, self._open(job), [], error)
-        by_target: dict[str, list[Job]] = {}
+            self._finish(job, self.scenario.open(self.store, job), [], error)
+        by_target: dict[str, list[J]] = {}
         for job in jobs:
             by_target.setdefault(job.target, []).append(job)
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_target)), thread_name_prefix="target")
@@ -131,14 +135,15 @@ class Runner:
             pool.shutdown(wait=False, cancel_futures=True)
         for f in futures:
             f.result()  # a bug in a worker surfaces here, not silently
-        order = {id(j): i for i, j in enumerate(list(j for j, _ in refused) + list(jobs))}
-        return sorted(self._outcomes, key=lambda o: order.get(id(o.job), 0))
+        return self._in_order([job for job, _ in refused] + list(jobs))
 
-    def _open(self, job: Job) -> BenchmarkWriter:
-        with self._store_lock:
-            return self.store.open_benchmark(job)
+    def _in_order(self, jobs: list[J]) -> list[R]:
+        order = {id(j): i for i, j in enumerate(jobs)}
+        with self._lock:
+            done = list(self._done)
+        return [outcome for _, outcome in sorted(done, key=lambda d: order.get(id(d[0]), 0))]
 
-    def _run_target(self, target: Target, jobs: list[Job]) -> None:
+    def _run_target(self, target: Target, jobs: list[J]) -> None:
         driver: Driver | None = None
         unreachable: HarnessError | None = None
         try:
@@ -148,28 +153,26 @@ class Runner:
                 if unreachable is not None:
                     # the board did not answer: its other jobs fail with the same error at once,
                     # instead of one more connect timeout each
-                    self._record(job, self._open(job), [], unreachable)
+                    self._finish(job, self.scenario.open(self.store, job), [], unreachable)
                     continue
                 if driver is None:
                     try:
                         driver = open_driver(target)
                     except HarnessError as exc:
                         exc.target = exc.target or target.name
-                        self._record(job, self._open(job), [], exc)
+                        self._finish(job, self.scenario.open(self.store, job), [], exc)
                         unreachable = exc
                         continue
                 if self._run_job(driver, target, job):
-                    with contextlib.suppress(Exception):
-                        driver.close()
+                    _close(driver, target)
                     driver = None  # the link broke: reconnect for the next job
         finally:
             if driver is not None:
-                with contextlib.suppress(Exception):
-                    driver.close()
+                _close(driver, target)
 
-    def _run_job(self, driver: Driver, target: Target, job: Job) -> bool:
+    def _run_job(self, driver: Driver, target: Target, job: J) -> bool:
         """Run one job; True when the link to the board should be reopened."""
-        writer = self._open(job)
+        writer = self.scenario.open(self.store, job)
         messages: list[Message] = []
         self.observer.job_started(job)
 
@@ -178,39 +181,32 @@ class Runner:
             messages.append(msg)
             self.observer.job_message(job, msg)
 
-        lock = self._host_cpu if uses_host_cpu(target) else contextlib.nullcontext()
         try:
-            with lock:
-                driver.benchmark(job, emit, self.cancel)
+            with self.host_cpu.turn(target, self.cancel) as ours:
+                if ours:
+                    self.scenario.start(driver, job, emit, self.cancel)
         except HarnessError as exc:
             if exc.target is None:
                 exc.target = target.name  # an error on a board names the board
-            self._record(job, writer, messages, exc)
+            self._finish(job, writer, messages, exc)
             return isinstance(exc, TransportError)
         except Exception as exc:
             # A bug: keep the samples and the story on disk, then let it surface.
             writer.end(complete=False, reason="bug", error={"code": "bug", "message": repr(exc)})
             raise
-        self._record(job, writer, messages, None)
+        self._finish(job, writer, messages, None)
         return False
 
-    def _record(self, job: Job, writer: BenchmarkWriter, messages: list[Message],
-                error: HarnessError | None) -> None:
-        header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
-                  "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
-        if error is not None:
-            messages = [*messages, {"type": "error", **_error_dict(error)}]
-        benchmark = from_lines(header, messages)
-        if error is not None:
-            reason = "error"
-        elif self.cancel.is_set() and not benchmark.complete:
-            reason = "interrupted"
-        else:
-            reason = None
-        writer.end(complete=benchmark.complete, reason=reason, error=benchmark.error)
-        outcome = Outcome(job=job, benchmark=benchmark, summary=summarize(benchmark), error=error,
-                          path=writer.path)
-        with self._store_lock:
-            self._outcomes.append(outcome)
-            self.store.add_summary(outcome.summary.to_json(self.store.run_id))
+    def _finish(self, job: J, writer: RecordWriter, messages: list[Message], error: HarnessError | None) -> None:
+        outcome = self.scenario.finish(self.store, job, writer, messages, error, self.cancel.is_set())
+        with self._lock:
+            self._done.append((job, outcome))
         self.observer.job_finished(outcome)
+
+
+def _close(driver: Driver, target: Target) -> None:
+    """Close a driver; a failure to close is logged with the target's name, never raised."""
+    try:
+        driver.close()
+    except Exception as exc:
+        log.warning("%s: closing the link failed: %s", target.name, exc)

@@ -1,28 +1,31 @@
-"""The driver protocol: how the runner benchmarks one model on one board.
+"""The driver protocols: how a scenario runs one job on one board.
 
 A driver turns a board-specific conversation (the Linux agent's JSON lines over a transport, or
 the framed serial protocol of a microcontroller) into the *normalized messages* documented in
-device_agents/wire/PROTOCOL.md: plain dicts with ``"type"`` among hello, model, first_invoke,
-warmup, progress, samples, summary. The runner stores them verbatim and computes statistics from
-them, so every board kind lands in the same result store, tables and JSON.
+device_agents/wire/PROTOCOL.md: plain dicts with a ``"type"``. A driver has one method per
+scenario it can run, each with the same shape ``(job, emit, cancel)``: ``benchmark`` (every
+driver: hello, model, first_invoke, warmup, progress, samples, summary) and ``profile`` (boards
+that run the Linux agent: hello, models, plan, round, summary). The scenarios store the messages
+verbatim and compute every figure from them, so every board kind lands in the same result store,
+tables and JSON.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from harness.plan import Job, Plan
+from harness.plan import Job, Plan, ProfileJob
 
-__all__ = ["Driver", "Emit", "Job", "Message", "Plan"]
+__all__ = ["Driver", "Emit", "Job", "Message", "Plan", "Profiler"]
 
 Message = dict[str, Any]
 Emit = Callable[[Message], None]
 
 
 class Driver(Protocol):
-    """Benchmarks jobs on one board. One driver per target, used from one thread."""
+    """Runs jobs on one board. One driver per target, used from one thread."""
 
     def benchmark(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
         """Run ``job``, calling ``emit`` for each normalized message as it arrives.
@@ -34,3 +37,14 @@ class Driver(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Profiler(Protocol):
+    """A driver that can time a model's prefixes (per-layer profiling)."""
+
+    def profile(self, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
+        """Time ``job.prefixes`` and ``job.model`` in interleaved rounds, calling ``emit`` for each
+        message as it arrives (``round`` carries the raw samples); the same contract as
+        ``Driver.benchmark`` otherwise. Returns after the ``summary`` message."""
+        ...

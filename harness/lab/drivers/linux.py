@@ -1,9 +1,12 @@
 """The Linux agent driver: device_agents/linux/tflite_agent.py over any command transport.
 
-It stages the agent, the model and the user's files on the board, starts the agent with argv
-(every plan parameter explicit), relays the agent's JSON lines as normalized messages, and turns
+One method per scenario (``benchmark``: the agent's ``run`` mode; ``profile``: its ``profile``
+mode; later stream and soak) stages the agent and the job's files on the board and builds the
+agent's argv (every plan parameter explicit). All of them hand the started agent to the one
+relay, ``LinuxAgentDriver._relay``: it reads the agent's JSON lines, checks the protocol
+version, passes each message on as it arrives until the scenario's last message type, and turns
 an `error` line, a dead agent or a silent one into one AgentError/TransportError that names the
-target, the file and the fix. On cancel or timeout it stops the agent on the board.
+target, the file and the fix. On cancel, error or timeout the agent is stopped on the board.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from harness.config import Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
-from harness.plan import Job
+from harness.plan import Job, ProfileJob
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,11 @@ HINTS = {
                        "tflite-runtime), or point python = \"...\" in targets.toml at a venv that has one",
     "usage": "this is a harness bug if you did not run the agent by hand",
 }
+
+
+def silence_limit_s(target: Target) -> float:
+    """The longest the agent may stay quiet on this target (targets.toml timeout_s)."""
+    return float(target.options.get("timeout_s", SILENCE_TIMEOUT_S))
 
 
 def agent_path() -> Path:
@@ -67,6 +75,19 @@ def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
     if pipeline:
         argv += ["--pipeline", pipeline]
     return argv
+
+
+def profile_argv(python: str, agent: str, models: list[str], job: ProfileJob, target: Target,
+                 heartbeat_s: float | None = None) -> list[str]:
+    """The agent's profile-mode command line: prefixes 0..N then the whole model, plan explicit."""
+    p = job.plan
+    argv = [python, agent, "profile", "--threads", str(p.threads), "--runtime", target.runtime,
+            "--xnnpack", "on" if p.xnnpack else "off", "--rounds", str(p.rounds),
+            "--min-time", repr(p.min_time_s), "--slices", str(p.slices),
+            "--min-per-slice", str(p.min_per_slice), "--seed", str(p.seed), "--lifeline"]
+    if heartbeat_s:
+        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
+    return [*argv, *models]
 
 
 def parse_line(line: str, target: str) -> Message | None:
@@ -107,58 +128,68 @@ class LinuxAgentDriver:
         pipeline = self._stage(plan.pipeline, emit, "pipeline").remote_path if plan.pipeline else None
         argv = agent_argv(self.python, agent, model, job, self.target, inputs, pipeline,
                           self.transport.heartbeat_s)
+        self._run(argv, f"benchmarking {job.model.name}", emit, cancel, last="summary")
+
+    def profile(self, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
+        """Time the job's prefixes and the whole model in the agent's profile mode."""
+        agent = self._stage(agent_path(), emit, "agent").remote_path
+        models = [self._stage(p, emit, "prefix").remote_path for p in job.prefixes]
+        models.append(self._stage(job.model, emit, "model").remote_path)
+        argv = profile_argv(self.python, agent, models, job, self.target, self.transport.heartbeat_s)
+        self._run(argv, f"profiling {job.model.name}", emit, cancel, last="summary")
+
+    def _run(self, argv: list[str], what: str, emit: Emit, cancel: threading.Event, *, last: str) -> None:
         log.info("%s: %s", self.target.name, shlex.join(argv))
         proc = self.transport.run(argv)
         try:
-            self._relay(proc, job, emit, cancel)
+            self._relay(proc, what, emit, cancel, last)
         finally:
-            proc.terminate()
+            proc.terminate()  # idempotent; after an error, a timeout or cancel it stops the agent
 
-    def _relay(self, proc: Process, job: Job, emit: Emit, cancel: threading.Event) -> None:
+    def _relay(self, proc: Process, what: str, emit: Emit, cancel: threading.Event, last: str) -> None:
+        """Pass the agent's messages to ``emit`` until one of type ``last``; ``what`` the agent is
+        doing ("benchmarking m.tflite") names the job in errors."""
         name = self.target.name
-        silence_limit = float(self.target.options.get("timeout_s", SILENCE_TIMEOUT_S))
-        last = time.monotonic()
+        silence_limit = silence_limit_s(self.target)
+        seen = time.monotonic()
         while not cancel.is_set():
             try:
                 line = proc.readline(POLL_S)
             except EOFError:
                 break
             if line is None:
-                if time.monotonic() - last > silence_limit:
+                if time.monotonic() - seen > silence_limit:
                     raise TransportError(
-                        f"no message from the agent for {silence_limit:.0f} s while benchmarking "
-                        f"{job.model.name}", target=name,
+                        f"no message from the agent for {silence_limit:.0f} s while {what}", target=name,
                         hint="check the board (is it overloaded, or hung?), or raise timeout_s in targets.toml")
                 continue
-            last = time.monotonic()
+            seen = time.monotonic()
             msg = parse_line(line, name)
             if msg is None:
                 log.debug("%s: agent stdout: %s", name, line)
                 continue
-            if msg["type"] == "error":
-                emit(msg)
-                code = str(msg.get("code", "agent"))
-                raise AgentError(str(msg.get("message")), code=code, target=name,
-                                 hint=HINTS.get(code))
             emit(msg)
-            if msg["type"] == "summary":
+            if msg["type"] == "error":
+                code = str(msg.get("code", "agent"))
+                raise AgentError(str(msg.get("message")), code=code, target=name, hint=HINTS.get(code))
+            if msg["type"] == last:
                 return
         if cancel.is_set():
             return
-        self._explain_death(proc, job)
+        self._explain_death(proc, what, last)
 
-    def _explain_death(self, proc: Process, job: Job) -> None:
+    def _explain_death(self, proc: Process, what: str, last: str) -> None:
         status = proc.wait(timeout=5.0)
         tail = proc.stderr_tail().strip().splitlines()
         last_words = f": {tail[-1]}" if tail else ""
         if status is not None and status < 0:
             sig = signal.Signals(-status).name
-            raise AgentError(f"the agent died with {sig} while benchmarking {job.model.name}{last_words}",
+            raise AgentError(f"the agent died with {sig} while {what}{last_words}",
                              code="crashed", target=self.target.name,
                              hint="the runtime crashed on this model: try --xnnpack off, or another "
                                   "runtime (runtime = ... in targets.toml)")
-        raise AgentError(f"the agent exited (status {status}) before its summary while benchmarking "
-                         f"{job.model.name}{last_words}", code="crashed", target=self.target.name,
+        raise AgentError(f"the agent exited (status {status}) before its {last} while {what}{last_words}",
+                         code="crashed", target=self.target.name,
                          hint=f"run `harness doctor {self.target.name}`")
 
     def close(self) -> None:
