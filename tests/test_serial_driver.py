@@ -17,7 +17,7 @@ import psutil
 import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRT
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, ConfigError, HarnessError, TransportError
 from harness.lab.drivers.mcu import McuDriver
 from harness.models.files import sha256
@@ -52,7 +52,7 @@ def _types(messages: list[dict]) -> list[str]:
 def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
     target = Target(name="mcu-sim", kind="serial",
-                    options={"emulator": True, "baud": 921600, "arena": 64 * 1024})
+                    options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024))
     driver = McuDriver(target)
     sim = driver.sim
     assert sim is not None
@@ -191,7 +191,7 @@ def test_inputs_file_is_sent_and_outputs_match_litert(tmp_path: Path) -> None:
     # A board with a small RX buffer: 256-byte payloads, so the input takes several SET_INPUTs.
     with running_emulator(extra=("--max-payload", "256")) as sim:
         driver = McuDriver(Target(name="board", kind="serial",
-                                  options={"port": sim.port, "baud": 921600, "timeout_s": 2.0}))
+                                  options=SerialOptions(port=sim.port, baud=921600, command_timeout_s=2.0)))
         try:
             messages = _run(driver, _job(model, plan))
             with pytest.raises(ConfigError) as err:
@@ -237,7 +237,7 @@ def test_device_hang_mid_run_keeps_samples_and_fails_in_bounded_time(tmp_path: P
 
 def test_emulator_killed_mid_run_is_named(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
-    target = Target(name="mcu-sim", kind="serial", options={"emulator": True, "baud": 921600, "timeout_s": 0.5})
+    target = Target(name="mcu-sim", kind="serial", options=SerialOptions(emulator=True, baud=921600, command_timeout_s=0.5))
     driver = McuDriver(target)
     assert driver.sim is not None
     pid = driver.sim.pid

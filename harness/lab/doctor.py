@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from harness.config import Target
+from harness.config import DEFAULT_WORKDIR, SerialOptions, SshOptions, Target
 from harness.errors import HarnessError
 from harness.lab.transports import open_transport
 from harness.lab.transports.base import Transport
@@ -299,10 +298,12 @@ def _cpu_findings(r: dict) -> list[Finding]:
 
 def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_transport) -> list[Finding]:
     """Findings for one target, never raising for a board problem (bugs still raise)."""
-    if target.kind == "serial":
+    opts = target.options
+    if isinstance(opts, SerialOptions):
         return _diagnose_serial(target)
-    python = str(target.options.get("python", sys.executable if target.kind == "local" else "python3"))
-    workdir = str(target.options.get("workdir", "~/.cache/harness"))
+    python = opts.python
+    # A local board stages nothing; its disk is checked where an SSH board would keep its cache.
+    workdir = opts.workdir if isinstance(opts, SshOptions) else DEFAULT_WORKDIR
     try:
         transport = connect(target)
     except HarnessError as exc:

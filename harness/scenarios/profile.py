@@ -7,12 +7,11 @@ harness.results.layers (how per-layer times and the sum check come from the samp
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, ConfigError, MeasurementError
 from harness.lab.transports.base import Transport
 from harness.models.analysis import analyze_model, load_model
@@ -123,14 +122,13 @@ def profile_target(target: Target, model_path: Path | str, work_dir: Path | str,
     """
     from harness.lab.transports import open_transport
 
-    if target.kind not in ("local", "ssh"):
+    if isinstance(target.options, SerialOptions):
         raise ConfigError(f"per-layer timing needs a board that runs Python; {target.name} is kind "
                           f"{target.kind!r}", target=target.name,
                           hint="profile on a local or ssh target; for a microcontroller use `harness analyze "
                                "--fits` (arena) and a firmware build with the TFLM profiler")
-    python = str(target.options.get("python", sys.executable if target.kind == "local" else "python3"))
     transport = open_transport(target)
     try:
-        return profile(transport, python, model_path, work_dir, **options)
+        return profile(transport, target.options.python, model_path, work_dir, **options)
     finally:
         transport.close()

@@ -17,7 +17,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
@@ -26,7 +26,6 @@ from harness.plan import Job
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-SILENCE_TIMEOUT_S = 120.0  # longest the agent may stay quiet: one block of a very slow model
 POLL_S = 0.2  # how often a blocked read checks for cancel
 
 HINTS = {
@@ -116,7 +115,8 @@ class LinuxAgentDriver:
 
     def _relay(self, proc: Process, job: Job, emit: Emit, cancel: threading.Event) -> None:
         name = self.target.name
-        silence_limit = float(self.target.options.get("timeout_s", SILENCE_TIMEOUT_S))
+        assert not isinstance(self.target.options, SerialOptions)  # open_driver gives those the McuDriver
+        silence_limit = self.target.options.timeout_s
         last = time.monotonic()
         while not cancel.is_set():
             try:

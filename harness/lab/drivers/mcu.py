@@ -25,18 +25,16 @@ from typing import Any
 import numpy as np
 
 from device_agents.wire import serial_frames as sf
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
 from harness.lab.drivers.base import Emit, Message
-from harness.lab.drivers.emulator import DEFAULT_ARENA, EmulatedMcu
+from harness.lab.drivers.emulator import EmulatedMcu
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models.arena import measure_arena
 from harness.plan import Job
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BAUD = 115200
-DEFAULT_TIMEOUT_S = 10.0  # longest one device command (model load, one RUN batch) may take
 STAGES = ("set_input", "invoke", "get_output")
 PROTOCOL_VERSION = 1  # of the normalized messages (PROTOCOL.md)
 
@@ -64,19 +62,19 @@ class McuDriver:
     def __init__(self, target: Target) -> None:
         self.target = target
         opts = target.options
-        self.baud = int(opts.get("baud", DEFAULT_BAUD))
-        self.timeout_s = float(opts.get("timeout_s", DEFAULT_TIMEOUT_S))
+        assert isinstance(opts, SerialOptions)  # open_driver gives the other kinds the LinuxAgentDriver
+        self.baud = opts.baud
+        self.timeout_s = opts.command_timeout_s
         self.sim: EmulatedMcu | None = None
         self._cancel = threading.Event()
-        if opts.get("emulator"):
+        if opts.emulator:
             extra: tuple[str, ...] = ()
-            if "max_model" in opts:
-                extra = ("--max-model", str(opts["max_model"]))
-            self.sim = EmulatedMcu(target.name, baud=self.baud, arena=int(opts.get("arena", DEFAULT_ARENA)),
-                                   extra_args=extra)
+            if opts.max_model is not None:
+                extra = ("--max-model", str(opts.max_model))
+            self.sim = EmulatedMcu(target.name, baud=self.baud, arena=opts.arena, extra_args=extra)
             port = self.sim.port
         else:
-            port = str(opts["port"])
+            port = str(opts.port)
         try:
             self.link = FramedLink(SerialLink(target.name, port, self.baud), self._cancel.is_set)
         except HarnessError:

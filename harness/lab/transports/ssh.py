@@ -44,7 +44,7 @@ from typing import Any
 
 import paramiko
 
-from harness.config import Target
+from harness.config import SshOptions, Target
 from harness.errors import TransportError
 from harness.lab.transports.base import Staged
 from harness.lab.transports.ssh_config import (
@@ -59,8 +59,6 @@ from harness.lab.transports.ssh_hostkeys import UnknownHostKey, fingerprint, loa
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONNECT_TIMEOUT_S = 10.0
-DEFAULT_WORKDIR = "~/.cache/harness"
 # Check a silent link every few seconds: a lost board must end its stream in bounded time
 # (KEEPALIVE_S + connect_timeout_s), while costing one tiny request per board per interval.
 KEEPALIVE_S = 3.0
@@ -291,9 +289,10 @@ class SshTransport:
         self.name = target.name
         self.target = target
         opts = target.options
-        self.timeout = float(opts.get("connect_timeout_s", DEFAULT_CONNECT_TIMEOUT_S))
-        self.python = str(opts.get("python", "python3"))
-        self.workdir = str(opts.get("workdir", DEFAULT_WORKDIR))
+        assert isinstance(opts, SshOptions)
+        self.timeout = opts.connect_timeout_s
+        self.python = opts.python
+        self.workdir = opts.workdir
         self.pushed_bytes = 0  # totals over this connection, for push throughput reports
         self.push_s = 0.0
         self._lost: str | None = None
@@ -306,9 +305,8 @@ class SshTransport:
         self._closed = threading.Event()
         self._config = read_ssh_config()
         self.endpoint = resolve(
-            str(opts["host"]), user=opts.get("user"), port=opts.get("port"),
-            identity_file=opts.get("identity_file"), known_hosts=opts.get("known_hosts"),
-            accept_new=bool(opts.get("accept_new_host_key", False)), config=self._config)
+            opts.host, user=opts.user, port=opts.port, identity_file=opts.identity_file,
+            known_hosts=opts.known_hosts, accept_new=opts.accept_new_host_key, config=self._config)
         self._clients: list[paramiko.SSHClient] = []
         try:
             self._client = self._connect(self.endpoint, depth=0)
