@@ -175,13 +175,13 @@ def _flag(value: Any) -> bool:
 def _seconds(value: Any) -> float:
     if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
             or value <= 0):
-        raise ValueError("must be a number of seconds above 0")
+        raise ValueError("must be a positive number of seconds")
     return float(value)
 
 
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a whole number above 0")
+        raise ValueError("must be a positive integer")
     return value
 
 
