@@ -97,7 +97,7 @@ def model_facts(model: Path) -> dict[str, object]:
 
 
 def _error_dict(exc: HarnessError) -> dict[str, object]:
-    return {"code": getattr(exc, "code", type(exc).__name__), "message": exc.message, "hint": exc.hint}
+    return {"code": exc.code, "message": exc.message, "hint": exc.hint}
 
 
 class Runner:
