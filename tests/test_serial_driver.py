@@ -82,6 +82,32 @@ def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
     assert bench.complete and bench.emulated and len(bench.loop("with")) == 20
 
 
+def test_the_arena_is_measured_once_per_model_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bisecting the TFLite Micro arena takes seconds: a second job of the same model, even under
+    another file name, reuses the first measurement instead of bisecting again."""
+    from harness.lab.drivers import mcu
+
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
+    twin = tmp_path / "twin.tflite"
+    twin.write_bytes(model.read_bytes())
+    measured: list[Path] = []
+    real = mcu.measure_arena
+
+    def measure(path: Path) -> mcu.ArenaFit:  # the real bisection, counted
+        measured.append(path)
+        return real(path)
+
+    monkeypatch.setattr(mcu, "measure_arena", measure)
+    driver = McuDriver(Target(name="mcu-sim", kind="serial",
+                              options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024)))
+    try:
+        for path in (model, twin, model):
+            assert _types(_run(driver, _job(path, target="mcu-sim")))[-1] == "outputs"
+    finally:
+        driver.close()
+    assert measured == [model]
+
+
 def test_noise_drops_and_duplicates_are_survived(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8, pad_bytes=12000))
     with running_emulator() as sim:

@@ -7,7 +7,6 @@ stored run.
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from harness.errors import ConfigError, MeasurementError
 from harness.models.analysis import ModelAnalysis, analyze
+from harness.models.files import sha256
 from harness.results import store
 from harness.results.summary import summarize
 
@@ -182,7 +182,7 @@ def firmware_profiles(run: Path, model: Path) -> list[LayerProfile]:
     Raises ConfigError naming the run and the model when there is none.
     """
     analysis = analyze(model)
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    sha = sha256(model)
     _, benchmarks = store.load_run(run)
     profiles = []
     for b in benchmarks:

@@ -13,7 +13,6 @@ label in their target name, so an emulator's GFLOP/s is never mistaken for a boa
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.models.analysis import ModelAnalysis, analyze
+from harness.models.files import sha256
 from harness.results import store
 from harness.results.summary import summarize
 
@@ -135,7 +135,7 @@ def measured_from_run(run: Path) -> tuple[list[Measured], list[str]]:
         if s.invoke is None or not s.invoke.median:
             skipped.append(f"{b.target} {b.model}: no Invoke samples")
             continue
-        if model is None or not model.is_file() or hashlib.sha256(model.read_bytes()).hexdigest() != b.model_sha256:
+        if model is None or not model.is_file() or sha256(model) != b.model_sha256:
             skipped.append(f"{b.target} {b.model}: the model file measured is no longer at {model}")
             continue
         if model not in analyses:

@@ -14,7 +14,6 @@ with ``"partial": true``, so nothing received is lost.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import threading
@@ -30,7 +29,8 @@ from harness.errors import AgentError, ConfigError, HarnessError, MeasurementErr
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.drivers.emulator import EmulatedMcu
 from harness.lab.transports.serial import FramedLink, SerialLink
-from harness.models.arena import measure_arena
+from harness.models.arena import ArenaFit, measure_arena
+from harness.models.files import sha256
 from harness.plan import Job
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class McuDriver:
         self.timeout_s = opts.command_timeout_s
         self.sim: EmulatedMcu | None = None
         self._cancel = threading.Event()
+        self._arenas: dict[str, ArenaFit | None] = {}  # by model sha256; None: it cannot be measured here
         if opts.emulator:
             extra: tuple[str, ...] = ()
             if opts.max_model is not None:
@@ -205,11 +206,8 @@ class McuDriver:
         arena = int(info["arena_bytes"])
         if not arena:
             return
-        try:
-            fit = measure_arena(path)
-        except HarnessError as exc:
-            # The device is the judge of ops and types (its firmware may register more ops).
-            log.info("%s: no arena pre-check for %s: %s", name, path.name, exc)
+        fit = self._arena(path, model)
+        if fit is None:
             return
         # The host's TFLite Micro is a 64-bit build. An emulator running that same build on this
         # host needs exactly as much. A 32-bit MCU needs less (pointers in the arena's structs
@@ -228,8 +226,20 @@ class McuDriver:
             log.warning("%s: %s needs %d arena bytes on this 64-bit host, the device has %d; uploading, the "
                         "device's 32-bit build may need less and will tell", name, path.name, need, arena)
 
+    def _arena(self, path: Path, model: bytes) -> ArenaFit | None:
+        """The model's TFLite Micro arena, measured once per model content (bisection takes seconds)."""
+        digest = sha256(model)
+        if digest not in self._arenas:
+            try:
+                self._arenas[digest] = measure_arena(path)
+            except HarnessError as exc:
+                # The device is the judge of ops and types (its firmware may register more ops).
+                log.info("%s: no arena pre-check for %s: %s", self.target.name, path.name, exc)
+                self._arenas[digest] = None
+        return self._arenas[digest]
+
     def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
-        digest = hashlib.sha256(model).digest()
+        digest = bytes.fromhex(sha256(model))
         if info["flags"] & sf.FLAG_BUILTIN:
             minfo = sf.unpack_model_info(self._req(sf.T.USE_BUILTIN, work_s=self.timeout_s,
                                                    what="USE_BUILTIN").payload)
