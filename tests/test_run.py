@@ -180,3 +180,22 @@ def test_threads_do_not_multiply_a_microcontroller() -> None:
     jobs, refused = plan_jobs(list(targets.values()), [KWS], [1, 2], Plan())
     assert refused == []
     assert [(j.target, j.threads) for j in jobs] == [("pi", 1), ("pi", 2), ("mcu", 1)]
+
+
+def test_a_failed_close_is_logged_with_the_target_and_the_run_still_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from harness.cli import main
+    from harness.lab.transports.local import LocalTransport
+
+    def close(self: LocalTransport) -> None:  # the local transport's own close has nothing to do
+        raise OSError("the link went away while closing")
+
+    monkeypatch.setattr(LocalTransport, "close", close)
+    with caplog.at_level(logging.WARNING, logger="harness.scenarios.runner"):
+        status = main(["run", "--targets", str(ROOT / "targets.toml"), "--target", "local", "--model", str(DIGITS),
+                       *QUICK, "--results", str(tmp_path / "r"), "--json"])
+    assert status == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "harness.scenarios.runner"]
+    assert any(w.startswith("local: closing") and "the link went away" in w for w in warnings), warnings

@@ -83,8 +83,8 @@ def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
 
 
 def test_the_arena_is_measured_once_per_model_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bisecting the TFLite Micro arena takes seconds: a second job of the same model, even under
-    another file name, reuses the first measurement instead of bisecting again."""
+    """Bisecting the TFLite Micro arena takes seconds: the same model on a second board, and again
+    under another file name, reuses the first measurement instead of bisecting again."""
     from harness.lab.drivers import mcu
 
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
@@ -98,13 +98,15 @@ def test_the_arena_is_measured_once_per_model_content(tmp_path: Path, monkeypatc
         return real(path)
 
     monkeypatch.setattr(mcu, "measure_arena", measure)
-    driver = McuDriver(Target(name="mcu-sim", kind="serial",
-                              options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024)))
-    try:
-        for path in (model, twin, model):
-            assert _types(_run(driver, _job(path, target="mcu-sim")))[-1] == "outputs"
-    finally:
-        driver.close()
+    monkeypatch.setattr(mcu, "_ARENAS", {})  # not what earlier tests of this process measured
+    for board, paths in (("mcu-a", (model, twin)), ("mcu-b", (model,))):
+        driver = McuDriver(Target(name=board, kind="serial",
+                                  options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024)))
+        try:
+            for path in paths:
+                assert _types(_run(driver, _job(path, target=board)))[-1] == "outputs"
+        finally:
+            driver.close()
     assert measured == [model]
 
 

@@ -96,6 +96,15 @@ def model_facts(model: Path) -> dict[str, object]:
             "uncounted_ops": len(a.uncounted_ops), "size_bytes": a.size_bytes}
 
 
+def _close(driver: Driver, target: Target) -> None:
+    """Close a driver; a failure is logged, never raised over the job's own outcome."""
+    try:
+        driver.close()
+    except Exception as exc:
+        log.warning("%s: closing the connection to the board failed: %s: %s", target.name,
+                    type(exc).__name__, exc)
+
+
 def _error_dict(exc: HarnessError) -> dict[str, object]:
     return {"code": exc.code, "message": exc.message, "hint": exc.hint}
 
@@ -159,13 +168,11 @@ class Runner:
                         unreachable = exc
                         continue
                 if self._run_job(driver, target, job):
-                    with contextlib.suppress(Exception):
-                        driver.close()
+                    _close(driver, target)
                     driver = None  # the link broke: reconnect for the next job
         finally:
             if driver is not None:
-                with contextlib.suppress(Exception):
-                    driver.close()
+                _close(driver, target)
 
     def _run_job(self, driver: Driver, target: Target, job: Job) -> bool:
         """Run one job; True when the link to the board should be reopened."""

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 STAGES = ("set_input", "invoke", "get_output")
 PROTOCOL_VERSION = 1  # of the normalized messages (PROTOCOL.md)
+# Arenas by model sha256, for every board of this process: the bisection takes seconds and depends
+# only on the model and this host's TFLite Micro. None: the host cannot measure it (the device judges).
+_ARENAS: dict[str, ArenaFit | None] = {}
+_ARENAS_LOCK = threading.Lock()
 
 
 class Cancelled(Exception):
@@ -67,7 +71,6 @@ class McuDriver:
         self.timeout_s = opts.command_timeout_s
         self.sim: EmulatedMcu | None = None
         self._cancel = threading.Event()
-        self._arenas: dict[str, ArenaFit | None] = {}  # by model sha256; None: it cannot be measured here
         if opts.emulator:
             extra: tuple[str, ...] = ()
             if opts.max_model is not None:
@@ -227,16 +230,17 @@ class McuDriver:
                         "device's 32-bit build may need less and will tell", name, path.name, need, arena)
 
     def _arena(self, path: Path, model: bytes) -> ArenaFit | None:
-        """The model's TFLite Micro arena, measured once per model content (bisection takes seconds)."""
+        """The model's TFLite Micro arena, measured once per model content in this process."""
         digest = sha256(model)
-        if digest not in self._arenas:
-            try:
-                self._arenas[digest] = measure_arena(path)
-            except HarnessError as exc:
-                # The device is the judge of ops and types (its firmware may register more ops).
-                log.info("%s: no arena pre-check for %s: %s", self.target.name, path.name, exc)
-                self._arenas[digest] = None
-        return self._arenas[digest]
+        with _ARENAS_LOCK:  # two boards checking one model wait for one measurement
+            if digest not in _ARENAS:
+                try:
+                    _ARENAS[digest] = measure_arena(path)
+                except HarnessError as exc:
+                    # The device is the judge of ops and types (its firmware may register more ops).
+                    log.info("%s: no arena pre-check for %s: %s", self.target.name, path.name, exc)
+                    _ARENAS[digest] = None
+            return _ARENAS[digest]
 
     def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
         digest = bytes.fromhex(sha256(model))
