@@ -125,7 +125,12 @@ def measured_from_run(run: Path) -> tuple[list[Measured], list[str]]:
     FLOPs), and why any benchmark was left out: no Invoke samples, or the model file measured is
     gone or changed (its sha256 no longer matches, so its FLOPs cannot be counted)."""
     meta, benchmarks = store.load_run(run)
-    by_sha = {sha: Path(p) for p, sha in (meta.get("models") or {}).items()}
+    models = meta.get("models")
+    # Without run.json's model list no file can be found again: say so, not "no longer at None".
+    unknown = None
+    if not isinstance(models, dict):
+        unknown = store.read_meta(run)[1] or f"run.json of {run.name} lists no models"
+    by_sha = {sha: Path(p) for p, sha in models.items()} if isinstance(models, dict) else {}
     measured: list[Measured] = []
     skipped: list[str] = []
     analyses: dict[Path, ModelAnalysis] = {}
@@ -135,7 +140,11 @@ def measured_from_run(run: Path) -> tuple[list[Measured], list[str]]:
         if s.invoke is None or not s.invoke.median:
             skipped.append(f"{b.target} {b.model}: no Invoke samples")
             continue
-        if model is None or not model.is_file() or sha256(model) != b.model_sha256:
+        if model is None:
+            why = f"{unknown}; model paths unknown" if unknown else f"run.json of {run.name} does not list it"
+            skipped.append(f"{b.target} {b.model}: {why}")
+            continue
+        if not model.is_file() or sha256(model) != b.model_sha256:
             skipped.append(f"{b.target} {b.model}: the model file measured is no longer at {model}")
             continue
         if model not in analyses:

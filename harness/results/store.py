@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 import secrets
@@ -28,6 +29,8 @@ from harness import __version__
 from harness.errors import ConfigError, MeasurementError
 from harness.plan import Job
 from harness.results.benchmark import SCHEMA_VERSION, Benchmark, from_lines
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -136,12 +139,25 @@ def resolve_run(root: Path, ref: str | None) -> Path:
     return max(runs, key=lambda p: p.stat().st_mtime).parent
 
 
-def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
-    """run.json (or {} when it is missing) and every benchmark of the run, in run order."""
+def read_meta(path: Path) -> tuple[dict[str, Any], str | None]:
+    """run.json of the run in ``path``, and why it cannot be used (then the dict is {})."""
     try:
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        meta = {}
+    except FileNotFoundError:
+        return {}, f"run.json of {path.name} is missing"
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        return {}, f"run.json of {path.name} is unreadable: {exc}"
+    if not isinstance(meta, dict):
+        return {}, f"run.json of {path.name} is unreadable: not a JSON object"
+    return meta, None
+
+
+def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
+    """run.json and every benchmark of the run, in run order. A run.json that cannot be read is
+    named in a warning and gives {}: the benchmarks come from their own files and still load."""
+    meta, problem = read_meta(path)
+    if problem:
+        log.warning("%s (in %s); the run's benchmarks are read without it", problem, path)
     return meta, list(_benchmarks(path))
 
 
