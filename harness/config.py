@@ -16,25 +16,33 @@ Grammar (one table per board)::
     runtime = "auto"        # auto | ai_edge_litert | tflite_runtime | tensorflow
     xnnpack = true
 
-    timeout_s = 120         # longest the board may stay silent before the run is stopped
-
-    kind = "local":  python (default: the Python running harness)
-    kind = "ssh":    host (required), user, port, identity_file, known_hosts, python, workdir,
-                     accept_new_host_key (default false), connect_timeout_s
+    kind = "local":  python (default: the Python running harness),
+                     timeout_s (longest the board may stay silent before the run is stopped, default 120)
+    kind = "ssh":    host (required), user, port (1 to 65535), identity_file, known_hosts,
+                     python (default python3), workdir (default ~/.cache/harness),
+                     accept_new_host_key (default false), connect_timeout_s (default 10),
+                     timeout_s (longest silence, default 120)
     kind = "serial": port (device path or pyserial URL: rfc2217://, socket://; required unless
                      emulator = true), baud (default 115200),
                      emulator = true to have harness start device_agents' emulated MCU itself on a pty,
-                     arena (emulator arena size), max_model (emulator's largest model accepted),
-                     timeout_s (longest one device command may take, default 10)
+                     arena (emulator arena size, default 256KiB), max_model (emulator's largest model),
+                     command_timeout_s (longest one device command may take, default 10).
+                     A serial timeout_s is the old name of command_timeout_s: still read as such,
+                     with a warning, until it takes the meaning it has on the other kinds.
 
-Unknown keys are errors that cite the file and the key. Passwords are refused: use keys,
-ssh-agent and ~/.ssh/config.
+Each kind's keys are one frozen dataclass (LocalOptions, SshOptions, SerialOptions) that holds
+every default; values are checked when the file loads (a timeout > 0 s, a port in 1..65535, a
+python that is a string, a baud > 0, sizes > 0). Unknown keys and bad values are errors that
+cite the file and the key. Passwords are refused: use keys, ssh-agent and ~/.ssh/config.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,17 +54,15 @@ if sys.version_info >= (3, 11):
 else:  # the same parser before it joined the standard library
     import tomli as tomllib
 
+log = logging.getLogger(__name__)
+
 KINDS = ("local", "ssh", "serial")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
+SILENCE_TIMEOUT_S = 120.0  # longest a board may stay quiet: one block of a very slow model
+DEFAULT_WORKDIR = "~/.cache/harness"  # the per-user cache of pushed files on an SSH board
 
 _COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w",
            "threads", "runtime", "xnnpack"}
-_KIND_KEYS = {
-    "local": {"python", "timeout_s"},
-    "ssh": {"host", "user", "port", "identity_file", "known_hosts", "python", "workdir",
-            "accept_new_host_key", "connect_timeout_s", "timeout_s"},
-    "serial": {"port", "baud", "emulator", "arena", "max_model", "timeout_s"},
-}
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
@@ -64,8 +70,48 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb":
 
 
 @dataclass(frozen=True)
+class LocalOptions:
+    """kind = "local": this machine is the board."""
+
+    python: str = sys.executable  # the Python running harness
+    timeout_s: float = SILENCE_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """kind = "ssh": a Linux board; what targets.toml leaves out comes from ~/.ssh/config."""
+
+    host: str
+    user: str | None = None  # None: ~/.ssh/config User, else the local login name
+    port: int | None = None  # None: ~/.ssh/config Port, else 22
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    python: str = "python3"  # the board's python
+    workdir: str = DEFAULT_WORKDIR
+    accept_new_host_key: bool = False
+    connect_timeout_s: float = 10.0  # TCP connect, SSH handshake, auth, and the dead-link probe
+    timeout_s: float = SILENCE_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class SerialOptions:
+    """kind = "serial": a microcontroller on a port, or the emulated MCU harness starts itself."""
+
+    port: str | None = None  # None exactly when emulator is true: harness picks the pty
+    baud: int = 115200
+    emulator: bool = False
+    arena: int = 256 * 1024  # the emulator's TFLite Micro arena: an ESP32-S3-class budget
+    max_model: int | None = None  # the emulator's largest model; None: the emulator's own limit
+    command_timeout_s: float = 10.0  # longest one device command (model load, one RUN batch) may take
+
+
+TargetOptions = LocalOptions | SshOptions | SerialOptions
+_OPTIONS: dict[str, type] = {"local": LocalOptions, "ssh": SshOptions, "serial": SerialOptions}
+
+
+@dataclass(frozen=True)
 class Target:
-    """One board. ``options`` holds the kind-specific keys, already validated."""
+    """One board. ``options`` holds the keys of its kind, already validated, with their defaults."""
 
     name: str
     kind: str
@@ -78,7 +124,11 @@ class Target:
     threads: tuple[int, ...] = (1,)
     runtime: str = "auto"
     xnnpack: bool | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: TargetOptions = field(default_factory=LocalOptions)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, _OPTIONS.get(self.kind, ())):
+            raise TypeError(f"target {self.name}: kind {self.kind!r} with {type(self.options).__name__}")
 
     def facts(self) -> dict[str, Any]:
         """What may be written into result files: no secrets, no connection details."""
@@ -89,15 +139,22 @@ class Target:
         }
 
 
-def parse_size(value: Any, *, where: str) -> int:
-    """Bytes from an int or a string such as "512KiB" or "4 GB"."""
+def _size_of(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
         if m and m.group(2).lower() in _UNITS:
             return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    raise ConfigError(f"{where}: {value!r} is not a size", hint='write bytes or e.g. "512KiB", "4GB"')
+    return None
+
+
+def parse_size(value: Any, *, where: str) -> int:
+    """Bytes from an int or a string such as "512KiB" or "4 GB"."""
+    size = _size_of(value)
+    if size is None:
+        raise ConfigError(f"{where}: {value!r} is not a size", hint='write bytes or e.g. "512KiB", "4GB"')
+    return size
 
 
 def _check_type(value: Any, types: tuple[type, ...], where: str, what: str) -> Any:
@@ -106,22 +163,111 @@ def _check_type(value: Any, types: tuple[type, ...], where: str, what: str) -> A
     return value
 
 
-def _target(name: str, table: Any, source: str) -> Target:
-    where = f"{source}: [targets.{name}]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    kind = table.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: kind = {kind!r} is not one of {', '.join(KINDS)}",
-                          hint=f'add kind = "local", "ssh" or "serial" to [targets.{name}]')
+# Readers of option values: the value as stored, or ValueError saying what it must be.
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or value <= 0):
+        raise ValueError("must be a positive number of seconds")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _tcp_port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port, a whole number from 1 to 65535")
+    return value
+
+
+def _bytes(value: Any) -> int:
+    size = _size_of(value)
+    if size is None:
+        raise ValueError('is not a size: write bytes or e.g. "512KiB", "4MiB"')
+    if size <= 0:
+        raise ValueError("must be more than 0 bytes")
+    return size
+
+
+_READERS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "local": {"python": _text, "timeout_s": _seconds},
+    "ssh": {"host": _text, "user": _text, "port": _tcp_port, "identity_file": _text, "known_hosts": _text,
+            "python": _text, "workdir": _text, "accept_new_host_key": _flag, "connect_timeout_s": _seconds,
+            "timeout_s": _seconds},
+    # timeout_s: the old name of command_timeout_s on serial targets (see _serial_options)
+    "serial": {"port": _text, "baud": _positive_int, "emulator": _flag, "arena": _bytes, "max_model": _bytes,
+               "command_timeout_s": _seconds, "timeout_s": _seconds},
+}
+
+
+def _check_keys(kind: str, table: dict[str, Any], where: str, source: str) -> None:
     for key in table:
         if key.lower() in _SECRET_KEYS:
             raise ConfigError(f"{where}: key {key!r} would keep a secret in {source}",
                               hint="use an SSH key, ssh-agent or ~/.ssh/config instead")
-        if key not in _COMMON and key not in _KIND_KEYS[kind]:
-            allowed = ", ".join(sorted(_COMMON | _KIND_KEYS[kind]))
+        if key not in _COMMON and key not in _READERS[kind]:
+            allowed = ", ".join(sorted(_COMMON | set(_READERS[kind])))
             raise ConfigError(f"{where}: unknown key {key!r} for kind {kind!r}",
                               hint=f"known keys: {allowed}")
+
+
+def _read_options(kind: str, table: dict[str, Any], where: str) -> dict[str, Any]:
+    values = {}
+    for key, read in _READERS[kind].items():
+        if key in table:
+            try:
+                values[key] = read(table[key])
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {key} = {table[key]!r} {exc}") from None
+    return values
+
+
+def _serial_options(values: dict[str, Any], where: str, name: str, source: str) -> SerialOptions:
+    if "timeout_s" in values:
+        if "command_timeout_s" in values:
+            raise ConfigError(f"{where}: both timeout_s and command_timeout_s are set",
+                              hint="remove timeout_s: on a serial target it is the old name of command_timeout_s")
+        log.warning("%s: [targets.%s] timeout_s on a serial target is read as command_timeout_s (the longest "
+                    "one device command may take); rename it to command_timeout_s, as timeout_s will mean "
+                    "the longest silence of the board, as on the other kinds", source, name)
+        values["command_timeout_s"] = values.pop("timeout_s")
+    if not values.get("emulator") and "port" not in values:
+        raise ConfigError(f"{where}: a serial target needs port = \"/dev/ttyACM0\" or a pyserial URL",
+                          hint="or emulator = true for the emulated MCU, which harness starts itself")
+    if values.get("emulator") and "port" in values:
+        raise ConfigError(f"{where}: port is chosen by harness for an emulated MCU (emulator = true)",
+                          hint="remove port, or set emulator = false for a real board")
+    return SerialOptions(**values)
+
+
+def _options(kind: str, table: dict[str, Any], where: str, name: str, source: str) -> TargetOptions:
+    values = _read_options(kind, table, where)
+    if kind == "serial":
+        return _serial_options(values, where, name, source)
+    if kind == "ssh":
+        if "host" not in values:
+            raise ConfigError(f"{where}: an ssh target needs host = \"address or ~/.ssh/config alias\"")
+        return SshOptions(**values)
+    return LocalOptions(**values)
+
+
+def _facts(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The keys every kind shares, as Target's keyword arguments."""
     threads = table.get("threads", [1])
     if isinstance(threads, int):
         threads = [threads]
@@ -131,29 +277,6 @@ def _target(name: str, table: Any, source: str) -> Target:
     runtime = table.get("runtime", "auto")
     if runtime not in RUNTIMES:
         raise ConfigError(f"{where}: runtime = {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    options = {k: v for k, v in table.items() if k in _KIND_KEYS[kind]}
-    if kind == "ssh" and not isinstance(options.get("host"), str):
-        raise ConfigError(f"{where}: an ssh target needs host = \"address or ~/.ssh/config alias\"")
-    if kind == "serial" and not options.get("emulator") and not isinstance(options.get("port"), str):
-        raise ConfigError(f"{where}: a serial target needs port = \"/dev/ttyACM0\" or a pyserial URL",
-                          hint="or emulator = true for the emulated MCU, which harness starts itself")
-    if kind == "serial" and options.get("emulator") and "port" in options:
-        raise ConfigError(f"{where}: port is chosen by harness for an emulated MCU (emulator = true)",
-                          hint="remove port, or set emulator = false for a real board")
-    if kind == "serial" and "baud" in options and (not isinstance(options["baud"], int)
-                                                   or isinstance(options["baud"], bool) or options["baud"] <= 0):
-        raise ConfigError(f"{where}: baud = {options['baud']!r} must be a positive integer (e.g. 115200)")
-    for key in ("accept_new_host_key", "emulator"):
-        if key in options:
-            _check_type(options[key], (bool,), f"{where} {key}", "true or false")
-    for key in ("baud", "connect_timeout_s", "timeout_s"):
-        if key in options:
-            _check_type(options[key], (int, float), f"{where} {key}", "a number")
-    if kind == "ssh" and "port" in options:
-        _check_type(options["port"], (int,), f"{where} port", "an integer")
-    for key in ("arena", "max_model"):
-        if key in options:
-            options[key] = parse_size(options[key], where=f"{where} {key}")
 
     def size(key: str) -> int | None:
         return parse_size(table[key], where=f"{where} {key}") if key in table else None
@@ -166,13 +289,25 @@ def _target(name: str, table: Any, source: str) -> Target:
     xnnpack = table.get("xnnpack")
     if xnnpack is not None:
         _check_type(xnnpack, (bool,), f"{where} xnnpack", "true or false")
-    return Target(
-        name=name, kind=kind,
-        description=str(_check_type(table.get("description", ""), (str,), f"{where} description", "a string")),
-        ram_bytes=size("ram"), flash_bytes=size("flash"), price_usd=number("price_usd"),
-        power_w=number("power_w"), idle_power_w=number("idle_power_w"),
-        threads=tuple(threads), runtime=runtime, xnnpack=xnnpack, options=options,
-    )
+    return {
+        "description": str(_check_type(table.get("description", ""), (str,), f"{where} description", "a string")),
+        "ram_bytes": size("ram"), "flash_bytes": size("flash"), "price_usd": number("price_usd"),
+        "power_w": number("power_w"), "idle_power_w": number("idle_power_w"),
+        "threads": tuple(threads), "runtime": runtime, "xnnpack": xnnpack,
+    }
+
+
+def _target(name: str, table: Any, source: str) -> Target:
+    where = f"{source}: [targets.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    kind = table.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: kind = {kind!r} is not one of {', '.join(KINDS)}",
+                          hint=f'add kind = "local", "ssh" or "serial" to [targets.{name}]')
+    _check_keys(kind, table, where, source)
+    return Target(name=name, kind=kind, options=_options(kind, table, where, name, source),
+                  **_facts(table, where))
 
 
 def parse_targets(text: str, source: str) -> dict[str, Target]:

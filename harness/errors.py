@@ -7,7 +7,10 @@
     └── MeasurementError         a run produced samples that cannot be trusted or summarised
 
 Every message names what failed, on which target, with which value; ``hint`` names the option,
-`targets.toml` key or command that fixes it. Anything else that escapes is a bug (exit 2).
+`targets.toml` key or command that fixes it. ``code`` names the failure for scripts (the ``code``
+of the error objects in ``--json``): the class name unless the raiser says more (an AgentError's
+``bad_model``, ``arena_too_small``, ...). ``detail`` carries what the board added beyond its
+message, such as the number in a serial ERROR frame. Anything else that escapes is a bug (exit 2).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from __future__ import annotations
 class HarnessError(Exception):
     """A known failure with a one-line message and an optional fix."""
 
-    def __init__(self, message: str, *, target: str | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, target: str | None = None, hint: str | None = None,
+                 code: str | None = None, detail: int | str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.target = target
         self.hint = hint
+        self.code = code or type(self).__name__
+        self.detail = detail
 
     def __str__(self) -> str:
         prefix = f"{self.target}: " if self.target else ""
@@ -40,9 +46,8 @@ class AgentError(HarnessError):
     """The agent on the board reported an error, or died."""
 
     def __init__(self, message: str, *, code: str = "agent", target: str | None = None,
-                 hint: str | None = None) -> None:
-        super().__init__(message, target=target, hint=hint)
-        self.code = code
+                 hint: str | None = None, detail: int | str | None = None) -> None:
+        super().__init__(message, target=target, hint=hint, code=code, detail=detail)
 
 
 class MeasurementError(HarnessError):

@@ -22,7 +22,7 @@ import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.lab.drivers.emulator import EmulatedMcu
 from harness.plan import Plan
 
@@ -137,7 +137,7 @@ def running_emulator(name: str = "sim", *, baud: int = 921600, arena: int = 64 *
 
 
 def serial_target(port: str, *, baud: int = 921600, timeout_s: float = 1.0, name: str = "board") -> Target:
-    return Target(name=name, kind="serial", options={"port": port, "baud": baud, "timeout_s": timeout_s})
+    return Target(name=name, kind="serial", options=SerialOptions(port=port, baud=baud, command_timeout_s=timeout_s))
 
 
 class LineProxy:

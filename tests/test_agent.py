@@ -142,7 +142,7 @@ def test_a_runtime_that_crashes_or_hangs_ends_in_one_clear_error(tmp_path: Path,
 
     import psutil
 
-    from harness.config import Target
+    from harness.config import LocalOptions, Target
     from harness.errors import AgentError, TransportError
     from harness.lab.drivers import open_driver
     from harness.plan import Job, Plan
@@ -151,7 +151,7 @@ def test_a_runtime_that_crashes_or_hangs_ends_in_one_clear_error(tmp_path: Path,
     cut = tmp_path / "cut.tflite"
     badmodels.truncated(KWS, cut)
     driver = open_driver(Target(name="pi", kind="local",
-                                options={"python": str(tflite214_python), "timeout_s": 10}))
+                                options=LocalOptions(python=str(tflite214_python), timeout_s=10)))
     job = Job(target="pi", model=cut, model_sha256="0" * 64, threads=1,
               plan=Plan(warmup=2, warmup_time_s=0, iterations=40, blocks=4))
     seen: list[dict] = []

@@ -37,3 +37,12 @@ def test_device_agents_run_on_python_38() -> None:
     p = _vermin("3.8-", sorted(str(p) for p in (ROOT / "device_agents").rglob("*.py")))
     assert p.returncode == 0, p.stdout + p.stderr
 
+
+
+def test_the_board_probe_runs_on_python_35() -> None:
+    """`harness doctor` sends board_probe.py to boards whose python may be too old for the agent:
+    it must still run there, to report *that* it is old instead of dying with a SyntaxError."""
+    probe = ROOT / "device_agents" / "linux" / "board_probe.py"
+    p = subprocess.run([str(SCRIPTS / "vermin"), "-t=3.5-", "--violations", "--no-tips", "--eval-annotations",
+                        str(probe)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr

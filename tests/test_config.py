@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +37,8 @@ power_w = 6.4
 accept_new_host_key = true
 ''', "t.toml")["pi4"]
     assert (t.ram_bytes, t.flash_bytes, t.threads, t.price_usd) == (4 * 1024**3, 16_000_000, (1, 4), 55.0)
-    assert t.options["port"] == 2222 and t.options["accept_new_host_key"] is True
+    assert t.options == config.SshOptions(host="pi4.lab", user="pi", port=2222, python="/home/pi/venv/bin/python",
+                                          accept_new_host_key=True)
     assert "host" not in t.facts() and "user" not in t.facts()  # no connection details in results
 
 
@@ -63,3 +67,105 @@ def test_select_and_missing_file(tmp_path: Path) -> None:
         config.select(targets, ["c"], Path("t"))
     with pytest.raises(ConfigError, match="cannot read targets file"):
         config.load_targets(tmp_path / "missing.toml")
+
+
+def test_each_kind_has_its_defaults_in_one_dataclass() -> None:
+    targets = config.parse_targets('[targets.a]\nkind = "local"\n[targets.b]\nkind = "ssh"\nhost = "h"\n'
+                                   '[targets.c]\nkind = "serial"\nport = "/dev/ttyACM0"\n', "t.toml")
+    assert targets["a"].options == config.LocalOptions(python=sys.executable, timeout_s=120.0)
+    b = targets["b"].options
+    assert isinstance(b, config.SshOptions)
+    assert (b.python, b.workdir, b.port, b.user, b.connect_timeout_s, b.timeout_s) == \
+        ("python3", "~/.cache/harness", None, None, 10.0, 120.0)
+    assert targets["c"].options == config.SerialOptions(port="/dev/ttyACM0", baud=115200, emulator=False,
+                                                        arena=256 * 1024, command_timeout_s=10.0)
+    for options in (targets["a"].options, b, targets["c"].options):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            options.python = "x"
+
+
+def test_every_key_of_a_kind_is_a_field_of_its_dataclass() -> None:
+    """The keys targets.toml accepts and the fields that hold them are the same set (serial's
+    timeout_s aside: it is the old name of command_timeout_s)."""
+    for kind, cls in (("local", config.LocalOptions), ("ssh", config.SshOptions), ("serial", config.SerialOptions)):
+        keys = set(config._READERS[kind]) - ({"timeout_s"} if kind == "serial" else set())
+        assert keys == {f.name for f in dataclasses.fields(cls)}, kind
+
+
+def test_a_target_and_its_options_are_of_one_kind() -> None:
+    with pytest.raises(TypeError, match="kind 'serial' with LocalOptions"):
+        config.Target(name="x", kind="serial")
+
+
+@pytest.mark.parametrize("kind, line", [
+    ("local", "timeout_s = 0"),
+    ("local", "timeout_s = -5"),
+    ("local", "timeout_s = nan"),
+    ("local", 'timeout_s = "60"'),
+    ("local", "python = 3"),
+    ("local", 'python = ""'),
+    ("ssh", "port = 70000"),
+    ("ssh", "port = 0"),
+    ("ssh", "port = true"),
+    ("ssh", 'port = "22"'),
+    ("ssh", "python = 3.11"),
+    ("ssh", "python = ['python3']"),
+    ("ssh", "connect_timeout_s = 0"),
+    ("ssh", "timeout_s = -1.5"),
+    ("ssh", "user = 1000"),
+    ("ssh", "workdir = 7"),
+    ("ssh", 'accept_new_host_key = "yes"'),
+    ("serial", "baud = 0"),
+    ("serial", "baud = -9600"),
+    ("serial", "baud = 115200.5"),
+    ("serial", "command_timeout_s = 0"),
+    ("serial", "timeout_s = -1"),
+    ("serial", 'arena = "lots"'),
+    ("serial", "arena = 0"),
+    ("serial", "max_model = -1"),
+    ("serial", 'emulator = "true"'),
+])
+def test_bad_values_are_errors_naming_the_file_and_the_key(kind: str, line: str) -> None:
+    base = {"local": "", "ssh": 'host = "h"\n', "serial": 'port = "/dev/ttyACM0"\n'}[kind]
+    body = f'[targets.board]\nkind = "{kind}"\n{base}{line}\n'
+    with pytest.raises(ConfigError) as err:
+        config.parse_targets(body, "lab.toml")
+    key = line.split()[0]
+    assert str(err.value).startswith(f"lab.toml: [targets.board]: {key} = "), str(err.value)
+
+
+def test_port_limits_are_inclusive() -> None:
+    for port in (1, 65535):
+        t = config.parse_targets(f'[targets.b]\nkind = "ssh"\nhost = "h"\nport = {port}\n', "t.toml")["b"]
+        assert isinstance(t.options, config.SshOptions) and t.options.port == port
+
+
+def test_serial_timeout_s_is_still_the_command_timeout_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="harness.config"):
+        t = config.parse_targets('[targets.nano]\nkind = "serial"\nport = "/dev/ttyACM0"\ntimeout_s = 3\n',
+                                 "lab.toml")["nano"]
+    assert isinstance(t.options, config.SerialOptions) and t.options.command_timeout_s == 3.0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    for word in ("lab.toml", "[targets.nano]", "timeout_s", "command_timeout_s"):
+        assert word in warnings[0]
+
+
+def test_serial_command_timeout_s_loads_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="harness.config"):
+        t = config.parse_targets('[targets.nano]\nkind = "serial"\nport = "/dev/ttyACM0"\n'
+                                 'command_timeout_s = 4\n', "lab.toml")["nano"]
+    assert isinstance(t.options, config.SerialOptions) and t.options.command_timeout_s == 4.0
+    assert not caplog.records
+
+
+def test_serial_timeout_s_beside_command_timeout_s_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="both timeout_s and command_timeout_s") as err:
+        config.parse_targets('[targets.nano]\nkind = "serial"\nport = "p"\ntimeout_s = 3\n'
+                             'command_timeout_s = 4\n', "lab.toml")
+    assert "lab.toml" in str(err.value) and "remove timeout_s" in str(err.value)
+
+
+def test_command_timeout_s_is_a_serial_key_only() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'command_timeout_s' for kind 'ssh'"):
+        config.parse_targets('[targets.pi]\nkind = "ssh"\nhost = "h"\ncommand_timeout_s = 4\n', "t.toml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +106,24 @@ def test_views() -> None:
 
 # --- real boards -----------------------------------------------------------------------------
 
+# Pythons older than the agent's 3.8, where pyenv keeps them (none are installed in a fresh CI image).
+OLD_PYTHONS = sorted((Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions").glob("3.[567].*/bin/python"))
+
+
+@pytest.mark.skipif(not OLD_PYTHONS, reason="no Python 3.5-3.7 installed (pyenv)")
+@pytest.mark.parametrize("python", OLD_PYTHONS, ids=lambda p: p.parent.parent.name)
+def test_a_python_too_old_for_the_agent_still_says_it_is_old(python: Path) -> None:
+    """The probe keeps to Python 3.5 syntax: a board's old python runs it, and the finding is that
+    it is old (with the fix), not that it could not run the check."""
+    target = parse_targets(f'[targets.old]\nkind = "local"\npython = "{python}"\n', "t.toml")["old"]
+    findings = diagnose(target)
+    py = by_check(findings, "python")[0]
+    assert py.level == ERROR and "older than the 3.8" in py.what and python.parent.parent.name in py.what
+    assert py.fix and "[targets.old]" in py.fix
+    assert by_check(findings, "numpy") and by_check(findings, "disk")  # the rest of the report came too
+
+
+
 @needs_root
 def test_tflite_runtime_only_board(ssh_env: SshEnv, ssh_lab: Lab, tflite214_python: Path) -> None:
     board = ssh_lab.boards[0]
@@ -164,3 +183,14 @@ def test_cli_doctor_exit_codes_and_parallel_boards(ssh_env: SshEnv, ssh_lab: Lab
     refused = reports["refused"]["findings"][0]
     assert refused["check"] == "connect" and "refused" in refused["what"] and refused["fix"]
     assert elapsed < 20  # the dead board's timeout runs beside the others, not after them
+
+
+@needs_root
+def test_the_probe_needs_no_writable_directory_on_the_board(ssh_env: SshEnv, ssh_lab: Lab,
+                                                            litert_python: Path) -> None:
+    """The probe travels as ``python -c TEXT``: a board where the cache directory cannot even be
+    created is still diagnosed, and its disk is measured at the nearest directory that exists."""
+    findings = diagnose(ssh_env.target(ssh_lab.boards[1], python=str(litert_python), workdir="/proc/no-cache/here"))
+    assert by_check(findings, "python")[0].level == OK
+    assert "ai_edge_litert" in by_check(findings, "runtime")[0].what
+    assert "in /proc" in by_check(findings, "disk")[0].what

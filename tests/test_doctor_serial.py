@@ -18,6 +18,6 @@ def test_emulated_mcu_answers_and_says_it_is_emulated() -> None:
 
 def test_missing_port_is_an_error_with_a_fix() -> None:
     target = parse_targets('[targets.nano]\nkind = "serial"\nport = "/dev/ttyHARNESS-none"\n'
-                           'baud = 115200\ntimeout_s = 2\n', "t.toml")["nano"]
+                           'baud = 115200\ncommand_timeout_s = 2\n', "t.toml")["nano"]
     (finding,) = diagnose(target)
     assert finding.level == ERROR and "/dev/ttyHARNESS-none" in finding.what and finding.fix

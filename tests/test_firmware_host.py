@@ -294,7 +294,7 @@ def test_a_frame_cut_off_mid_way_does_not_hold_the_parser(link: Link) -> None:
 
 def test_the_harness_serial_driver_benchmarks_the_c_firmware(fw: FwHost, tmp_path: Path) -> None:
     """End to end: harness's McuDriver (the real host side) against the C protocol layer."""
-    from harness.config import Target
+    from harness.config import SerialOptions, Target
     from harness.models.files import sha256
     from harness.plan import Job, Plan
 
@@ -302,7 +302,7 @@ def test_the_harness_serial_driver_benchmarks_the_c_firmware(fw: FwHost, tmp_pat
     model.write_bytes(sine_model())
     plan = Plan(warmup=2, warmup_time_s=0.0, iterations=20, blocks=2, settle=1, seed=3)
     driver = mcu.McuDriver(Target(name="fw-host", kind="serial",
-                                  options={"port": fw.port, "baud": 115200, "timeout_s": 2.0}))
+                                  options=SerialOptions(port=fw.port, baud=115200, command_timeout_s=2.0)))
     messages: list[dict] = []
     try:
         driver.benchmark(Job(target="fw-host", model=model, model_sha256=sha256(model), threads=1, plan=plan),

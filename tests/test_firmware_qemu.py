@@ -138,7 +138,7 @@ def test_noise_and_a_cut_frame_on_the_uart(qemu_link: Link) -> None:
 def test_the_harness_serial_driver_benchmarks_the_cortex_m3(qemu_elf: Path, tmp_path: Path) -> None:
     """End to end on the emulated MCU core: harness's McuDriver over socket://, as targets.toml
     would configure it (port = "socket://127.0.0.1:PORT")."""
-    from harness.config import Target
+    from harness.config import SerialOptions, Target
     from harness.models.files import sha256
     from harness.plan import Job, Plan
 
@@ -148,7 +148,7 @@ def test_the_harness_serial_driver_benchmarks_the_cortex_m3(qemu_elf: Path, tmp_
     messages: list[dict] = []
     with running_qemu(qemu_elf) as url:
         driver = mcu.McuDriver(Target(name="qemu-m3", kind="serial",
-                                      options={"port": url, "baud": 115200, "timeout_s": 2.0}))
+                                      options=SerialOptions(port=url, baud=115200, command_timeout_s=2.0)))
         try:
             driver.benchmark(Job(target="qemu-m3", model=model, model_sha256=sha256(model), threads=1,
                                  plan=plan), messages.append, threading.Event())

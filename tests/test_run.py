@@ -180,3 +180,46 @@ def test_threads_do_not_multiply_a_microcontroller() -> None:
     jobs, refused = plan_jobs(list(targets.values()), [KWS], [1, 2], Plan())
     assert refused == []
     assert [(j.target, j.threads) for j in jobs] == [("pi", 1), ("pi", 2), ("mcu", 1)]
+
+
+def test_a_failed_close_is_logged_with_the_target_and_the_run_still_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from harness.cli import main
+    from harness.lab.transports.local import LocalTransport
+
+    def close(self: LocalTransport) -> None:  # the local transport's own close has nothing to do
+        raise OSError("the link went away while closing")
+
+    monkeypatch.setattr(LocalTransport, "close", close)
+    with caplog.at_level(logging.WARNING, logger="harness.scenarios.runner"):
+        status = main(["run", "--targets", str(ROOT / "targets.toml"), "--target", "local", "--model", str(DIGITS),
+                       *QUICK, "--results", str(tmp_path / "r"), "--json"])
+    assert status == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "harness.scenarios.runner"]
+    assert any(w.startswith("local: closing") and "the link went away" in w for w in warnings), warnings
+
+
+def test_a_corrupt_run_json_is_named_and_the_benchmarks_still_show(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from harness.cli import main
+    from harness.results.prediction import measured_from_run
+
+    results = tmp_path / "r"
+    assert main(["run", "--targets", str(ROOT / "targets.toml"), "--target", "local", "--model", str(DIGITS),
+                 *QUICK, "--results", str(results), "--json"]) == 0
+    ran = json_objects(capsys.readouterr().out)
+    (run,) = results.iterdir()
+    (run / "run.json").write_text('{"run_id": "cut off mid-wri')
+    with caplog.at_level(logging.WARNING, logger="harness.results.store"):
+        assert main(["show", str(run), "--json"]) == 0
+    shown = json_objects(capsys.readouterr().out)
+    assert [o["model_sha256"] for o in shown] == [o["model_sha256"] for o in ran]  # the samples are intact
+    assert any(f"run.json of {run.name} is unreadable" in r.getMessage() for r in caplog.records)
+    measured, skipped = measured_from_run(run)
+    assert measured == []
+    assert len(skipped) == 1 and skipped[0].startswith(f"local {DIGITS.name}: run.json of {run.name} is unreadable: ")
+    assert skipped[0].endswith("; model paths unknown") and "None" not in skipped[0]

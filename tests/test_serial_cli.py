@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.config import DEFAULT_TARGETS, load_targets, parse_targets
+from harness.config import DEFAULT_TARGETS, SerialOptions, load_targets, parse_targets
 from harness.errors import ConfigError
 from tests.serialkit import fc_model, write_model
 
@@ -23,8 +23,8 @@ def test_mcu_sim_is_a_default_target_in_both_files() -> None:
     local, _ = load_targets(ROOT / "targets.toml")
     for targets in (shipped, local):
         sim = targets["mcu-sim"]
-        assert sim.kind == "serial" and sim.options["emulator"] is True
-        assert sim.options["baud"] > 0 and sim.options["arena"] > 0
+        assert sim.kind == "serial" and isinstance(sim.options, SerialOptions) and sim.options.emulator
+        assert sim.options.baud > 0 and sim.options.arena > 0
     assert (ROOT / "targets.toml").read_text() == DEFAULT_TARGETS.read_text()
 
 

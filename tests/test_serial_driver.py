@@ -17,7 +17,7 @@ import psutil
 import pytest
 from ai_edge_litert.interpreter import Interpreter as LiteRT
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, HarnessError, TransportError
 from harness.lab.drivers.mcu import McuDriver
 from harness.models.files import sha256
@@ -52,7 +52,7 @@ def _types(messages: list[dict]) -> list[str]:
 def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
     target = Target(name="mcu-sim", kind="serial",
-                    options={"emulator": True, "baud": 921600, "arena": 64 * 1024})
+                    options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024))
     driver = McuDriver(target)
     sim = driver.sim
     assert sim is not None
@@ -80,6 +80,34 @@ def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
     header = {"target": "mcu-sim", "model": model.name, "model_sha256": "", "threads": 1, "plan": {}}
     bench = from_lines(header, messages)
     assert bench.complete and bench.emulated and len(bench.loop("with")) == 20
+
+
+def test_the_arena_is_measured_once_per_model_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bisecting the TFLite Micro arena takes seconds: the same model on a second board, and again
+    under another file name, reuses the first measurement instead of bisecting again."""
+    from harness.lab.drivers import mcu
+
+    model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
+    twin = tmp_path / "twin.tflite"
+    twin.write_bytes(model.read_bytes())
+    measured: list[Path] = []
+    real = mcu.measure_arena
+
+    def measure(path: Path) -> mcu.ArenaFit:  # the real bisection, counted
+        measured.append(path)
+        return real(path)
+
+    monkeypatch.setattr(mcu, "measure_arena", measure)
+    monkeypatch.setattr(mcu, "_ARENAS", {})  # not what earlier tests of this process measured
+    for board, paths in (("mcu-a", (model, twin)), ("mcu-b", (model,))):
+        driver = McuDriver(Target(name=board, kind="serial",
+                                  options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024)))
+        try:
+            for path in paths:
+                assert _types(_run(driver, _job(path, target=board)))[-1] == "outputs"
+        finally:
+            driver.close()
+    assert measured == [model]
 
 
 def test_noise_drops_and_duplicates_are_survived(tmp_path: Path) -> None:
@@ -191,7 +219,7 @@ def test_inputs_file_is_sent_and_outputs_match_litert(tmp_path: Path) -> None:
     # A board with a small RX buffer: 256-byte payloads, so the input takes several SET_INPUTs.
     with running_emulator(extra=("--max-payload", "256")) as sim:
         driver = McuDriver(Target(name="board", kind="serial",
-                                  options={"port": sim.port, "baud": 921600, "timeout_s": 2.0}))
+                                  options=SerialOptions(port=sim.port, baud=921600, command_timeout_s=2.0)))
         try:
             messages = _run(driver, _job(model, plan))
             with pytest.raises(AgentError) as err:
@@ -238,7 +266,7 @@ def test_device_hang_mid_run_keeps_samples_and_fails_in_bounded_time(tmp_path: P
 
 def test_emulator_killed_mid_run_is_named(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
-    target = Target(name="mcu-sim", kind="serial", options={"emulator": True, "baud": 921600, "timeout_s": 0.5})
+    target = Target(name="mcu-sim", kind="serial", options=SerialOptions(emulator=True, baud=921600, command_timeout_s=0.5))
     driver = McuDriver(target)
     assert driver.sim is not None
     pid = driver.sim.pid

@@ -296,7 +296,7 @@ def test_random_input_for_an_unlisted_dtype_is_unsupported() -> None:
             assert sf.unpack_tensor(link.request(sf.T.GET_TENSOR, bytes([0, 0])).payload)["dtype"] == 10
             with pytest.raises(AgentError) as err:
                 link.request(sf.T.RANDOM_INPUT, struct.pack("<I", 1))
-            assert err.value.code == "unsupported" and err.value.detail == 10  # type: ignore[attr-defined]
+            assert err.value.code == "unsupported" and err.value.detail == 10
             link.request(sf.T.SET_INPUT, struct.pack("<BI", 0, 0) + np.ones(4, np.float16).tobytes())
             link.request(sf.T.RUN, struct.pack("<BBH", sf.MODE_WITH, 0, 1))
         finally:

@@ -2,13 +2,14 @@
 
 For a target it checks, in order: reachability, host key and authentication (by connecting through
 the target's own transport, so it fails exactly as a run would), then runs ONE small self-contained
-python snippet on the board with the board's python. The snippet reports the python version,
+program on the board with the board's python: device_agents/linux/board_probe.py, sent as
+``python -c TEXT`` so that it needs no writable directory there. It reports the python version,
 numpy, which TFLite runtimes import (with versions), free disk where the cache lives, the board
 model, the CPU frequency governors, throttling (``vcgencmd get_throttled`` on a Raspberry Pi,
 thermal zones elsewhere) and the load. A serial board (or the emulated MCU) is asked for its HELLO
 over its own port: what it is, its TFLite Micro, arena, largest model and timer. Every finding is a
 value with a level and, unless it is fine, the command or `targets.toml` key that fixes it.
-Rendering lives in doctor_view.
+Rendering lives in harness.render.doctor.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
-from harness.config import Target
+from harness.config import DEFAULT_WORKDIR, SerialOptions, SshOptions, Target
 from harness.errors import HarnessError
 from harness.lab.transports import open_transport
 from harness.lab.transports.base import Transport
@@ -34,7 +36,7 @@ MIN_PYTHON = (3, 8)  # what device_agents/ is written for
 DISK_WARN_BYTES = 200 * 1024**2  # a few models plus the agent, with room to spare
 DISK_ERROR_BYTES = 20 * 1024**2
 HOT_C = 80.0  # most boards start throttling between 80 and 85 deg C
-SNIPPET_TIMEOUT_S = 60.0  # importing a runtime on a Pi Zero takes ~10 s; leave headroom
+PROBE_TIMEOUT_S = 60.0  # importing a runtime on a Pi Zero takes ~10 s; leave headroom
 RUNTIME_PACKAGES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
                     "tensorflow": "tensorflow"}
 
@@ -60,85 +62,9 @@ def ready(findings: Sequence[Finding]) -> bool:
     return not any(f.level == ERROR for f in findings)
 
 
-# Runs on the board: Python >= 3.5 syntax so that an old python still reports *that* it is old.
-# argv: [workdir]. Prints one JSON object.
-SNIPPET = r'''
-import json, os, platform, subprocess, sys
-out = {"python": platform.python_version(), "executable": sys.executable,
-       "prefix": sys.prefix, "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").strip("\x00\n ")
-    except (OSError, IOError):
-        return None
-def version(dist):
-    try:
-        from importlib import metadata
-        return metadata.version(dist)
-    except Exception:
-        return None
-try:
-    import numpy
-    out["numpy"] = numpy.__version__
-except Exception as exc:
-    out["numpy_error"] = "%s: %s" % (type(exc).__name__, exc)
-runtimes = {}
-import importlib.util
-for name, module, dist in (("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
-                           ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime")):
-    if importlib.util.find_spec(name) is None:
-        runtimes[name] = None
-        continue
-    try:
-        __import__(module)
-        runtimes[name] = {"version": version(dist) or "?"}
-    except Exception as exc:
-        runtimes[name] = {"error": "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[-1:])}
-# Importing tensorflow takes seconds and gigabytes: report it as installed, not imported.
-tf = version("tensorflow") or version("tensorflow-cpu")
-runtimes["tensorflow"] = {"version": tf, "not_imported": True} if tf else None
-out["runtimes"] = runtimes
-path = os.path.expanduser(sys.argv[1])
-while path and not os.path.isdir(path):
-    path = os.path.dirname(path)
-try:
-    st = os.statvfs(path or "/")
-    out["disk_free"] = st.f_bavail * st.f_frsize
-    out["disk_path"] = path or "/"
-except OSError as exc:
-    out["disk_error"] = str(exc)
-out["model"] = (read("/proc/device-tree/model") or read("/sys/firmware/devicetree/base/model")
-                or read("/sys/class/dmi/id/product_name"))
-out["machine"] = platform.machine()
-out["cores"] = os.cpu_count()
-govs = {}
-base = "/sys/devices/system/cpu"
-for cpu in sorted(os.listdir(base)) if os.path.isdir(base) else []:
-    g = read(os.path.join(base, cpu, "cpufreq", "scaling_governor"))
-    if cpu[3:].isdigit() and g:
-        govs[cpu] = g
-out["governors"] = govs
-try:
-    p = subprocess.Popen(["vcgencmd", "get_throttled"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    text = p.communicate(timeout=5)[0].decode()
-    if "=" in text:
-        out["throttled"] = int(text.strip().split("=")[1], 16)
-except Exception:
-    pass
-temps = []
-if os.path.isdir("/sys/class/thermal"):
-    for zone in os.listdir("/sys/class/thermal"):
-        t = read(os.path.join("/sys/class/thermal", zone, "temp"))
-        if t and t.lstrip("-").isdigit() and -40000 < int(t) < 150000:
-            temps.append(int(t) / 1000.0)
-out["temp_c"] = max(temps) if temps else None
-try:
-    out["load1"] = os.getloadavg()[0]
-except OSError:
-    pass
-print(json.dumps(out))
-'''
+def probe_path() -> Path:
+    """The board probe: Python >= 3.5 syntax, so that an old python still reports *that* it is old."""
+    return Path(str(resources.files("device_agents").joinpath("linux", "board_probe.py")))
 
 
 VENV = "~/harness-venv"  # suggested home for a board's runtime when its python is the system one
@@ -162,10 +88,11 @@ def _connect_finding(transport: Transport) -> Finding:
     return Finding("connect", OK, describe() if describe else "this machine (no connection needed)")
 
 
-def _run_snippet(transport: Transport, python: str, workdir: str) -> dict:
-    proc = transport.run([python, "-c", SNIPPET, workdir])
+def _run_probe(transport: Transport, python: str, workdir: str) -> dict:
+    """The board probe's report. Sent as ``-c TEXT``: it needs no writable directory on the board."""
+    proc = transport.run([python, "-c", probe_path().read_text(encoding="utf-8"), workdir])
     lines: list[str] = []
-    deadline = time.monotonic() + SNIPPET_TIMEOUT_S
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
     try:
         while time.monotonic() < deadline:
             try:
@@ -175,7 +102,7 @@ def _run_snippet(transport: Transport, python: str, workdir: str) -> dict:
             if line is not None:
                 lines.append(line)
         else:
-            raise HarnessError(f"the board's python did not answer within {SNIPPET_TIMEOUT_S:.0f} s",
+            raise HarnessError(f"the board's python did not answer within {PROBE_TIMEOUT_S:.0f} s",
                                hint="check the board's load")
     finally:
         proc.terminate()
@@ -299,10 +226,12 @@ def _cpu_findings(r: dict) -> list[Finding]:
 
 def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_transport) -> list[Finding]:
     """Findings for one target, never raising for a board problem (bugs still raise)."""
-    if target.kind == "serial":
+    opts = target.options
+    if isinstance(opts, SerialOptions):
         return _diagnose_serial(target)
-    python = str(target.options.get("python", sys.executable if target.kind == "local" else "python3"))
-    workdir = str(target.options.get("workdir", "~/.cache/harness"))
+    python = opts.python
+    # A local board stages nothing; its disk is checked where an SSH board would keep its cache.
+    workdir = opts.workdir if isinstance(opts, SshOptions) else DEFAULT_WORKDIR
     try:
         transport = connect(target)
     except HarnessError as exc:
@@ -310,7 +239,7 @@ def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_tr
     try:
         findings = [_connect_finding(transport)]
         try:
-            report = _run_snippet(transport, python, workdir)
+            report = _run_probe(transport, python, workdir)
         except HarnessError as exc:
             return [*findings, Finding("python", ERROR, exc.message,
                                        (exc.hint or "").replace("[targets.NAME]", f"[targets.{target.name}]"))]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.models.files import check_header
 from harness.models.flops import KIND_CONVERT, WEIGHTED, count
 from harness.models.precision import (
     SCHEME_DESCRIPTIONS,
@@ -159,15 +160,7 @@ def load_model(path: Path) -> Any:
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise ConfigError(f"cannot read model {path}: {exc.strerror}",
-                          hint="pass the path of an existing .tflite file") from exc
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise ConfigError(f"{path} is not a TFLite model (no TFL3 file identifier)",
-                          hint="convert it to .tflite first (LiteRT converter or ai-edge-torch)")
+    check_header(path)
     try:
         return flatbuffer_utils.read_model(str(path))
     except Exception as exc:  # the flatbuffer reader raises anything on a truncated file

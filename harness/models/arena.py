@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import ConfigError, MeasurementError
 
 # Probe sizes above this are not tried: no microcontroller of a lab has 64 MiB of SRAM, and a
@@ -124,7 +124,7 @@ def fits_on(fit: ArenaFit, targets: Iterable[Target]) -> list[FitRow]:
     """The fit check against the ``ram`` and ``flash`` each target declares in targets.toml.
     Only an emulated MCU (``emulator = true``) runs the very TFLM build the arena was measured with."""
     return [FitRow(t.name, t.ram_bytes, t.flash_bytes, fit.arena_bytes, fit.flash_bytes,
-                   exact=bool(t.options.get("emulator", False))) for t in targets]
+                   exact=isinstance(t.options, SerialOptions) and t.options.emulator) for t in targets]
 
 
 class _Child:

@@ -23,24 +23,40 @@ def example_models() -> list[Path]:
     return sorted(root.glob("*.tflite"))
 
 
-def sha256(path: Path) -> str:
+def sha256(source: Path | bytes) -> str:
+    """The hex SHA-256 of a file (read in 1 MiB blocks) or of bytes already in memory.
+
+    The one content hash of host code: result files, board caches and device uploads all use it.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    if isinstance(source, bytes):
+        h.update(source)
+        return h.hexdigest()
+    with open(source, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def check_model(path: Path) -> str:
-    """The model's sha256, after checking it exists and carries the TFLite identifier."""
+def check_header(path: Path) -> None:
+    """ConfigError naming ``path`` unless it can be read and carries the TFLite identifier.
+
+    The host's one header check, before any parsing or pushing (the board agent has its own).
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as exc:
-        raise ConfigError(f"cannot read model {path}: {exc.strerror}", hint="check the --model path") from exc
+        raise ConfigError(f"cannot read model {path}: {exc.strerror}",
+                          hint="pass the path of an existing .tflite file") from exc
     if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
         raise ConfigError(f"{path} is not a TFLite model (no TFL3 identifier at byte 4)",
-                          hint="pass a .tflite file produced by the TFLite converter")
+                          hint="pass a .tflite file produced by the TFLite converter (or ai-edge-torch)")
+
+
+def check_model(path: Path) -> str:
+    """The model's sha256, after checking it exists, carries the TFLite identifier and verifies."""
+    check_header(path)
     if not verified(path):
         raise ConfigError(f"{path} is truncated or corrupt (its flatbuffer does not verify)",
                           hint="copy or export the model again; compare its size with the original")

@@ -8,7 +8,6 @@ by the same ``layer_profile`` that served the run, so a stored profile can alway
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 from harness.errors import ConfigError, MeasurementError
 from harness.models.analysis import ModelAnalysis, analyze
+from harness.models.files import sha256
 from harness.results import store
 from harness.results.benchmark import SCHEMA_VERSION
 from harness.results.summary import summarize
@@ -300,7 +300,7 @@ def profiles_from_run(run: Path, model: Path) -> list[LayerProfile]:
     """
     if store.run_kind(store.load_meta(run)) != "profile":
         return firmware_profiles(run, model)
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    sha = sha256(model)
     stored = [r.profile for r in stored_profiles(run) if r.profile is not None and r.model_sha256 == sha]
     if not stored:
         raise ConfigError(f"profile run {run.name} has no profile of {model.name}",
@@ -315,7 +315,7 @@ def firmware_profiles(run: Path, model: Path) -> list[LayerProfile]:
     Raises ConfigError naming the run and the model when there is none.
     """
     analysis = analyze(model)
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    sha = sha256(model)
     meta, benchmarks = store.load_run(run)
     run_id = str(meta.get("run_id") or run.name)
     profiles = []

@@ -13,7 +13,6 @@ label in their target name, so an emulator's GFLOP/s is never mistaken for a boa
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.models.analysis import ModelAnalysis, analyze
+from harness.models.files import sha256
 from harness.results import store
 from harness.results.summary import summarize
 
@@ -125,7 +125,12 @@ def measured_from_run(run: Path) -> tuple[list[Measured], list[str]]:
     FLOPs), and why any benchmark was left out: no Invoke samples, or the model file measured is
     gone or changed (its sha256 no longer matches, so its FLOPs cannot be counted)."""
     meta, benchmarks = store.load_run(run)
-    by_sha = {sha: Path(p) for p, sha in (meta.get("models") or {}).items()}
+    models = meta.get("models")
+    # Without run.json's model list no file can be found again: say so, not "no longer at None".
+    unknown = None
+    if not isinstance(models, dict):
+        unknown = store.read_meta(run)[1] or f"run.json of {run.name} lists no models"
+    by_sha = {sha: Path(p) for p, sha in models.items()} if isinstance(models, dict) else {}
     measured: list[Measured] = []
     skipped: list[str] = []
     analyses: dict[Path, ModelAnalysis] = {}
@@ -135,7 +140,11 @@ def measured_from_run(run: Path) -> tuple[list[Measured], list[str]]:
         if s.invoke is None or not s.invoke.median:
             skipped.append(f"{b.target} {b.model}: no Invoke samples")
             continue
-        if model is None or not model.is_file() or hashlib.sha256(model.read_bytes()).hexdigest() != b.model_sha256:
+        if model is None:
+            why = f"{unknown}; model paths unknown" if unknown else f"run.json of {run.name} does not list it"
+            skipped.append(f"{b.target} {b.model}: {why}")
+            continue
+        if not model.is_file() or sha256(model) != b.model_sha256:
             skipped.append(f"{b.target} {b.model}: the model file measured is no longer at {model}")
             continue
         if model not in analyses:

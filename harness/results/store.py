@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 import secrets
@@ -41,6 +42,8 @@ from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchma
 
 # The kinds of run, each with the folder of its record files.
 FOLDERS = {"benchmark": "benchmarks", "profile": "profiles"}
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -190,16 +193,29 @@ def resolve_run(root: Path, ref: str | None, kind: str | None = "benchmark") -> 
 
 def load_meta(path: Path) -> dict[str, Any]:
     """run.json of the run in directory ``path``, or {} when it is missing or unreadable."""
+    return read_meta(path)[0]
+
+
+def read_meta(path: Path) -> tuple[dict[str, Any], str | None]:
+    """run.json of the run in ``path``, and why it cannot be used (then the dict is {})."""
     try:
         meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    except FileNotFoundError:
+        return {}, f"run.json of {path.name} is missing"
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        return {}, f"run.json of {path.name} is unreadable: {exc}"
+    if not isinstance(meta, dict):
+        return {}, f"run.json of {path.name} is unreadable: not a JSON object"
+    return meta, None
 
 
 def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
-    """run.json (or {} when it is missing) and every benchmark of the run, in run order."""
-    return load_meta(path), [read_benchmark(file) for file in records(path, "benchmark")]
+    """run.json and every benchmark of the run, in run order. A run.json that cannot be read is
+    named in a warning and gives {}: the benchmarks come from their own files and still load."""
+    meta, problem = read_meta(path)
+    if problem:
+        log.warning("%s (in %s); the run's benchmarks are read without it", problem, path)
+    return meta, [read_benchmark(file) for file in records(path, "benchmark")]
 
 
 def records(path: Path, kind: str) -> list[Path]:

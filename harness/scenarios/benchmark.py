@@ -77,7 +77,7 @@ def model_facts(model: Path) -> dict[str, object]:
 
 def error_dict(exc: HarnessError) -> dict[str, object]:
     """A host-side error as a stored message's fields."""
-    return {"code": getattr(exc, "code", type(exc).__name__), "message": exc.message, "hint": exc.hint}
+    return {"code": exc.code, "message": exc.message, "hint": exc.hint}
 
 
 class BenchmarkScenario:

@@ -24,7 +24,6 @@ from harness.errors import TransportError
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 20.0  # python start-up + numpy import on a busy 2-core machine
-DEFAULT_ARENA = 256 * 1024  # an ESP32-S3-class budget when targets.toml does not say
 
 
 def emulator_path() -> Path:

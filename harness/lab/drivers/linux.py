@@ -20,7 +20,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
@@ -29,7 +29,6 @@ from harness.plan import Job, ProfileJob
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-SILENCE_TIMEOUT_S = 120.0  # longest the agent may stay quiet: one block of a very slow model
 POLL_S = 0.2  # how often a blocked read checks for cancel
 
 HINTS = {
@@ -47,7 +46,8 @@ HINTS = {
 
 def silence_limit_s(target: Target) -> float:
     """The longest the agent may stay quiet on this target (targets.toml timeout_s)."""
-    return float(target.options.get("timeout_s", SILENCE_TIMEOUT_S))
+    assert not isinstance(target.options, SerialOptions)  # open_driver gives those the McuDriver
+    return target.options.timeout_s
 
 
 def agent_path() -> Path:

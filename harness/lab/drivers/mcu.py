@@ -15,7 +15,6 @@ with ``"partial": true``, so nothing received is lost.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import threading
@@ -27,10 +26,10 @@ import numpy as np
 
 from device_agents.linux.tflite_agent import Schedule, median_ns, schedule
 from device_agents.wire import serial_frames as sf
-from harness.config import Target
+from harness.config import SerialOptions, Target
 from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
 from harness.lab.drivers.base import Emit, Message
-from harness.lab.drivers.emulator import DEFAULT_ARENA, EmulatedMcu
+from harness.lab.drivers.emulator import EmulatedMcu
 from harness.lab.drivers.mcu_inputs import DeviceInputs, read_samples
 from harness.lab.drivers.mcu_messages import (
     PROTOCOL_VERSION,
@@ -42,13 +41,16 @@ from harness.lab.drivers.mcu_messages import (
     ticks_to_ns,
 )
 from harness.lab.transports.serial import FramedLink, SerialLink
-from harness.models.arena import measure_arena
+from harness.models.arena import ArenaFit, measure_arena
+from harness.models.files import sha256
 from harness.plan import Job
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BAUD = 115200
-DEFAULT_TIMEOUT_S = 10.0  # longest one device command (model load, one RUN batch) may take
+# Arenas by model sha256, for every board of this process: the bisection takes seconds and depends
+# only on the model and this host's TFLite Micro. None: the host cannot measure it (the device judges).
+_ARENAS: dict[str, ArenaFit | None] = {}
+_ARENAS_LOCK = threading.Lock()
 
 
 class Cancelled(Exception):
@@ -61,19 +63,19 @@ class McuDriver:
     def __init__(self, target: Target) -> None:
         self.target = target
         opts = target.options
-        self.baud = int(opts.get("baud", DEFAULT_BAUD))
-        self.timeout_s = float(opts.get("timeout_s", DEFAULT_TIMEOUT_S))
+        assert isinstance(opts, SerialOptions)  # open_driver gives the other kinds the LinuxAgentDriver
+        self.baud = opts.baud
+        self.timeout_s = opts.command_timeout_s
         self.sim: EmulatedMcu | None = None
         self._cancel = threading.Event()
-        if opts.get("emulator"):
+        if opts.emulator:
             extra: tuple[str, ...] = ()
-            if "max_model" in opts:
-                extra = ("--max-model", str(opts["max_model"]))
-            self.sim = EmulatedMcu(target.name, baud=self.baud, arena=int(opts.get("arena", DEFAULT_ARENA)),
-                                   extra_args=extra)
+            if opts.max_model is not None:
+                extra = ("--max-model", str(opts.max_model))
+            self.sim = EmulatedMcu(target.name, baud=self.baud, arena=opts.arena, extra_args=extra)
             port = self.sim.port
         else:
-            port = str(opts["port"])
+            port = str(opts.port)
         try:
             self.link = FramedLink(SerialLink(target.name, port, self.baud), self._cancel.is_set)
         except HarnessError:
@@ -168,11 +170,8 @@ class McuDriver:
         arena = int(info["arena_bytes"])
         if not arena:
             return
-        try:
-            fit = measure_arena(path)
-        except HarnessError as exc:
-            # The device is the judge of ops and types (its firmware may register more ops).
-            log.info("%s: no arena pre-check for %s: %s", name, path.name, exc)
+        fit = self._arena(path, model)
+        if fit is None:
             return
         # The host's TFLite Micro is a 64-bit build. An emulator running that same build on this
         # host needs exactly as much. A 32-bit MCU needs less (pointers in the arena's structs
@@ -191,8 +190,21 @@ class McuDriver:
             log.warning("%s: %s needs %d arena bytes on this 64-bit host, the device has %d; uploading, the "
                         "device's 32-bit build may need less and will tell", name, path.name, need, arena)
 
+    def _arena(self, path: Path, model: bytes) -> ArenaFit | None:
+        """The model's TFLite Micro arena, measured once per model content in this process."""
+        digest = sha256(model)
+        with _ARENAS_LOCK:  # two boards checking one model wait for one measurement
+            if digest not in _ARENAS:
+                try:
+                    _ARENAS[digest] = measure_arena(path)
+                except HarnessError as exc:
+                    # The device is the judge of ops and types (its firmware may register more ops).
+                    log.info("%s: no arena pre-check for %s: %s", self.target.name, path.name, exc)
+                    _ARENAS[digest] = None
+            return _ARENAS[digest]
+
     def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
-        digest = hashlib.sha256(model).digest()
+        digest = bytes.fromhex(sha256(model))
         if info["flags"] & sf.FLAG_BUILTIN:
             minfo = sf.unpack_model_info(self._req(sf.T.USE_BUILTIN, work_s=self.timeout_s,
                                                    what="USE_BUILTIN").payload)

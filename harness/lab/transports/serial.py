@@ -206,15 +206,12 @@ class FramedLink:
                     return event
                 log.debug("%s: ignoring stale frame seq %d type 0x%02x", self.target, event.seq, event.type)
 
-    def _agent_error(self, err: dict[str, object], what: str) -> AgentError:
-        code_num = int(err["code"])  # type: ignore[call-overload]
-        code, hint = ERROR_CODES.get(code_num, (str(err["name"]).lower(), None))
+    def _agent_error(self, err: dict[str, Any], what: str) -> AgentError:
+        code, hint = ERROR_CODES.get(int(err["code"]), (str(err["name"]).lower(), None))
         message = f"the device refused {what}: {err['name']}"
         if err.get("message"):
             message += f": {err['message']}"
-        exc = AgentError(message, code=code, target=self.target, hint=hint)
-        exc.detail = err.get("detail")  # type: ignore[attr-defined]
-        return exc
+        return AgentError(message, code=code, target=self.target, hint=hint, detail=err.get("detail"))
 
     def hello(self) -> dict[str, Any]:
         """HELLO: the device's INFO. Drops whatever was queued before (BOOT, stale replies) and
