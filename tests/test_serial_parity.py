@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from device_agents.linux.tflite_agent import schedule
 from device_agents.wire import serial_frames as sf
-from harness.config import Target
+from harness.config import LocalOptions, SerialOptions, Target
 from harness.errors import AgentError
 from harness.lab.drivers import open_driver
 from harness.lab.drivers.base import Driver
@@ -62,14 +62,14 @@ def _one(messages: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def linux() -> Iterator[Driver]:
-    driver = open_driver(Target(name="local", kind="local", options={"timeout_s": 60}))
+    driver = open_driver(Target(name="local", kind="local", options=LocalOptions(timeout_s=60)))
     yield driver
     driver.close()
 
 
 @pytest.fixture(scope="module")
 def mcu() -> Iterator[McuDriver]:
-    driver = McuDriver(Target(name="mcu-sim", kind="serial", options={"emulator": True, "baud": 921600}))
+    driver = McuDriver(Target(name="mcu-sim", kind="serial", options=SerialOptions(emulator=True, baud=921600)))
     yield driver
     driver.close()
 
