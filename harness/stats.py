@@ -69,7 +69,8 @@ class Summary:
         return out
 
 
-def summarize(values: Sequence[float]) -> Summary:
+def describe(values: Sequence[float]) -> Summary:
+    """Every figure of ``Summary`` for one sample set (the unit of the samples)."""
     a = _array(values)
     p50, p90, p99 = np.percentile(a, [50.0, 90.0, 99.0])
     return Summary(

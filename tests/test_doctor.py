@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import parse_targets
-from harness.lab.doctor import ERROR, OK, WARN, Finding, diagnose, findings_from_report, ready
+from harness.lab.doctor import ERROR, OK, WARN, Diagnosis, diagnose, findings_from_report, ready
 from harness.render.doctor import doctor_json, doctor_summary, doctor_table
 from tests.environment import ROOT_WHY, is_root, needs
 
@@ -33,7 +33,7 @@ GOOD = {"python": "3.11.2", "executable": "/home/pi/venv/bin/python", "prefix": 
         "temp_c": 48.0, "load1": 0.1}
 
 
-def by_check(findings: list[Finding], check: str) -> list[Finding]:
+def by_check(findings: list[Diagnosis], check: str) -> list[Diagnosis]:
     return [f for f in findings if f.check == check]
 
 
@@ -95,7 +95,7 @@ def test_system_python_gets_a_venv_not_pip() -> None:
 def test_views() -> None:
     from rich.console import Console
     findings = findings_from_report(PI, "python3", {**GOOD, "governors": {"cpu0": "powersave"}})
-    results = [(PI, findings), (PI, [Finding("connect", ERROR, "connection refused", "start sshd")])]
+    results = [(PI, findings), (PI, [Diagnosis("connect", ERROR, "connection refused", "start sshd")])]
     console = Console(width=200, record=True)
     console.print(doctor_table(results))
     text = console.export_text()

@@ -54,7 +54,7 @@ def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
     target = Target(name="mcu-sim", kind="serial",
                     options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024))
     driver = McuDriver(target)
-    sim = driver.sim
+    sim = driver.emulator
     assert sim is not None
     try:
         messages = _run(driver, _job(model, target="mcu-sim"))
@@ -268,8 +268,8 @@ def test_emulator_killed_mid_run_is_named(tmp_path: Path) -> None:
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
     target = Target(name="mcu-sim", kind="serial", options=SerialOptions(emulator=True, baud=921600, command_timeout_s=0.5))
     driver = McuDriver(target)
-    assert driver.sim is not None
-    pid = driver.sim.pid
+    assert driver.emulator is not None
+    pid = driver.emulator.pid
     messages: list[dict] = []
 
     def emit(msg: dict) -> None:

@@ -45,7 +45,7 @@ _THROTTLE_BITS = {0: "under-voltage", 1: "ARM frequency capped", 2: "throttled",
 
 
 @dataclass(frozen=True)
-class Finding:
+class Diagnosis:
     """One check on one board. ``fix`` is set whenever ``level`` is not ok."""
 
     check: str  # connect, python, numpy, runtime, disk, board, governor, throttling, load
@@ -57,7 +57,7 @@ class Finding:
         return {"check": self.check, "level": self.level, "what": self.what, "fix": self.fix}
 
 
-def ready(findings: Sequence[Finding]) -> bool:
+def ready(findings: Sequence[Diagnosis]) -> bool:
     """True when nothing stops a benchmark on this board (warnings do not)."""
     return not any(f.level == ERROR for f in findings)
 
@@ -83,9 +83,9 @@ def _pip(python: str, package: str, report: dict, target: str = "NAME") -> str:
             f"{shlex.quote(package)}, then set python = \"{VENV}/bin/python\" in [targets.{target}]")
 
 
-def _connect_finding(transport: Transport) -> Finding:
+def _connect_finding(transport: Transport) -> Diagnosis:
     describe = getattr(transport, "describe", None)
-    return Finding("connect", OK, describe() if describe else "this machine (no connection needed)")
+    return Diagnosis("connect", OK, describe() if describe else "this machine (no connection needed)")
 
 
 def _run_probe(transport: Transport, python: str, workdir: str) -> dict:
@@ -118,39 +118,39 @@ def _run_probe(transport: Transport, python: str, workdir: str) -> dict:
                             f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]}")
 
 
-def findings_from_report(target: Target, python: str, r: dict) -> list[Finding]:
+def findings_from_report(target: Target, python: str, r: dict) -> list[Diagnosis]:
     """Pure: the board's report turned into findings with fixes."""
-    out: list[Finding] = []
+    out: list[Diagnosis] = []
     version = tuple(int(x) for x in str(r.get("python", "0.0")).split(".")[:2] if x.isdigit())
     pyline = f"python {r.get('python')} at {r.get('executable') or python}"
     if version < MIN_PYTHON:
-        out.append(Finding("python", ERROR, f"{pyline} is older than the {MIN_PYTHON[0]}.{MIN_PYTHON[1]} "
+        out.append(Diagnosis("python", ERROR, f"{pyline} is older than the {MIN_PYTHON[0]}.{MIN_PYTHON[1]} "
                            "the agent needs", f"install python3 >= 3.8 on the board and set python = "
                            f"in [targets.{target.name}] to it"))
     else:
-        out.append(Finding("python", OK, pyline + (" (a venv)" if r.get("venv") else "")))
+        out.append(Diagnosis("python", OK, pyline + (" (a venv)" if r.get("venv") else "")))
     if "numpy" in r:
-        out.append(Finding("numpy", OK, f"numpy {r['numpy']}"))
+        out.append(Diagnosis("numpy", OK, f"numpy {r['numpy']}"))
     else:
         error = r.get("numpy_error", "not installed")
-        out.append(Finding("numpy", ERROR, f"numpy does not import: {error}", _pip(python, "numpy", r, target.name)))
+        out.append(Diagnosis("numpy", ERROR, f"numpy does not import: {error}", _pip(python, "numpy", r, target.name)))
     out += _runtime_findings(target, python, r)
     out += _disk_findings(target, r)
     model = r.get("model") or "unknown board"
-    out.append(Finding("board", OK, f"{model} ({r.get('machine')}, {r.get('cores')} cores)"))
+    out.append(Diagnosis("board", OK, f"{model} ({r.get('machine')}, {r.get('cores')} cores)"))
     out += _cpu_findings(r)
     return out
 
 
-def _runtime_findings(target: Target, python: str, r: dict) -> list[Finding]:
+def _runtime_findings(target: Target, python: str, r: dict) -> list[Diagnosis]:
     runtimes: dict = r.get("runtimes") or {}
     working = {n: v["version"] for n, v in runtimes.items() if v and "version" in v}
     broken = {n: v["error"] for n, v in runtimes.items() if v and "error" in v}
-    out = [Finding("runtime", ERROR, f"{name} is installed but does not import: {err}",
+    out = [Diagnosis("runtime", ERROR, f"{name} is installed but does not import: {err}",
                    f"{shlex.quote(python)} -m pip install 'numpy<2' (runtimes built for numpy 1 fail "
                    f"on numpy 2), or reinstall {RUNTIME_PACKAGES[name]}")
            for name, err in broken.items() if "numpy" in err.lower()]
-    out += [Finding("runtime", WARN, f"{name} is installed but does not import: {err}",
+    out += [Diagnosis("runtime", WARN, f"{name} is installed but does not import: {err}",
                     f"reinstall it: {_pip(python, RUNTIME_PACKAGES[name], r, target.name)}")
             for name, err in broken.items() if "numpy" not in err.lower()]
     found = ", ".join(f"{n} {v}" for n, v in working.items()) or "none"
@@ -158,48 +158,48 @@ def _runtime_findings(target: Target, python: str, r: dict) -> list[Finding]:
     if wanted == "auto":
         usable = [n for n in working if not (runtimes[n] or {}).get("not_imported")]
         if usable or "tensorflow" in working:
-            out.append(Finding("runtime", OK, f"TFLite runtimes: {found}"))
+            out.append(Diagnosis("runtime", OK, f"TFLite runtimes: {found}"))
         else:
-            out.append(Finding("runtime", ERROR, "no TFLite runtime imports with this python",
+            out.append(Diagnosis("runtime", ERROR, "no TFLite runtime imports with this python",
                                f"{_pip(python, 'ai-edge-litert', r, target.name)}; on 32-bit ARM or python < 3.9: "
                                f"{shlex.quote(python)} -m pip install tflite-runtime"))
     elif wanted in working:
-        out.append(Finding("runtime", OK, f"runtime = {wanted!r}: {wanted} {working[wanted]} "
+        out.append(Diagnosis("runtime", OK, f"runtime = {wanted!r}: {wanted} {working[wanted]} "
                            f"(present: {found})"))
     else:
-        out.append(Finding("runtime", ERROR, f"runtime = {wanted!r} in [targets.{target.name}], but "
+        out.append(Diagnosis("runtime", ERROR, f"runtime = {wanted!r} in [targets.{target.name}], but "
                            f"{wanted} is not there (present: {found})",
                            f"{_pip(python, RUNTIME_PACKAGES[wanted], r, target.name)}, or set runtime = \"auto\""))
     return out
 
 
-def _disk_findings(target: Target, r: dict) -> list[Finding]:
+def _disk_findings(target: Target, r: dict) -> list[Diagnosis]:
     if "disk_free" not in r:
-        return [Finding("disk", WARN, f"free disk unknown: {r.get('disk_error')}",
+        return [Diagnosis("disk", WARN, f"free disk unknown: {r.get('disk_error')}",
                         f"check workdir = in [targets.{target.name}]")]
     free, path = int(r["disk_free"]), r.get("disk_path")
     text = f"{free / 1024**2:.0f} MiB free in {path}"
     fix = (f"free space on the board (harness keeps its cache in {path}), or set workdir = in "
            f"[targets.{target.name}] to a bigger disk")
     if free < DISK_ERROR_BYTES:
-        return [Finding("disk", ERROR, text + ": not enough for the agent and a model", fix)]
+        return [Diagnosis("disk", ERROR, text + ": not enough for the agent and a model", fix)]
     if free < DISK_WARN_BYTES:
-        return [Finding("disk", WARN, text + ": large models may not fit", fix)]
-    return [Finding("disk", OK, text)]
+        return [Diagnosis("disk", WARN, text + ": large models may not fit", fix)]
+    return [Diagnosis("disk", OK, text)]
 
 
-def _cpu_findings(r: dict) -> list[Finding]:
-    out: list[Finding] = []
+def _cpu_findings(r: dict) -> list[Diagnosis]:
+    out: list[Diagnosis] = []
     govs: dict = r.get("governors") or {}
     others = sorted({g for g in govs.values() if g != "performance"})
     if not govs:
-        out.append(Finding("governor", OK, "no cpufreq governor (fixed clock or a virtual machine)"))
+        out.append(Diagnosis("governor", OK, "no cpufreq governor (fixed clock or a virtual machine)"))
     elif others:
-        out.append(Finding("governor", WARN, f"governor is {', '.join(others)}: results will drift as "
+        out.append(Diagnosis("governor", WARN, f"governor is {', '.join(others)}: results will drift as "
                            "the clock changes; set it to performance",
                            "echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"))
     else:
-        out.append(Finding("governor", OK, f"governor is performance on {len(govs)} CPUs"))
+        out.append(Diagnosis("governor", OK, f"governor is performance on {len(govs)} CPUs"))
     bits = r.get("throttled")
     if isinstance(bits, int) and bits:
         now = [n for b, n in _THROTTLE_BITS.items() if bits & (1 << b)]
@@ -207,24 +207,24 @@ def _cpu_findings(r: dict) -> list[Finding]:
         what = f"vcgencmd get_throttled = {bits:#x}: " + "; ".join(
             x for x in (f"now {', '.join(now)}" if now else "", f"since boot {', '.join(past)}" if past else "")
             if x)
-        out.append(Finding("throttling", WARN, what, "use the official power supply (5 V, 3 A or more) "
+        out.append(Diagnosis("throttling", WARN, what, "use the official power supply (5 V, 3 A or more) "
                            "and a heatsink or fan; results taken while throttled are slower"))
     elif isinstance(bits, int):
-        out.append(Finding("throttling", OK, "vcgencmd get_throttled = 0x0: never throttled since boot"))
+        out.append(Diagnosis("throttling", OK, "vcgencmd get_throttled = 0x0: never throttled since boot"))
     temp = r.get("temp_c")
     if isinstance(temp, (int, float)) and temp >= HOT_C:
-        out.append(Finding("throttling", WARN, f"the board is at {temp:.0f} °C: it throttles soon",
+        out.append(Diagnosis("throttling", WARN, f"the board is at {temp:.0f} °C: it throttles soon",
                            "add a heatsink or fan, or let it cool before benchmarking"))
     elif isinstance(temp, (int, float)) and not isinstance(bits, int):
-        out.append(Finding("throttling", OK, f"hottest thermal zone {temp:.0f} °C"))
+        out.append(Diagnosis("throttling", OK, f"hottest thermal zone {temp:.0f} °C"))
     load, cores = r.get("load1"), r.get("cores") or 1
     if isinstance(load, (int, float)) and load > 0.5 * cores:
-        out.append(Finding("load", WARN, f"load average {load:.1f} on {cores} cores: other work competes "
+        out.append(Diagnosis("load", WARN, f"load average {load:.1f} on {cores} cores: other work competes "
                            "with the benchmark", "stop other programs on the board while benchmarking"))
     return out
 
 
-def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_transport) -> list[Finding]:
+def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_transport) -> list[Diagnosis]:
     """Findings for one target, never raising for a board problem (bugs still raise)."""
     opts = target.options
     if isinstance(opts, SerialOptions):
@@ -235,50 +235,50 @@ def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_tr
     try:
         transport = connect(target)
     except HarnessError as exc:
-        return [Finding("connect", ERROR, exc.message, exc.hint or f"check [targets.{target.name}]")]
+        return [Diagnosis("connect", ERROR, exc.message, exc.hint or f"check [targets.{target.name}]")]
     try:
         findings = [_connect_finding(transport)]
         try:
             report = _run_probe(transport, python, workdir)
         except HarnessError as exc:
-            return [*findings, Finding("python", ERROR, exc.message,
+            return [*findings, Diagnosis("python", ERROR, exc.message,
                                        (exc.hint or "").replace("[targets.NAME]", f"[targets.{target.name}]"))]
         return findings + findings_from_report(target, python, report)
     finally:
         transport.close()
 
 
-def _diagnose_serial(target: Target) -> list[Finding]:
+def _diagnose_serial(target: Target) -> list[Diagnosis]:
     """Say HELLO to a microcontroller (starting the emulator for mcu-sim) and report what it is."""
     from harness.lab.drivers.mcu import McuDriver
 
     try:
         driver = McuDriver(target)
     except HarnessError as exc:
-        return [Finding("connect", ERROR, exc.message, exc.hint or f"check [targets.{target.name}]")]
+        return [Diagnosis("connect", ERROR, exc.message, exc.hint or f"check [targets.{target.name}]")]
     try:
         hello = driver.probe()
     except HarnessError as exc:
-        return [Finding("connect", ERROR, exc.message, exc.hint or f"check port and baud of [targets.{target.name}]")]
+        return [Diagnosis("connect", ERROR, exc.message, exc.hint or f"check port and baud of [targets.{target.name}]")]
     finally:
         driver.close()
     board, serial = hello.get("board") or {}, hello.get("serial") or {}
     runtime, clock = hello.get("runtime") or {}, hello.get("clock") or {}
     out = [
-        Finding("connect", OK, f"{board.get('model')} answered HELLO ({hello.get('agent_version')}, "
+        Diagnosis("connect", OK, f"{board.get('model')} answered HELLO ({hello.get('agent_version')}, "
                 f"{serial.get('baud')} baud)"),
-        Finding("runtime", OK, f"TFLite Micro {runtime.get('version')}, arena {serial.get('arena_bytes')} B, "
+        Diagnosis("runtime", OK, f"TFLite Micro {runtime.get('version')}, arena {serial.get('arena_bytes')} B, "
                 f"models up to {serial.get('max_model_bytes')} B"),
-        Finding("board", OK, f"{board.get('cpu')}; timer {clock.get('name')}, "
+        Diagnosis("board", OK, f"{board.get('cpu')}; timer {clock.get('name')}, "
                 f"{clock.get('resolution_ns')} ns resolution"),
     ]
     if hello.get("emulated"):
-        out.append(Finding("board", WARN, "emulated: its timings are host timings of the TFLite Micro "
+        out.append(Diagnosis("board", WARN, "emulated: its timings are host timings of the TFLite Micro "
                            "kernels, not MCU timings", "benchmark a real board for MCU latency"))
     return out
 
 
-def diagnose_all(targets: Sequence[Target]) -> list[tuple[Target, list[Finding]]]:
+def diagnose_all(targets: Sequence[Target]) -> list[tuple[Target, list[Diagnosis]]]:
     """Every target at once: one slow or dead board does not hold back the others."""
     if not targets:
         return []

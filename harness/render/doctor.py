@@ -9,12 +9,12 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.config import Target
-from harness.lab.doctor import ERROR, WARN, Finding, ready
+from harness.lab.doctor import ERROR, WARN, Diagnosis, ready
 
 _STYLE = {"ok": "green", WARN: "yellow", ERROR: "red"}
 
 
-def doctor_table(results: Sequence[tuple[Target, list[Finding]]]) -> Table:
+def doctor_table(results: Sequence[tuple[Target, list[Diagnosis]]]) -> Table:
     """One row per finding, grouped by target, with the fix beside every warning and error."""
     table = Table(title="harness doctor", show_lines=False)
     table.add_column("target", no_wrap=True)
@@ -31,7 +31,7 @@ def doctor_table(results: Sequence[tuple[Target, list[Finding]]]) -> Table:
     return table
 
 
-def doctor_summary(results: Sequence[tuple[Target, list[Finding]]]) -> str:
+def doctor_summary(results: Sequence[tuple[Target, list[Diagnosis]]]) -> str:
     """One line: which targets are ready and which are not."""
     bad = [t.name for t, f in results if not ready(f)]
     good = [t.name for t, f in results if ready(f)]
@@ -43,7 +43,7 @@ def doctor_summary(results: Sequence[tuple[Target, list[Finding]]]) -> str:
     return "; ".join(parts)
 
 
-def doctor_json(results: Sequence[tuple[Target, list[Finding]]]) -> list[str]:
+def doctor_json(results: Sequence[tuple[Target, list[Diagnosis]]]) -> list[str]:
     """One JSON object per target: {"kind": "doctor", "target", "ready", "findings": [{check, level, what, fix}]}."""
     return [json.dumps({"kind": "doctor", "target": t.name, "ready": ready(f), "findings": [x.as_dict() for x in f]})
             for t, f in results]

@@ -87,7 +87,7 @@ def _instability(with_loop: list[int], without_loop: list[int], invoke: list[int
     parts = [("loop with Invoke", with_loop), ("Invoke", invoke)]
     if with_loop and without_loop and stats.median(without_loop) > APP_SHARE * stats.median(with_loop):
         parts.append(("loop without Invoke", without_loop))  # only when it is a real part of the loop
-    summaries = [(label, stats.summarize(v)) for label, v in parts if len(v) > 1]
+    summaries = [(label, stats.describe(v)) for label, v in parts if len(v) > 1]
     bad = [(label, s) for label, s in summaries if s.rel_stdev > UNSTABLE_REL_STDEV]
     if not bad:
         return None

@@ -96,7 +96,7 @@ def verdict(share: float | None) -> str:
 
 def summarize(b: Benchmark) -> BenchmarkSummary:
     def maybe(values: list[int]) -> stats.Summary | None:
-        return stats.summarize(values) if values else None
+        return stats.describe(values) if values else None
 
     with_s, without_s, invoke_s = maybe(b.loop("with")), maybe(b.loop("without")), maybe(b.stage("invoke"))
     stage_names = [s for s in (b.resolved_plan.get("stages") or []) if b.stage(s)]

@@ -66,14 +66,14 @@ class McuDriver:
         assert isinstance(opts, SerialOptions)  # open_driver gives the other kinds the LinuxAgentDriver
         self.baud = opts.baud
         self.timeout_s = opts.command_timeout_s
-        self.sim: EmulatedMcu | None = None
+        self.emulator: EmulatedMcu | None = None
         self._cancel = threading.Event()
         if opts.emulator:
             extra: tuple[str, ...] = ()
             if opts.max_model is not None:
                 extra = ("--max-model", str(opts.max_model))
-            self.sim = EmulatedMcu(target.name, baud=self.baud, arena=opts.arena, extra_args=extra)
-            port = self.sim.port
+            self.emulator = EmulatedMcu(target.name, baud=self.baud, arena=opts.arena, extra_args=extra)
+            port = self.emulator.port
         else:
             port = str(opts.port)
         try:
@@ -92,9 +92,9 @@ class McuDriver:
         except TransportError as exc:
             if self._cancel.is_set():
                 raise Cancelled() from exc
-            if self.sim is not None and self.sim.exited():
-                tail = self.sim.stderr_tail().splitlines()
-                raise TransportError(f"the emulated MCU exited (status {self.sim.proc.returncode})"
+            if self.emulator is not None and self.emulator.exited():
+                tail = self.emulator.stderr_tail().splitlines()
+                raise TransportError(f"the emulated MCU exited (status {self.emulator.proc.returncode})"
                                      + (f": {tail[-1]}" if tail else ""), target=self.target.name,
                                      hint="run again; report it if it repeats") from exc
             raise
@@ -108,8 +108,8 @@ class McuDriver:
         link = getattr(self, "link", None)
         if link is not None:
             link.close()
-        if self.sim is not None:
-            self.sim.stop()
+        if self.emulator is not None:
+            self.emulator.stop()
 
     # ------------------------------------------------------------------ the job
 
@@ -163,7 +163,7 @@ class McuDriver:
             raise AgentError(f"{path.name} is {len(model)} bytes, larger than the {limit} bytes the device "
                              "accepts; not uploading", code="model_too_large", target=name,
                              hint="use a smaller or int8-quantized model, or a board with more flash"
-                                  + (" (max_model in targets.toml for the emulator)" if self.sim else ""))
+                                  + (" (max_model in targets.toml for the emulator)" if self.emulator else ""))
         if not limit and not builtin:
             raise AgentError("the device accepts no uploads and has no built-in model", code="unsupported",
                              target=name, hint="flash firmware built with upload support")
