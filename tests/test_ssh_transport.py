@@ -61,6 +61,14 @@ def wait_gone(lab: Lab, needle: str, timeout: float = 10.0) -> list[tuple[int, s
     return lab.processes(needle)
 
 
+def wait_present(lab: Lab, needle: str, timeout: float = 5.0) -> list[tuple[int, str]]:
+    """The lab's processes matching ``needle`` once one shows in /proc (a loaded machine may lag)."""
+    deadline = time.monotonic() + timeout
+    while not (found := lab.processes(needle)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def test_run_streams_lines_and_exit_status(ssh_env: SshEnv, ssh_lab: Lab) -> None:
     board = ssh_lab.boards[0]
     with SshTransport(ssh_env.target(board)) as t:
@@ -101,8 +109,8 @@ def test_terminate_leaves_no_process_on_board(ssh_env: SshEnv, ssh_lab: Lab) -> 
     with SshTransport(ssh_env.target(ssh_lab.boards[0])) as t:
         proc = t.run(["python3", "-c", script, "orphan-check-parent"])
         assert read_lines(proc, 1) == ["ready"]
-        assert ssh_lab.processes("orphan-check-parent")
-        assert ssh_lab.processes("sleep 300")
+        assert wait_present(ssh_lab, "orphan-check-parent")
+        assert wait_present(ssh_lab, "sleep 300")
         t0 = time.monotonic()
         proc.terminate()
         proc.terminate()  # idempotent
