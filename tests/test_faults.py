@@ -4,6 +4,7 @@ never passes for a complete one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -119,18 +120,23 @@ def test_one_unreadable_record_hides_none_of_the_others(tmp_path: Path) -> None:
 
 # --- I/O failures of this machine -------------------------------------------------------------
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real filesystem of 160 KiB (tmpfs, mounted as root): enough for a run to start, too
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of ``size`` (tmpfs, mounted as root): enough for a run to start, too
     small for its samples."""
     require(is_root(), "mounting a tiny tmpfs needs root")
-    mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "disk", "160k") as mount:
+        yield mount
 
 
 def test_a_full_disk_is_one_line_and_run_json_says_failed(tmp_path: Path, small_disk: Path) -> None:
@@ -149,6 +155,16 @@ def test_a_full_disk_is_one_line_and_run_json_says_failed(tmp_path: Path, small_
     shown = harness("show", "--results", str(small_disk / "r"), cwd=tmp_path)
     assert "run status: failed (" in shown.stderr  # and the samples that did fit are shown
     assert "fill-the-disk.tflite" in shown.stdout
+
+
+def test_a_full_disk_during_a_profile_run(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "24k") as disk:
+        p = harness("analyze", str(DIGITS), "--profile", "local", "--results", str(disk / "r"),
+                    cwd=project_dir(tmp_path))
+        assert_one_clear_line(p, "No space left on device")
+        (run_json,) = (disk / "r").glob("*/run.json")
+        meta = json.loads(run_json.read_text())
+    assert meta["kind"] == "profile" and meta["status"] == "failed" and "No space left" in meta["error"]
 
 
 @pytest.fixture
