@@ -338,6 +338,9 @@ def load_targets(path: Path | None) -> tuple[dict[str, Target], Path]:
     except OSError as exc:
         raise ConfigError(f"cannot read targets file {path}: {exc.strerror}",
                           hint="pass --targets FILE, or create targets.toml") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+                          hint="save the targets file as UTF-8") from exc
     return parse_targets(text, str(path)), path
 
 

@@ -4,13 +4,14 @@
     ├── ConfigError              targets.toml, a CLI option, a model or inputs file on the host
     ├── TransportError           reaching a board: connect, auth, host key, lost link, serial line
     ├── AgentError               the agent on the board refused or failed (bad model, pipeline raised, ...)
-    └── MeasurementError         a run produced samples that cannot be trusted or summarised
+    ├── MeasurementError         a run produced samples that cannot be trusted or summarised
+    └── StoreError               the result store cannot be written or read (read-only, full disk, ...)
 
 Every message names what failed, on which target, with which value; ``hint`` names the option,
 `targets.toml` key or command that fixes it. ``code`` names the failure for scripts (the ``code``
 of the error objects in ``--json``): the class name unless the raiser says more (an AgentError's
 ``bad_model``, ``arena_too_small``, ...). ``detail`` carries what the board added beyond its
-message, such as the number in a serial ERROR frame. Anything else that escapes is a bug (exit 2).
+message, such as the number in a serial ERROR frame. Anything else that escapes is a bug (exit 70).
 """
 
 from __future__ import annotations
@@ -52,3 +53,7 @@ class AgentError(HarnessError):
 
 class MeasurementError(HarnessError):
     """Samples exist but cannot be summarised honestly."""
+
+
+class StoreError(HarnessError):
+    """The result store cannot be written or read: an I/O failure of this machine, not a bug."""

@@ -43,11 +43,32 @@ class AgentFailure(Exception):
         self.file = file
 
 
+_channel = sys.stdout  # where protocol lines go: the real stdout's own fd once claim_stdout() ran
+
+
 def emit(kind, **fields):
     fields["v"] = PROTOCOL_VERSION
     fields["type"] = kind
-    sys.stdout.write(json.dumps(fields, separators=(",", ":")) + "\n")
+    _channel.write(json.dumps(fields, separators=(",", ":")) + "\n")
+    _channel.flush()
+
+
+def claim_stdout():
+    """Keep the real stdout for protocol lines only; everything else written to stdout goes to stderr.
+
+    A pipeline's print or sys.stdout.write(".") would otherwise glue itself onto the next JSON
+    line (which the host then drops), or pass for a message. Python-level writes are caught by
+    pointing sys.stdout at stderr (as labgrid's agent does); OS-level ones (C libraries, a
+    runtime's printf, os.write(1, ...), child processes) by pointing fd 1 itself at stderr, after
+    duplicating the real stdout to a private fd that only emit() writes to. Call it before any
+    user code or runtime loads. The private fd is not inherited by child processes.
+    """
+    global _channel
     sys.stdout.flush()
+    private = os.dup(1)
+    os.dup2(2, 1)
+    _channel = os.fdopen(private, "w", encoding="utf-8", newline="\n")
+    sys.stdout = sys.stderr
 
 
 # --- the board ---------------------------------------------------------------------------
@@ -237,6 +258,8 @@ def load_pipeline(path):
         spec = importlib.util.spec_from_file_location("harness_pipeline", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise pipeline_exit(exc, path)
     except Exception as exc:
         raise AgentFailure("pipeline", "%s failed to load: %s" % (name, _where(exc, path)), path)
     hooks = {k: getattr(module, k) for k in ("load", "preprocess", "postprocess") if hasattr(module, k)}
@@ -248,9 +271,23 @@ def load_pipeline(path):
 
 def _where(exc, path):
     """'line 12 in preprocess: ValueError: msg' for the innermost frame of the user's file."""
+    at = _frame(exc, path)
+    return "%s%s: %s" % (at + ": " if at else "", type(exc).__name__, exc)
+
+
+def _frame(exc, path):
+    """'line 12 in preprocess' for the innermost frame of the user's file in exc's traceback, or ''."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
-    at = ("line %d in %s: " % (frames[-1].lineno, frames[-1].name)) if frames else ""
-    return "%s%s: %s" % (at, type(exc).__name__, exc)
+    return ("line %d in %s" % (frames[-1].lineno, frames[-1].name)) if frames else ""
+
+
+def pipeline_exit(exc, path):
+    """The pipeline called sys.exit: without this the agent would just end, and the host could
+    only quote the runtime's last stderr line as the reason."""
+    at = _frame(exc, path)
+    return AgentFailure("pipeline", "the pipeline %s called sys.exit(%s)%s; a pipeline must return, not exit"
+                        % (os.path.basename(path), "" if exc.code is None else repr(exc.code),
+                           " at " + at if at else ""), path)
 
 
 # --- the measurement -----------------------------------------------------------------------
@@ -266,6 +303,7 @@ class Loop(object):
         self.input_index = [d["index"] for d in inputs]
         self.input_names = [d["name"] for d in inputs]
         self.output_index = [d["index"] for d in interpreter.get_output_details()]
+        self.user_hooks = tuple(h for h in ("load", "preprocess") if h in hooks)  # what makes inputs
         # the user's hooks where the pipeline file defines them, the defaults elsewhere
         self.load_fn = hooks.get("load", self.load)
         self.preprocess_fn = hooks.get("preprocess", self.preprocess)
@@ -513,6 +551,10 @@ def guarded(args, code, fn, *a):
         return fn(*a)
     except AgentFailure:
         raise
+    except SystemExit as exc:
+        if args.pipeline:
+            raise pipeline_exit(exc, args.pipeline)
+        raise
     except Exception as exc:
         if args.pipeline and any(f.filename == args.pipeline for f in traceback.extract_tb(exc.__traceback__)):
             raise AgentFailure("pipeline", "%s raised at %s" % (os.path.basename(args.pipeline),
@@ -525,11 +567,31 @@ def guarded(args, code, fn, *a):
 def time_first_invoke(args, loop):
     """The first (cold) inference on its own, through the user's pipeline; only Invoke is timed."""
     x = guarded(args, "bad_inputs", loop.input_arrays, 0)
-    for index, array in zip(loop.input_index, x):
-        guarded(args, "bad_inputs", loop.interpreter.set_tensor, index, array)
+    for index, name, array in zip(loop.input_index, loop.input_names, x):
+        try:
+            loop.interpreter.set_tensor(index, array)
+        except Exception as exc:
+            raise refused_input(args, loop, name, array, exc)
     t0 = clock()
     guarded(args, "bad_model", loop.interpreter.invoke)
     return clock() - t0
+
+
+def refused_input(args, loop, name, array, exc):
+    """The model refused the first input array: blame what made it, the pipeline's load or
+    preprocess, else the --inputs file, else the model (the agent drew it from its details)."""
+    reason = _first_line(exc)
+    if loop.user_hooks:
+        if hasattr(array, "dtype") and hasattr(array, "shape"):
+            got = "a %s array of shape %s" % (array.dtype, tuple(array.shape))
+        else:
+            got = "a %s" % type(array).__name__
+        return AgentFailure("pipeline", "%s of %s returned %s for input %r, which the model refuses: %s"
+                            % (" + ".join(loop.user_hooks), os.path.basename(args.pipeline), got, name, reason),
+                            args.pipeline)
+    culprit = args.inputs or args.model
+    return AgentFailure("bad_inputs" if args.inputs else "bad_model", "%s: input %r: %s"
+                        % (os.path.basename(culprit), name, reason), culprit)
 
 
 def warm_up(args, loop):
@@ -731,6 +793,7 @@ def main(argv=None):
     if args.command is None:
         parser().print_help(sys.stderr)
         return 2
+    claim_stdout()
     try:
         if args.command == "probe":
             probe(args)
@@ -761,6 +824,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     status = main()
+    _channel.flush()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)  # skip interpreter shutdown: the lifeline thread may be blocked reading stdin

@@ -1,14 +1,18 @@
 """The `harness` command: the one place that parses options, prints, and turns errors into exit codes.
 
-Exit codes: 0 success; 1 a known error, or a benchmark of the matrix failed; 2 a bug (traceback
-with --debug); 130 interrupted (Ctrl-C). Results go to stdout; progress, warnings and logs to stderr.
+Exit codes, one meaning each: 0 success; 1 a known error (bad input, a board that failed, an I/O
+failure such as a full disk or a closed stdout), or a benchmark of the matrix failed; 2 a usage
+error (a bad option, as argparse reports it); 70 a bug (EX_SOFTWARE; the traceback with --debug);
+130 interrupted (Ctrl-C). Results go to stdout; progress, warnings and logs to stderr.
 Each command is one module of this package with ``add_parser(sub)`` and its ``cmd_*`` function.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -19,8 +23,13 @@ from harness import __version__
 from harness.cli import analyze, doctor, run, show
 from harness.cli.common import stderr
 from harness.errors import HarnessError
+from harness.render.text import VisibleFormatter, visible
 
 log = logging.getLogger("harness")
+
+EX_SOFTWARE = 70  # sysexits.h: an internal software error, i.e. a bug in harness
+# I/O failures of this machine, not of harness: one line and exit 1, wherever they surface
+ENVIRONMENTAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 
 
 # Subcommands, each adding its parser. Other commands register here.
@@ -39,23 +48,58 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def setup_logging(verbose: int, debug: bool) -> None:
+    """Logs on stderr, names in them escaped (harness.render.text). paramiko logs each failed
+    handshake at ERROR with a twenty-line traceback, then raises the exception that becomes our
+    one clear line: its logger stays silent below CRITICAL unless --debug asks for everything."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(VisibleFormatter("%(levelname)s %(name)s: %(message)s"))
+    # (a no-op where logging is set up already: pytest's caplog, a program calling main())
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), handlers=[handler])
+    logging.getLogger("paramiko").setLevel(logging.NOTSET if debug else logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose, args.debug)
     err = stderr()
     try:
         return int(args.func(args))
     except HarnessError as exc:
-        err.print(Text.assemble(("error", "red"), f": {exc}"))
+        err.print(Text.assemble(("error", "red"), f": {visible(str(exc))}"))
         return 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except BrokenPipeError:
+        return closed_stdout()
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENTAL:
+            return bug(exc, args.debug)
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(Text.assemble(("error", "red"), f": {exc.strerror or exc}{visible(where)}"))
+        return 1
     except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
-        err.print(Text.assemble(("bug", "red"), f": {type(exc).__name__}: {exc} (rerun with --debug for "
-                                "the traceback, and please report it)"))
-        return 2
+        return bug(exc, args.debug)
+
+
+def bug(exc: Exception, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    stderr().print(Text.assemble(("bug", "red"), visible(f": {type(exc).__name__}: {exc} (rerun with --debug "
+                                                         "for the traceback, and please report it)")))
+    return EX_SOFTWARE
+
+
+def closed_stdout() -> int:
+    """The reader of stdout went away (`harness run | head -1`): quietly exit 1, as tools do.
+
+    Whatever was measured is stored already. stdout is pointed at /dev/null so that flushing it
+    at exit does not raise a second time (the recipe of Python's signal documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (tests capture it): nothing left to flush
+    return 1
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from harness import config
-from harness.cli.common import run_dir, stderr, stdout
+from harness.cli.common import count, positive, run_dir, stderr, stdout
 from harness.config import Target
 from harness.errors import ConfigError
+from harness.render.text import visible
 
 if TYPE_CHECKING:  # imported where used: `harness run` need not load model analysis
     from harness.models.analysis import ModelAnalysis
@@ -91,7 +92,8 @@ def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[st
     (board,) = config.select(targets, [args.profile], source)
     plan = ProfilePlan(threads=args.threads, xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
     err = stderr()
-    err.print(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ...", markup=False)
+    err.print(visible(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ..."),
+              markup=False)
     with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
         run = run_profile(board, args.model, Path(work), args.results, plan, analysis=analysis)
     interrupted = run.status == "interrupted"
@@ -166,13 +168,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a target for --fits (repeatable; default: every serial target)")
     p.add_argument("--profile", metavar="TARGET",
                    help="time every layer on this local or ssh target (by timing growing model prefixes)")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads for --profile (default 1)")
+    p.add_argument("--threads", type=positive, default=1, help="interpreter threads for --profile (default 1)")
     p.add_argument("--xnnpack", choices=("on", "off"), default="off",
                    help="XNNPACK for --profile (default off: fused ops cannot be split into layers)")
-    p.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds for --profile (default 15)")
+    p.add_argument("--rounds", type=positive, default=15, help="interleaved timing rounds for --profile (default 15)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or the Invoking thread's CPU time (1 thread only) for --profile")
-    p.add_argument("--top", type=int, default=10, help="heaviest layers shown by --profile (default 10)")
+    p.add_argument("--top", type=count, default=10, help="heaviest layers shown by --profile (default 10)")
     p.add_argument("--predict-from", metavar="RUN",
                    help="predict the model's Invoke on every board of a stored run (run id, or latest) "
                         "from each board's achieved GFLOP/s, validated leave-one-out on the run's models")

@@ -6,6 +6,7 @@ stdout carries results only (tables, JSON lines); progress, warnings and logs go
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,49 @@ def existing_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     return path
+
+
+def python_file(text: str) -> Path:
+    """An existing .py file (a pipeline: the board imports it as a module)."""
+    path = existing_file(text)
+    if path.suffix != ".py":
+        raise argparse.ArgumentTypeError(f"{text}: not a .py file (a pipeline is a Python module "
+                                         "defining load(i), preprocess(raw) or postprocess(outputs))")
+    return path
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def count(text: str) -> int:
+    """An integer >= 0 (a count where 0 means none, or "derive it", as --iterations 0 does)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more")
+    return value
+
+
+def positive(text: str) -> int:
+    """An integer >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A finite number of seconds >= 0 (never nan or inf, which no deadline can use)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds, 0 or more")
+    return value
 
 
 def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence) -> None:

@@ -8,10 +8,20 @@ from pathlib import Path
 from rich.text import Text
 
 from harness import __version__, config
-from harness.cli.common import existing_file, print_results, stderr, threads_list
-from harness.errors import ConfigError
+from harness.cli.common import (
+    count,
+    existing_file,
+    positive,
+    print_results,
+    python_file,
+    seconds,
+    stderr,
+    threads_list,
+)
+from harness.errors import ConfigError, HarnessError
 from harness.models.files import example_models
 from harness.plan import Plan
+from harness.render.text import visible
 from harness.results import store
 from harness.results.summary import summarize
 
@@ -39,8 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      "matrix": [{"target": j.target, "model": j.model.name, "threads": j.threads}
                                 for j in [*jobs, *(j for j, _ in refused)]]})
     err = stderr()
-    err.print(f"harness {__version__}: {len(jobs) + len(refused)} benchmarks on "
-              f"{', '.join(t.name for t in selected)} → {run_store.path}", markup=False)
+    err.print(visible(f"harness {__version__}: {len(jobs) + len(refused)} benchmarks on "
+                      f"{', '.join(t.name for t in selected)} → {run_store.path}"), markup=False)
     per_target: dict[str, int] = {}
     for j in jobs:
         per_target[j.target] = per_target.get(j.target, 0) + 1
@@ -54,6 +64,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in "
                                 f"{run_store.path} (harness show {run_store.run_id})"))
         return 130
+    except HarnessError as exc:
+        run_store.fail(str(exc))  # run.json says how the run ended, not "running"
+        raise
+    except Exception as exc:
+        run_store.fail(f"bug: {type(exc).__name__}: {exc}")
+        raise
     failed = [o for o in outcomes if o.error is not None]
     run_store.finish("complete" if not failed else "complete_with_errors")
     print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes])
@@ -74,21 +90,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "default: the example models)")
     p.add_argument("--threads", type=threads_list, metavar="N,M", help="thread counts, e.g. 1,2 "
                    "(default: each target's threads)")
-    p.add_argument("--warmup", type=int, default=d.warmup, metavar="N", help=f"warm-up iterations (default {d.warmup})")
-    p.add_argument("--warmup-time", type=float, default=d.warmup_time_s, metavar="S",
+    p.add_argument("--warmup", type=count, default=d.warmup, metavar="N", help=f"warm-up iterations (default {d.warmup})")
+    p.add_argument("--warmup-time", type=seconds, default=d.warmup_time_s, metavar="S",
                    help=f"minimum warm-up seconds (default {d.warmup_time_s})")
-    p.add_argument("--iterations", type=int, default=d.iterations, metavar="N",
+    p.add_argument("--iterations", type=count, default=d.iterations, metavar="N",
                    help="iterations per mode (default: as many as --duration allows)")
-    p.add_argument("--duration", type=float, default=d.duration_s, metavar="S",
+    p.add_argument("--duration", type=seconds, default=d.duration_s, metavar="S",
                    help=f"seconds per mode when --iterations is not given (default {d.duration_s})")
-    p.add_argument("--min-iterations", type=int, default=d.min_iterations, metavar="N",
+    p.add_argument("--min-iterations", type=count, default=d.min_iterations, metavar="N",
                    help=f"at least this many iterations per mode (default {d.min_iterations})")
-    p.add_argument("--blocks", type=int, default=d.blocks, metavar="N",
+    p.add_argument("--blocks", type=positive, default=d.blocks, metavar="N",
                    help=f"alternating with/without blocks (default {d.blocks})")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random inputs")
+    p.add_argument("--seed", type=count, default=d.seed, help="seed of the random inputs (0 or more)")
     p.add_argument("--xnnpack", choices=("on", "off"), default="on", help="the default XNNPACK delegate")
     p.add_argument("--inputs", type=existing_file, metavar="FILE", help="inputs as .npy or .npz")
-    p.add_argument("--pipeline", type=existing_file, metavar="APP.PY",
+    p.add_argument("--pipeline", type=python_file, metavar="APP.PY",
                    help="a file defining load(i), preprocess(raw), postprocess(outputs)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")

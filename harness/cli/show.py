@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.text import Text
 
-from harness.cli.common import print_results, stderr, stdout
+from harness.cli.common import count, print_results, stderr, stdout
 from harness.errors import ConfigError
+from harness.render.text import visible
 from harness.results import store
 from harness.results.summary import summarize
 
@@ -27,7 +28,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path} holds no benchmarks", hint="the run was stopped before its first one")
         print_results(args, meta, [summarize(b) for b in benchmarks])
     if meta.get("status") not in (None, "complete") and not args.json:
-        stderr().print(f"run status: {meta.get('status')}")
+        why = f" ({meta['error']})" if meta.get("error") else ""
+        stderr().print(f"run status: {meta.get('status')}{why}", markup=False)
     return 0
 
 
@@ -56,8 +58,8 @@ def _show_profiles(args: argparse.Namespace, path: Path) -> None:
 
 def _error_line(target: str, model: str, error: dict[str, Any]) -> Text:
     hint = error.get("hint")
-    return Text.assemble((f"{target} · {model}: ", "bold"), ("error: ", "bold red"), str(error.get("message")),
-                         f" (fix: {hint})" if hint else "")
+    return Text.assemble((visible(f"{target} · {model}: "), "bold"), ("error: ", "bold red"),
+                         visible(str(error.get("message"))), visible(f" (fix: {hint})") if hint else "")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,5 +68,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true",
                    help="JSON lines on stdout, one per benchmark (one per profile of a profile run)")
-    p.add_argument("--top", type=int, default=10, help="heaviest layers shown of a profile run (default 10)")
+    p.add_argument("--top", type=count, default=10, help="heaviest layers shown of a profile run (default 10)")
     p.set_defaults(func=cmd_show)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
-from rich.text import Text
 
 from harness.models.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo
 from harness.models.arena import ArenaFit, FitRow
+from harness.render.text import plain
 from harness.results.layers import LayerProfile
 from harness.results.prediction import PredictionCheck, Throughput
 
@@ -54,7 +54,7 @@ def scheme_label(a: ModelAnalysis) -> str:
 
 def analysis_table(a: ModelAnalysis) -> Table:
     """One row per operator in execution order, with each op's share of the counted FLOPs."""
-    table = Table(title=f"{a.path}: {len(a.ops)} ops, scheme {scheme_label(a)}", title_justify="left")
+    table = Table(title=plain(f"{a.path}: {len(a.ops)} ops, scheme {scheme_label(a)}"), title_justify="left")
     for name, justify in (("#", "right"), ("op", "left"), ("inputs", "left"), ("output", "left"),
                           ("MACs", "right"), ("FLOPs", "right"), ("FLOPs %", "right"),
                           ("params", "right"), ("weights", "right"), ("precision", "left")):
@@ -64,7 +64,7 @@ def analysis_table(a: ModelAnalysis) -> Table:
         share = "" if op.flops is None or not total else f"{100 * op.flops / total:.1f}"
         style = "yellow" if op.kind == "unknown" else ("dim" if op.kind in ("shape", "convert") else None)
         table.add_row(
-            str(op.index), op.type, _shapes(op, outputs=False), _shapes(op, outputs=True),
+            str(op.index), plain(op.type), _shapes(op, outputs=False), _shapes(op, outputs=True),
             human_count(op.macs), human_count(op.flops), share,
             human_count(op.params) if op.params else "", human_bytes(op.weight_bytes) if op.weight_bytes else "",
             op.precision, style=style,
@@ -96,14 +96,14 @@ def analysis_lines(a: ModelAnalysis) -> list[str]:
 
 def analysis_renderable(a: ModelAnalysis) -> RenderableType:
     """Table plus the lines under it, for ``console.print``."""
-    return Group(analysis_table(a), *(Text(line) for line in analysis_lines(a)))
+    return Group(analysis_table(a), *(plain(line) for line in analysis_lines(a)))
 
 
 def fits_table(fit: ArenaFit, rows: list[FitRow]) -> Table:
     """The "fits on" table: measured arena and model size against each board's RAM and flash."""
-    table = Table(title=f"{fit.model}: arena {human_bytes(fit.arena_bytes)} (measured with TFLite Micro "
-                        f"{fit.tflm_version}, 64-bit host build), flash {human_bytes(fit.flash_bytes)} "
-                        "(model only)", title_justify="left")
+    table = Table(title=plain(f"{fit.model}: arena {human_bytes(fit.arena_bytes)} (measured with TFLite Micro "
+                              f"{fit.tflm_version}, 64-bit host build), flash {human_bytes(fit.flash_bytes)} "
+                              "(model only)"), title_justify="left")
     for name in ("target", "RAM", "arena needed", "arena / RAM", "flash", "model / flash", "fits"):
         table.add_column(name, justify="left" if name in ("target", "fits") else "right")
     for row in rows:
@@ -116,7 +116,7 @@ def fits_table(fit: ArenaFit, rows: list[FitRow]) -> Table:
         needed = (human_bytes(row.arena_bytes) if row.exact
                   else f"{human_bytes(row.arena_floor)} .. {human_bytes(row.arena_bytes)}")
         table.add_row(
-            row.target,
+            plain(row.target),
             human_bytes(row.ram_bytes) if row.ram_bytes is not None else "?", needed,
             f"{100 * row.arena_bytes / row.ram_bytes:.0f} %" if row.ram_bytes else "",
             human_bytes(row.flash_bytes) if row.flash_bytes is not None else "?",
@@ -136,15 +136,15 @@ def human_ns(ns: float) -> str:
 
 def profile_table(p: LayerProfile, top: int = 10) -> Table:
     """The heaviest layers: measured time and its share next to the layer's share of the FLOPs."""
-    table = Table(title=f"{p.model} on {p.target}: heaviest {min(top, len(p.layers))} of {len(p.layers)} layers "
-                        f"({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
-                        f"{p.clock} clock)", title_justify="left")
+    table = Table(title=plain(f"{p.model} on {p.target}: heaviest {min(top, len(p.layers))} of {len(p.layers)} "
+                              f"layers ({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
+                              f"{p.clock} clock)"), title_justify="left")
     for name in ("#", "op", "time", "time %", "FLOPs %", "time/FLOPs"):
         table.add_column(name, justify="left" if name == "op" else "right")
     for layer in p.heaviest(top):
         ratio = (f"{layer.time_share / layer.flops_share:.2f}x"
                  if layer.flops_share else ("unknown" if layer.flops is None else "no FLOPs"))
-        table.add_row(str(layer.index), layer.type, human_ns(layer.ns), f"{100 * layer.time_share:.1f}",
+        table.add_row(str(layer.index), plain(layer.type), human_ns(layer.ns), f"{100 * layer.time_share:.1f}",
                       "unknown" if layer.flops_share is None else f"{100 * layer.flops_share:.1f}", ratio)
     return table
 
@@ -180,15 +180,15 @@ def _throughput_by_type(p: LayerProfile) -> list[str]:
 
 def prediction_table(a: ModelAnalysis, fitted: Sequence[Throughput], checks: Sequence[PredictionCheck]) -> Table:
     """Predicted Invoke of the model on each measured board, with that board's validation error."""
-    table = Table(title=f"{a.path}: {human_count(a.total_flops)} FLOPs, predicted from each board's achieved "
-                        "throughput", title_justify="left")
+    table = Table(title=plain(f"{a.path}: {human_count(a.total_flops)} FLOPs, predicted from each board's "
+                              "achieved throughput"), title_justify="left")
     for name in ("target", "precision", "threads", "GFLOP/s", "from models", "predicted", "LOO error"):
         table.add_column(name, justify="left" if name in ("target", "precision") else "right")
     for t in sorted(fitted, key=lambda t: (t.target, t.precision, t.threads)):
         errors = [abs(c.error) for c in checks
                   if (c.target, c.precision, c.threads) == (t.target, t.precision, t.threads)]
         same = t.precision.split("+")[0] == a.scheme_detail  # fitted per finer scheme
-        table.add_row(t.target, t.precision, str(t.threads), f"{t.gflops:.3g}", str(len(t.models)),
+        table.add_row(plain(t.target), t.precision, str(t.threads), f"{t.gflops:.3g}", str(len(t.models)),
                       human_ns(t.predict_ns(a.total_flops)) + ("" if same else " (other precision)"),
                       f"{100 * max(errors):.0f} % max" if errors else "n/a (1 model)",
                       style=None if same else "dim")
@@ -202,7 +202,7 @@ def validation_table(checks: Sequence[PredictionCheck]) -> Table:
     for name in ("target", "model", "precision", "threads", "measured", "predicted", "error"):
         table.add_column(name, justify="left" if name in ("target", "model", "precision") else "right")
     for c in sorted(checks, key=lambda c: (c.target, c.precision, c.threads, c.model)):
-        table.add_row(c.target, c.model, c.precision, str(c.threads), human_ns(c.measured_ns),
+        table.add_row(plain(c.target), plain(c.model), c.precision, str(c.threads), human_ns(c.measured_ns),
                       human_ns(c.predicted_ns), f"{100 * c.error:+.0f} %")
     return table
 

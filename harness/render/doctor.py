@@ -10,6 +10,7 @@ from rich.text import Text
 
 from harness.config import Target
 from harness.lab.doctor import ERROR, WARN, Diagnosis, ready
+from harness.render.text import plain
 
 _STYLE = {"ok": "green", WARN: "yellow", ERROR: "red"}
 
@@ -24,9 +25,10 @@ def doctor_table(results: Sequence[tuple[Target, list[Diagnosis]]]) -> Table:
     table.add_column("fix")
     for target, findings in results:
         for i, f in enumerate(findings):
-            # Text, not str: "[targets.pi]" in a message is not rich markup.
-            table.add_row(Text(target.name if i == 0 else ""), f.check,
-                          Text(f.level, style=_STYLE[f.level]), Text(f.what), Text(f.fix or ""),
+            # Text, not str: "[targets.pi]" in a message is not rich markup; and what a board
+            # said (its model string, a runtime's error) shows its control characters escaped
+            table.add_row(plain(target.name if i == 0 else ""), f.check,
+                          Text(f.level, style=_STYLE[f.level]), plain(f.what), plain(f.fix or ""),
                           end_section=i == len(findings) - 1)
     return table
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from harness.lab.drivers.base import Message
 from harness.plan import Job
+from harness.render.text import visible
 from harness.scenarios.benchmark import Outcome
 
 
@@ -39,14 +41,15 @@ class LiveProgress:
 
     def _task(self, target: str) -> TaskID:
         if target not in self._tasks:
-            self._tasks[target] = self._progress.add_task("", total=None, target=target, what="",
+            self._tasks[target] = self._progress.add_task("", total=None, target=escape(visible(target)), what="",
                                                           phase="connecting")
         return self._tasks[target]
 
     def job_started(self, job: Job) -> None:
         with self._lock:
             done = self._done.get(job.target, 0)
-            what = f"{job.model.name} · {job.threads} thr ({done + 1}/{self._jobs.get(job.target, 1)})"
+            # (the columns read markup: a name with [brackets] is escaped for it as well)
+            what = escape(visible(f"{job.model.name} · {job.threads} thr ({done + 1}/{self._jobs.get(job.target, 1)})"))
             self._progress.update(self._task(job.target), what=what, phase="pushing",
                                   completed=0, total=None)
 
@@ -70,4 +73,4 @@ class LiveProgress:
             self._progress.update(self._task(job.target), phase=phase)
         if outcome.error is not None and id(outcome.error) not in self._reported:
             self._reported.add(id(outcome.error))
-            self.console.print(Text.assemble(("error", "red"), f": {outcome.error}"))
+            self.console.print(Text.assemble(("error", "red"), f": {visible(str(outcome.error))}"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
+from harness.render.text import visible
 from harness.results.summary import BenchmarkSummary
 from harness.stats import Summary
 
@@ -65,7 +66,7 @@ def row(s: BenchmarkSummary) -> Row:
     if b.emulated:
         runtime += " (emulated)"
     return Row(
-        target=b.target, model=b.model, threads=str(b.threads), runtime=runtime,
+        target=visible(b.target), model=visible(b.model), threads=str(b.threads), runtime=visible(runtime),
         init=duration(b.model_info.get("init_ns")), first=duration(b.first_invoke_ns),
         with_invoke=_loop(s.with_invoke),
         spread=f"{100 * s.with_invoke.rel_stdev:.1f} %" if s.with_invoke else "–",
@@ -102,16 +103,16 @@ def notes(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
     """Under the table: the verdict of each row, then hyperfine-style warnings with their fix."""
     for s in summaries:
         b = s.benchmark
-        name = f"{b.target} · {b.model} · {b.threads} thr"
+        name = visible(f"{b.target} · {b.model} · {b.threads} thr")
         if b.error is not None:
             hint = b.error.get("hint")
             yield Text.assemble((f"{name}: ", "bold"), ("error: ", "bold red"),
-                                str(b.error.get("message")), f" (fix: {hint})" if hint else "")
+                                visible(str(b.error.get("message"))), visible(f" (fix: {hint})") if hint else "")
             if s.with_invoke is None:
                 continue
         yield Text.assemble((f"{name}: ", "bold"), s.verdict)
         if b.emulated:
-            yield Text(f"  note: {b.target} is emulated; its times are host timings of the device code, "
+            yield Text(f"  note: {visible(b.target)} is emulated; its times are host timings of the device code, "
                        "not the device's", style="cyan")
         for f in s.findings:
             yield Text.assemble(("  warning: ", "yellow"), f.message, (f" → {f.hint}", "dim"))

@@ -12,6 +12,8 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   ``profiles/``: a header, the agent's profile-mode messages verbatim, every ``round`` of raw
   samples included, an end line). Every ``--json`` object carries ``kind`` too. A version 1 run
   has no ``kind`` and is read as a benchmark run; its files are read unchanged.
+  Added later, without a new version: run.json of a ``failed`` run has ``error`` (the message); the
+  end line's and ``--json``'s ``error`` has ``hint`` and ``file`` for errors found on the host too.
 """
 
 from __future__ import annotations
@@ -72,8 +74,11 @@ class Benchmark:
 
     @property
     def complete(self) -> bool:
-        """True when the board sent its summary and no error: every planned sample is here."""
-        return self.summary is not None and self.error is None
+        """True when the board sent its summary and no error, and samples of both modes came:
+        every planned sample is here. A benchmark without samples is never complete."""
+        return (self.summary is not None and self.error is None
+                and any(b.loop_ns for b in self.blocks if b.mode == "with")
+                and any(b.loop_ns for b in self.blocks if b.mode == "without"))
 
     def loop(self, mode: str) -> list[int]:
         """All loop samples of one mode, in the order they were measured."""

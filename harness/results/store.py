@@ -19,13 +19,18 @@ version in every file, see harness.results.benchmark for its history)::
 
 Every line is flushed as it arrives, so Ctrl-C or a crash leaves all samples received so far on
 disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not, and
-harness.results.layers recomputes a profile from its stored rounds. No secrets are written:
-targets contribute only their facts (Target.facts()), never connection details.
+harness.results.layers recomputes a profile from its stored rounds. A line that cannot be read
+back (cut short, damaged) is skipped with a warning naming the file and the line, never the
+lines after it. Writing and reading fail with a StoreError (read-only, full disk, not a
+directory), which names the path. No secrets are written: targets contribute only their facts
+(Target.facts()), never connection details.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness import __version__
-from harness.errors import ConfigError, MeasurementError
+from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
 from harness.plan import Job, ProfileJob
 from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchmark, from_lines
 
@@ -58,6 +63,21 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+def io_error(what: str, path: Path, exc: OSError) -> StoreError:
+    """One line for an I/O failure on ``path`` ("cannot write results/x/run.json: No space left
+    on device"), with the fix its cause calls for."""
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free space on that disk, or pass --results DIR on another one"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = "--results must name a directory (it is created if missing), not a file"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "pass --results DIR naming a directory you can write (and read)"
+    else:
+        hint = "check the disk and the directory given by --results"
+    return StoreError(f"cannot {what} {path}: {why}", hint=hint, code="io")
+
+
 def run_kind(meta: dict[str, Any]) -> str:
     """The kind of a run from its run.json; runs stored before kinds existed are benchmarks."""
     return str(meta.get("kind") or "benchmark")
@@ -72,12 +92,18 @@ class RecordWriter:
     def __init__(self, path: Path, header: dict[str, Any]) -> None:
         self.path = path
         self.header = header
-        self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in end()
+        try:
+            self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in end()
+        except OSError as exc:
+            raise io_error("create", path, exc) from exc
         self._write(header)
 
     def _write(self, obj: dict[str, Any]) -> None:
-        self._file.write(json.dumps(obj, separators=(",", ":")) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            raise io_error("write", self.path, exc) from exc
 
     def message(self, msg: dict[str, Any]) -> None:
         self._write(msg)
@@ -85,9 +111,12 @@ class RecordWriter:
     def end(self, *, complete: bool, reason: str | None = None, error: dict[str, Any] | None = None) -> None:
         if self._file.closed:
             return
-        self._write({"type": "end", "complete": complete, "reason": reason, "error": error,
-                     "finished_at": _now()})
-        self._file.close()
+        try:
+            self._write({"type": "end", "complete": complete, "reason": reason, "error": error,
+                         "finished_at": _now()})
+        finally:
+            with contextlib.suppress(OSError):  # what could not be flushed was reported by _write
+                self._file.close()
 
 
 class RunStore:
@@ -99,7 +128,10 @@ class RunStore:
         self.run_id = run_id or new_run_id()
         self.kind = kind
         self.path = root / self.run_id
-        (self.path / FOLDERS[kind]).mkdir(parents=True, exist_ok=False)
+        try:
+            (self.path / FOLDERS[kind]).mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise io_error("create the run directory", self.path, exc) from exc
         self._meta: dict[str, Any] = {}
         self._count = 0
         self._lock = threading.Lock()
@@ -113,10 +145,26 @@ class RunStore:
         self._meta.update(status=status, finished_at=_now())
         self._save_meta()
 
+    def fail(self, message: str) -> None:
+        """Record in run.json that the run failed, and why. Never raises: the failure itself is
+        being reported already, and one that cannot be recorded is logged."""
+        self._meta.update(status="failed", error=message, finished_at=_now())
+        try:
+            self._save_meta()
+        except StoreError as exc:
+            log.error("run.json still says %r: %s", "running", exc)
+
     def _save_meta(self) -> None:
-        tmp = self.path / "run.json.tmp"
-        tmp.write_text(json.dumps(self._meta, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path / "run.json")  # never a half-written run.json
+        text = json.dumps(self._meta, indent=2) + "\n"
+        tmp, path = self.path / "run.json.tmp", self.path / "run.json"
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)  # never a half-written run.json
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if not _overwrite_in_place(path, text.encode("utf-8")):
+                raise io_error("write", path, exc) from exc
 
     def open_benchmark(self, job: Job) -> RecordWriter:
         return self._open("benchmark", job.target, job.model, job.threads, {
@@ -141,35 +189,101 @@ class RunStore:
         return RecordWriter(self.path / FOLDERS[kind] / name, header)
 
     def add_summary(self, obj: dict[str, Any]) -> None:
-        with self._lock, open(self.path / "summary.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(obj) + "\n")
+        path = self.path / "summary.jsonl"
+        try:
+            with self._lock, open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(obj) + "\n")
+        except OSError as exc:
+            raise io_error("write", path, exc) from exc
+
+
+def _overwrite_in_place(path: Path, data: bytes) -> bool:
+    """Rewrite ``path`` in the disk blocks it already has; True when done.
+
+    On a full disk the atomic write (a new file) fails, yet run.json must still say how the run
+    ended. Bytes that fit the blocks the file already owns need no new ones (ext4, tmpfs), so
+    only a file big enough is overwritten, never left half-written for want of space.
+    """
+    try:
+        with open(path, "r+b") as f:
+            if os.fstat(f.fileno()).st_blocks * 512 < len(data):
+                return False
+            f.write(data)
+            f.truncate()
+            f.flush()
+    except OSError:
+        return False
+    return True
+
+
+Numbered = list[tuple[int, dict[str, Any]]]  # messages with their line numbers (from 1)
 
 
 def read_record(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The header and the following lines of one record file; a truncated last line (crash
-    mid-write) is ignored. Raises MeasurementError for a file that is not one, or of a schema
-    version this harness cannot read."""
-    lines: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for raw in f:
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                break  # only the very last line can be cut short
-    if not lines or lines[0].get("type") != "header":
-        raise MeasurementError(f"{path} is not a harness record file (no header line)")
-    version = lines[0].get("schema_version")
+    """The header and the following lines of one record file. A line that cannot be decoded
+    (cut short by a crash mid-write, damaged on disk) is skipped, named in a warning; the lines
+    after it are kept. Raises StoreError when the file cannot be read, MeasurementError for a
+    file that is not a record, or of a schema version this harness cannot read."""
+    header, numbered, skipped = _read_lines(path)
+    _warn_skipped(path, skipped, len(numbered))
+    return header, [msg for _, msg in numbered]
+
+
+def _read_lines(path: Path) -> tuple[dict[str, Any], Numbered, list[int]]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise io_error("read", path, exc) from exc
+    numbered: Numbered = []
+    skipped: list[int] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            msg = json.loads(raw.decode("utf-8"))
+        except ValueError:  # bad UTF-8 or bad JSON
+            msg = None
+        if isinstance(msg, dict):
+            numbered.append((number, msg))
+        else:
+            skipped.append(number)
+    if not numbered or numbered[0][0] != 1 or numbered[0][1].get("type") != "header":
+        raise MeasurementError(f"{path} is not a harness record file (no header line)",
+                               hint="remove it from the run directory, or restore it from a backup")
+    version = numbered[0][1].get("schema_version")
     if version not in READABLE_VERSIONS:
         raise MeasurementError(f"{path} has schema version {version}; this harness reads "
                                f"{', '.join(map(str, READABLE_VERSIONS))}",
                                hint="use the harness version that wrote it")
-    return lines[0], lines[1:]
+    return numbered[0][1], numbered[1:], skipped
+
+
+def _warn_skipped(path: Path, skipped: list[int], kept: int) -> None:
+    if skipped:
+        which = ", ".join(map(str, skipped[:10])) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        log.warning("%s: skipped line%s %s, which cannot be read (cut short or damaged); the other "
+                    "%d lines are kept", path, "s" if len(skipped) > 1 else "", which, kept)
 
 
 def read_benchmark(path: Path) -> Benchmark:
-    """One benchmark file; a truncated last line (crash mid-write) is ignored."""
-    header, lines = read_record(path)
-    return from_lines(header, lines)
+    """One benchmark file. A line that cannot be read, or not interpreted as the message it
+    claims to be (a samples line without its samples), is skipped and named in a warning."""
+    header, numbered, skipped = _read_lines(path)
+    try:
+        from_lines(header, [])  # a header that is wrong leaves nothing in the file to place
+    except (TypeError, ValueError) as exc:
+        raise MeasurementError(f"{path}: its header line cannot be read ({exc})",
+                               hint="remove it from the run directory, or restore it from a backup") from exc
+    kept: list[dict[str, Any]] = []
+    for number, msg in numbered:
+        try:
+            from_lines(header, [msg])  # alone: so one bad message cannot take the others with it
+        except (MeasurementError, KeyError, TypeError, ValueError, AttributeError):
+            skipped.append(number)
+        else:
+            kept.append(msg)
+    _warn_skipped(path, sorted(skipped), len(kept))
+    return from_lines(header, kept)
 
 
 def resolve_run(root: Path, ref: str | None, kind: str | None = "benchmark") -> Path:
@@ -215,7 +329,17 @@ def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
     meta, problem = read_meta(path)
     if problem:
         log.warning("%s (in %s); the run's benchmarks are read without it", problem, path)
-    return meta, [read_benchmark(file) for file in records(path, "benchmark")]
+    benchmarks: list[Benchmark] = []
+    failures: list[HarnessError] = []
+    for file in records(path, "benchmark"):
+        try:
+            benchmarks.append(read_benchmark(file))
+        except HarnessError as exc:  # one file that cannot be read hides none of the others
+            log.warning("%s: the run's other benchmarks are read without it", exc.message)
+            failures.append(exc)
+    if failures and not benchmarks:
+        raise failures[0]
+    return meta, benchmarks
 
 
 def records(path: Path, kind: str) -> list[Path]:

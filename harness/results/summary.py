@@ -73,7 +73,7 @@ class BenchmarkSummary:
             "max_rss_kb": (b.summary or {}).get("max_rss_kb"),
             "verdict": self.verdict,
             "findings": [f.to_json() for f in self.findings],
-            "complete": b.complete, "error": b.error and {k: b.error.get(k) for k in ("code", "message", "file")},
+            "complete": b.complete, "error": b.error and {k: b.error.get(k) for k in ("code", "message", "file", "hint")},
             "pushed_bytes": b.pushed_bytes, "push_ns": b.push_ns,
             "emulated": b.emulated, "timer_resolution_ns": clock.get("resolution_ns"),
         }

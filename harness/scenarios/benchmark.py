@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Target
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError, MeasurementError
 from harness.lab.drivers.base import Driver, Emit, Message
 from harness.models.analysis import analyze
 from harness.models.files import check_model
@@ -35,14 +35,15 @@ class Outcome:
 def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequence[int] | None,
               plan: Plan) -> tuple[list[Job], list[tuple[Job, HarnessError]]]:
     """The matrix, and the jobs refused on the host already (a file that is not a whole TFLite
-    model: one error per file, shared by its jobs, since no board is at fault)."""
+    model: one error per file, code ``bad_model`` as the board would say, shared by its jobs,
+    since no board is at fault)."""
     checked: dict[Path, tuple[str, HarnessError | None]] = {}
     facts: dict[Path, dict[str, object]] = {}
     for model in models:
         try:
             checked[model] = (check_model(model), None)
         except HarnessError as exc:
-            checked[model] = ("", exc)
+            checked[model] = ("", ConfigError(exc.message, hint=exc.hint, code="bad_model"))
         else:
             facts[model] = model_facts(model)
     jobs: list[Job] = []
@@ -75,9 +76,19 @@ def model_facts(model: Path) -> dict[str, object]:
             "uncounted_ops": len(a.uncounted_ops), "size_bytes": a.size_bytes}
 
 
-def error_dict(exc: HarnessError) -> dict[str, object]:
-    """A host-side error as a stored message's fields."""
-    return {"code": exc.code, "message": exc.message, "hint": exc.hint}
+def error_dict(exc: HarnessError, file: str | None = None) -> dict[str, object]:
+    """A host-side error as a stored message's fields; ``file`` the name of the file at fault."""
+    return {"code": exc.code, "message": exc.message, "hint": exc.hint, "file": file}
+
+
+def no_samples(job: Job, benchmark: Benchmark) -> MeasurementError:
+    """A board that ended without samples of both modes: never a complete benchmark."""
+    counts = {mode: len(benchmark.loop(mode)) for mode in ("with", "without")}
+    return MeasurementError(
+        f"the agent ended benchmarking {job.model.name} with {counts['with']} samples with Invoke and "
+        f"{counts['without']} without", target=job.target, code="no_samples",
+        hint=f"the board's agent is not the one this harness ships, or its output was lost: run "
+             f"`harness doctor {job.target}`")
 
 
 class BenchmarkScenario:
@@ -96,9 +107,15 @@ class BenchmarkScenario:
         header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
                   "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
         lines = list(messages)
-        if error is not None:
-            lines.append({"type": "error", **error_dict(error)})
         benchmark = from_lines(header, lines)
+        if error is None and not cancelled and not benchmark.complete:
+            error = no_samples(job, benchmark)
+        if error is not None:
+            # the host names the file at fault only for a model it refused itself (the board
+            # names its own); the hint is the host's, from the error's code
+            culprit = job.model.name if error.code == "bad_model" else None
+            lines.append({"type": "error", **error_dict(error, culprit)})
+            benchmark = from_lines(header, lines)
         if error is not None:
             reason: str | None = "error"
         elif cancelled and not benchmark.complete:

@@ -122,6 +122,12 @@ def run_profile(target: Target, model: Path, work_dir: Path, results: Path, plan
     except KeyboardInterrupt:
         store.finish("interrupted")
         return ProfileRun(store.run_id, store.path, "interrupted", next(iter(runner.outcomes), None))
+    except HarnessError as exc:  # the run itself stopped (a full disk): run.json says so, not "running"
+        store.fail(str(exc))
+        raise
+    except Exception as exc:
+        store.fail(f"bug: {type(exc).__name__}: {exc}")
+        raise
     (outcome,) = runner.outcomes
     status = "failed" if outcome.error is not None else ("complete" if outcome.complete else "interrupted")
     store.finish(status)

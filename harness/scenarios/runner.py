@@ -15,6 +15,7 @@ outcome; the lifecycle of drivers, the host-CPU turns, cancel and error handling
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Generic, Protocol, TypeVar
 
 from harness.config import Target
-from harness.errors import HarnessError, TransportError
+from harness.errors import HarnessError, StoreError, TransportError
 from harness.lab.drivers import open_driver
 from harness.lab.drivers.base import Driver, Emit, Message
 from harness.results.store import RecordWriter, RunStore
@@ -166,6 +167,9 @@ class Runner(Generic[J, R]):
                 if self._run_job(driver, target, job):
                     _close(driver, target)
                     driver = None  # the link broke: reconnect for the next job
+        except StoreError:
+            self.cancel.set()  # what the boards send can no longer be kept: stop them all
+            raise
         finally:
             if driver is not None:
                 _close(driver, target)
@@ -185,6 +189,8 @@ class Runner(Generic[J, R]):
             with self.host_cpu.turn(target, self.cancel) as ours:
                 if ours:
                     self.scenario.start(driver, job, emit, self.cancel)
+        except StoreError:
+            raise  # not this job's failure: _run_target stops the run
         except HarnessError as exc:
             if exc.target is None:
                 exc.target = target.name  # an error on a board names the board
@@ -192,7 +198,9 @@ class Runner(Generic[J, R]):
             return isinstance(exc, TransportError)
         except Exception as exc:
             # A bug: keep the samples and the story on disk, then let it surface.
-            writer.end(complete=False, reason="bug", error={"code": "bug", "message": repr(exc)})
+            with contextlib.suppress(StoreError):  # the bug is the news, not a full disk after it
+                writer.end(complete=False, reason="bug", error={
+                    "code": "bug", "message": repr(exc), "hint": "rerun with --debug and report it"})
             raise
         self._finish(job, writer, messages, None)
         return False

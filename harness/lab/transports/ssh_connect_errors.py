@@ -17,6 +17,20 @@ from harness.lab.transports.ssh_config import Endpoint
 from harness.lab.transports.ssh_hostkeys import UnknownHostKey, fingerprint, known_hosts_line
 
 
+class HandshakeStalled(Exception):
+    """The server took the TCP connection but sent no SSH banner (a port that is not sshd's, an
+    sshd hung or over MaxStartups, a firewall that accepts and drops)."""
+
+
+def handshake_stalled(client: paramiko.SSHClient) -> HandshakeStalled | None:
+    """Why a connect failed, when the server never said "SSH-2.0-...": paramiko then reports
+    whatever it tried next ("No existing session"), which names nothing the user can fix."""
+    transport = client.get_transport()
+    if transport is None or transport.remote_version:
+        return None  # no TCP connection yet, or the server did answer
+    return HandshakeStalled()
+
+
 def connect_error(target: str, ep: Endpoint, exc: BaseException, timeout: float) -> TransportError:
     """One clear TransportError for a failed connect, naming the target and the fix.
 
@@ -40,6 +54,13 @@ def connect_error(target: str, ep: Endpoint, exc: BaseException, timeout: float)
             f"a man-in-the-middle attack, or the board was re-installed", target=target,
             hint=f"if you know the board was re-installed: ssh-keygen -f {shlex.quote(str(ep.known_hosts))}"
                  f" -R {shlex.quote(ep.key_name)}, then connect again")
+    if isinstance(exc, HandshakeStalled):
+        return TransportError(
+            f"{where} accepted the connection but did not answer the SSH handshake within "
+            f"connect_timeout_s = {timeout:g} s", target=target,
+            hint=f"check that port = in [targets.{target}] is the board's SSH server and that its sshd "
+                 f"is not hung (ssh -v -p {ep.port} {ep.hostname} shows what answers), or raise "
+                 f"connect_timeout_s for a slow link")
     if isinstance(exc, paramiko.PasswordRequiredException):
         return TransportError(f"the SSH key for {ep.user}@{where} is encrypted", target=target,
                               hint="load it into ssh-agent with ssh-add (harness never asks for passphrases)")

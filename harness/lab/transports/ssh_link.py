@@ -26,7 +26,7 @@ from harness.lab.transports.ssh_config import (
     read_ssh_config,
     resolve,
 )
-from harness.lab.transports.ssh_connect_errors import connect_error
+from harness.lab.transports.ssh_connect_errors import connect_error, handshake_stalled
 from harness.lab.transports.ssh_hostkeys import UnknownHostKey, fingerprint, load_host_keys
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ class SshLink:
                            banner_timeout=self.timeout, auth_timeout=self.timeout,
                            channel_timeout=self.timeout, allow_agent=True, look_for_keys=True, sock=sock)
         except (paramiko.SSHException, OSError, EOFError, UnknownHostKey) as exc:
+            cause = handshake_stalled(client) or exc
             client.close()
-            raise connect_error(self.name, ep, exc, self.timeout) from exc
+            raise connect_error(self.name, ep, cause, self.timeout) from exc
         self._clients.append(client)
         log.info("%s: connected to %s@%s:%d in %.0f ms", self.name, ep.user, ep.hostname, ep.port,
                  (time.monotonic() - t0) * 1e3)
