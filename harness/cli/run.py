@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.text import Text
 
 from harness import __version__, config
-from harness.cli.common import existing_file, print_results, stderr, threads_list
+from harness.cli.common import add_wide, existing_file, print_results, stderr, threads_list
 from harness.errors import ConfigError
 from harness.models.files import example_models
 from harness.plan import Plan
@@ -92,5 +92,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a file defining load(i), preprocess(raw), postprocess(outputs)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
+    add_wide(p)
     p.set_defaults(func=cmd_run)
 
