@@ -11,6 +11,7 @@ from rich.console import Console
 
 from harness.render import terminal
 from harness.render.grid import Cell, Column, Grid, Row, cell, name
+from harness.render.notes import notes as notes_of
 from harness.render.results import grid_for, results_view
 from harness.results.benchmark import Benchmark, Block
 from harness.results.summary import BenchmarkSummary, summarize
@@ -175,3 +176,26 @@ def test_a_cell_breaks_only_between_its_parts() -> None:
     assert c.lines(3) == ["238 µs", "/ 6.25 µs"]  # never inside a figure, even when too narrow
     assert name("mobilenet_v1_025_96.mixed-top3.tflite").lines(20) == ["mobilenet_v1_025_96.", "mixed-top3.tflite"]
     assert name("averyveryverylongnamewithoutbreaks").min_width == 12
+
+
+def test_kinds_of_one_code_are_listed_together() -> None:
+    """Row a: rare outliers and a slow first iteration; row b: a broad spread. The two kinds of
+    "unstable" come first, together, then the first iteration."""
+    a = bench("local", "a.tflite", with_ns=100_000, without_ns=10_000)
+
+    def spoil(i: int, x: int, block: int) -> int:
+        return 3 * x if block == 0 and i == 0 else 200 * x if i == 7 else x
+
+    blocks = tuple(Block(b.mode, b.index, tuple(spoil(i, x, b.index) for i, x in enumerate(b.loop_ns)),
+                         {k: tuple(spoil(i, x, b.index) for i, x in enumerate(v)) for k, v in b.stages.items()},
+                         None, None) for b in a.blocks)
+    spoiled = Benchmark(**{**a.__dict__, "blocks": blocks})
+    b = bench("local", "b.tflite", with_ns=100_000, without_ns=10_000, noisy=True)
+    b = Benchmark(**{**b.__dict__, "blocks": tuple(Block(x.mode, x.index, x.loop_ns[1:],
+                                                         {k: v[1:] for k, v in x.stages.items()}, None, None)
+                                                   for x in b.blocks)})  # no slow first iteration
+    lines = [t.plain for t in notes_of([summarize(spoiled), summarize(b)])]
+    kinds = [line.split(": ")[1] for line in lines if line.startswith("warning:")]
+    assert kinds == ["unstable (σ over 10 % of the median), from rare outliers",
+                     "unstable (σ over 10 % of the median), a broad spread",
+                     "first timed iteration over 2× the median"], lines

@@ -37,11 +37,13 @@ def errors(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
 
 
 def warnings(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
-    """One line per kind of finding (its code, title and hint), listing each row with its figure."""
+    """One line per kind of finding (its code, title and hint), listing each row with its figure;
+    the kinds of one code (unstable from outliers, unstable from a broad spread) next to each other."""
     groups: dict[tuple[str, str, str], list[str]] = {}
     for s in summaries:
         for f in s.findings:
             rows = groups.setdefault((f.code, f.title or f.message, f.hint), [])
             rows.append(f"{label(s)} ({f.detail})" if f.detail else label(s))
-    for (_, title, hint), rows in groups.items():
+    codes = list(dict.fromkeys(code for code, _, _ in groups))
+    for (_, title, hint), rows in sorted(groups.items(), key=lambda g: codes.index(g[0][0])):  # stable
         yield Text.assemble(("warning: ", "yellow"), title, ": ", ", ".join(rows), (f" → {hint}", "dim"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from rich import box
 from rich.cells import cell_len
@@ -122,7 +123,7 @@ def _split(g: Grid, width: int) -> list[list[int]]:
     def fits(a: int, b: int) -> bool:  # columns rest[a:b] in one part, at their narrowest
         return b - a == 1 or base_min + sum(need[a:b]) <= width
 
-    # best[k][b]: the smallest widest part when rest[:b] is split into k parts
+    # best[k, b]: (the narrowest widest part, the cuts) when rest[:b] is split into k parts
     n = len(rest)
     best: dict[tuple[int, int], tuple[int, list[int]]] = {(0, 0): (0, [])}
     for k in range(1, n + 1):
@@ -133,7 +134,7 @@ def _split(g: Grid, width: int) -> list[list[int]]:
                 best[k, b] = min(options)
         if (k, n) in best:
             cuts = [*best[k, n][1], n]
-            return [keys + rest[a:b] for a, b in zip(cuts, cuts[1:])]
+            return [keys + rest[a:b] for a, b in pairwise(cuts)]
     return [keys]
 
 
