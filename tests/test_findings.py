@@ -69,6 +69,7 @@ def test_verdict_thresholds_share_and_amdahl() -> None:
     assert verdict(0.999, (0.9985, 0.9995), None) == (
         "inference is 99.90 % ± 0.05 % of the loop: a model 2× faster makes the loop 2.0× faster; "
         "no upper bound: the loop without Invoke is below the timer's resolution")
+    assert verdict(0.9994, (0.99939, 0.99941), 1667).startswith("inference is 99.94 % ± <0.01 % of the loop")
     assert verdict(-0.02, (-0.05, 0.01), 0.98).startswith("no inference time is measurable")
     assert verdict(None) == "no samples"
     s = summarize(bench([1000] * 50, [160] * 50))
