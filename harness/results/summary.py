@@ -152,8 +152,9 @@ def _blocks(b: Benchmark) -> tuple[list[float], list[float]]:
 
 
 def share_ci(b: Benchmark, share: float) -> tuple[float, float] | None:
-    """The 95 % interval of ``share`` from the blocks, its top clipped at 1 (no loop takes negative
-    time without Invoke); None with fewer than 2 complete blocks."""
+    """The 95 % interval of ``share`` from the blocks: centred on ``share`` (from the pooled medians,
+    the figure it is printed with), the half-width of stats.block_share_halfwidth, the top clipped
+    at 1 (no loop takes negative time without Invoke); None with fewer than 2 complete blocks."""
     half = stats.block_share_halfwidth(*_blocks(b))
     return None if half is None else (share - half, min(1.0, share + half))
 
