@@ -49,7 +49,7 @@ def test_json_contract_and_show_reprints_it(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert json_objects(shown.stdout) == objs  # recomputed from the raw samples on disk, identically
     table = harness("show", "--results", str(tmp_path / "results"), cwd=tmp_path)  # latest run
-    assert "ds_cnn_kws.tflite" in table.stdout and "inference is" in table.stdout
+    assert "ds_cnn_kws.tflite" in table.stdout and "local · ds_cnn_kws t1: a model 2× faster" in table.stdout
 
 
 def test_results_on_disk_keep_raw_samples_and_plan(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -71,3 +72,81 @@ def test_shift_moves_location_not_spread(values: list[int], c: int) -> None:
     a, b = stats.describe(values), stats.describe([v + c for v in values])
     assert b.median == pytest.approx(a.median + c)
     assert b.stdev == pytest.approx(a.stdev, rel=1e-6, abs=1e-3)
+
+
+def test_mad_exact() -> None:
+    assert stats.mad([1, 2, 3, 4, 100]) == 1.0  # deviations 2, 1, 0, 1, 97 from the median 3
+    assert stats.mad([5, 5, 5]) == 0.0
+
+
+def test_t975_matches_scipy() -> None:
+    from scipy.stats import t  # an independent implementation (scipy comes with scikit-learn)
+
+    for df in [*range(1, 60), 100, 1000, 10**6]:
+        assert stats.t975(df) == pytest.approx(t.ppf(0.975, df), rel=2e-5), df
+    with pytest.raises(ValueError):
+        stats.t975(0)
+
+
+def test_block_share_halfwidth_exact() -> None:
+    # per-block shares 0.85, 0.8, 0.8, 0.75: sd = sqrt(0.005 / 3), se = sd / 2, t(0.975, 3) = 3.1824
+    half = stats.block_share_halfwidth([100, 100, 100, 100], [15, 20, 20, 25])
+    assert half == pytest.approx(3.1824 * math.sqrt(0.005 / 3) / 2)
+    # two blocks: shares 0.9 and 0.7, sd = 0.1414, se = 0.1, t(0.975, 1) = 12.7062
+    assert stats.block_share_halfwidth([100, 200], [10, 60]) == pytest.approx(1.27062)
+    assert stats.block_share_halfwidth([100, 100], [20, 20]) == 0.0  # identical blocks
+    assert stats.block_share_halfwidth([100], [20]) is None  # one block: nothing to compare it with
+    with pytest.raises(ValueError):
+        stats.block_share_halfwidth([100, 100], [20])
+    with pytest.raises(ValueError):
+        stats.block_share_halfwidth([100, 0], [20, 0])
+
+
+def test_amdahl() -> None:
+    assert stats.amdahl(0.5, 2) == pytest.approx(4 / 3)
+    assert stats.amdahl(0.9, math.inf) == pytest.approx(10.0)
+    assert stats.amdahl(0.0, 2) == 1.0
+    assert stats.amdahl(1.0, math.inf) == math.inf
+    with pytest.raises(ValueError):
+        stats.amdahl(0.5, 0)
+
+
+blocks = st.lists(st.tuples(st.integers(min_value=1, max_value=10**9), st.floats(min_value=0, max_value=1)),
+                  min_size=2, max_size=40)
+
+
+@given(blocks, st.randoms(), st.integers(min_value=1, max_value=1000))
+def test_share_halfwidth_depends_on_the_shares_only(pairs: list[tuple[int, float]], rnd, k: int) -> None:
+    """Block order and the unit of time do not matter; only the per-block shares do."""
+    with_ns = [w for w, _ in pairs]
+    without_ns = [w * f for w, f in pairs]
+    half = stats.block_share_halfwidth(with_ns, without_ns)
+    assert half is not None and half >= 0
+    order = list(range(len(pairs)))
+    rnd.shuffle(order)
+    shuffled = stats.block_share_halfwidth([with_ns[i] for i in order], [without_ns[i] for i in order])
+    scaled = stats.block_share_halfwidth([k * w for w in with_ns], [k * o for o in without_ns])
+    assert shuffled == pytest.approx(half, rel=1e-9, abs=1e-12)
+    assert scaled == pytest.approx(half, rel=1e-9, abs=1e-12)
+
+
+@given(st.floats(min_value=0, max_value=0.99), st.floats(min_value=1, max_value=1e6))
+def test_amdahl_is_bounded_by_the_infinite_speedup(share: float, factor: float) -> None:
+    gain = stats.amdahl(share, factor)
+    assert 1.0 <= gain <= stats.amdahl(share, math.inf) * (1 + 1e-12)
+    assert gain <= factor * (1 + 1e-12)
+
+
+def test_share_interval_covers_the_true_share_95_percent_of_the_time() -> None:
+    """Simulated runs of 10 blocks whose shares scatter around a known 0.8, with loop times that
+    vary from block to block: the interval must hold the truth about 95 % of the time, no less
+    (overconfident) and no more (too wide to be useful)."""
+    rng = np.random.default_rng(7)
+    true_share, runs, hits = 0.8, 4000, 0
+    for _ in range(runs):
+        w = 1e6 * (1 + 0.1 * rng.random(10))
+        o = w * (1 - (true_share + 0.02 * rng.standard_normal(10)))
+        half = stats.block_share_halfwidth(list(w), list(o))
+        assert half is not None
+        hits += abs(float(np.mean((w - o) / w)) - true_share) <= half
+    assert 0.93 <= hits / runs <= 0.97  # binomial sd at 4000 runs: 0.0034

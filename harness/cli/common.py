@@ -1,6 +1,14 @@
 """What every command shares: the two consoles, argument types, and printing benchmark results.
 
 stdout carries results only (tables, JSON lines); progress, warnings and logs go to stderr.
+
+Widths: on a terminal, the results table fits the terminal (the default columns fit 100 with
+nothing cut; harness.render.terminal wraps names, or splits a table narrower than that). When
+stdout is a file or a pipe there is no width to fit, so the results table is laid out for
+TABLE_WIDTH = 100 columns, the width the default table promises (a CI log, an editor, `less`
+show it as on a terminal), and `--wide` at its natural width, every column on one line; the
+lines under it are never wrapped there, so grep finds each whole. Other commands' tables are
+printed PIPE_WIDTH wide into a pipe.
 """
 
 from __future__ import annotations
@@ -11,11 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
-from harness.render.table import json_lines, notes, table
+from harness.render.results import natural_width, results_view
+from harness.render.table import json_lines
 from harness.results import store
 
 PIPE_WIDTH = 200
+TABLE_WIDTH = 100
 
 
 def stdout() -> Console:
@@ -87,16 +98,27 @@ def seconds(text: str) -> float:
     return value
 
 
+def add_wide(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wide", action="store_true",
+                   help="every column of the results table (runtime, init, first Invoke, loop tails, …)")
+
+
 def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence) -> None:
-    out = stdout()
     run_id = meta.get("run_id")
     if args.json:
         for obj in json_lines(summaries, run_id):
             print(obj, flush=True)
         return
-    out.print(table(summaries, title=f"harness run {run_id}" if run_id else None))
-    for note in notes(summaries):
-        out.print(note)
+    out = stdout()
+    wide = bool(getattr(args, "wide", False))
+    title = f"harness run {run_id}" if run_id else None
+    if out.is_terminal:
+        view = results_view(summaries, title, wide, out.width)
+    else:
+        view = results_view(summaries, title, wide, None if wide else TABLE_WIDTH)
+        out = Console(width=max(PIPE_WIDTH, natural_width(summaries, wide)), no_color=True)
+    for item in view:
+        out.print(item, soft_wrap=isinstance(item, Text) and not out.is_terminal, highlight=False)
 
 
 def run_dir(results: Path, ref: str) -> Path:

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from harness import __version__, config
 from harness.cli.common import (
+    add_wide,
     count,
     existing_file,
     positive,
@@ -108,5 +109,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a file defining load(i), preprocess(raw), postprocess(outputs)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
+    add_wide(p)
     p.set_defaults(func=cmd_run)
 

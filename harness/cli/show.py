@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 
-from harness.cli.common import count, print_results, stderr, stdout
+from harness.cli.common import add_wide, count, print_results, stderr, stdout
 from harness.errors import ConfigError
 from harness.render.text import visible
 from harness.results import store
@@ -68,5 +68,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true",
                    help="JSON lines on stdout, one per benchmark (one per profile of a profile run)")
+    add_wide(p)
     p.add_argument("--top", type=count, default=10, help="heaviest layers shown of a profile run (default 10)")
     p.set_defaults(func=cmd_show)

@@ -1,20 +1,41 @@
-"""Renderers of benchmark summaries: one shared row model, one function per output format.
+"""The results table of `harness run` and `harness show`, built as a Grid (harness.render.grid).
 
-Numbers stay in nanoseconds until here; choosing µs or ms is a rendering decision only.
+Numbers stay in nanoseconds until here; choosing µs or ms is a rendering decision only. The
+default columns answer "how fast, and is the model the bottleneck?" and fit 100 terminal columns
+(harness.render.terminal wraps the names when needed); ``wide`` columns add the rest, and --json
+carries everything.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
-from rich.table import Table
-from rich.text import Text
-
+from harness import stats
+from harness.render.grid import Cell, Column, Grid, Row, cell, name
 from harness.render.text import visible
-from harness.results.summary import BenchmarkSummary
-from harness.stats import Summary
+from harness.results.summary import BenchmarkSummary, share_text, speedup
+
+EMULATED_MARK = "*"
+EMULATED_NOTE = "emulated: host timings of the device code, not the device's"
+
+COLUMNS = (
+    Column("target", "Target", "left", repeat=True, shrink=1),
+    Column("model", "Model", "left", repeat=True, shrink=0),
+    Column("threads", "Thr", repeat=True, shrink=9),
+    Column("runtime", "Runtime", "left", wide=True, shrink=2),
+    Column("init", "Init", wide=True),
+    Column("first", "1st Invoke", wide=True),
+    Column("invoke", "Invoke ± MAD", shrink=4),
+    Column("loop", "Loop with / w/o Invoke", shrink=3),
+    Column("loop_tail", "Loop p90 / p99", wide=True, shrink=3),
+    Column("loop_sigma", "Loop σ/med", wide=True),
+    Column("share", "Inference share", shrink=4),
+    Column("bound", "Max loop speed-up", wide=True),
+    Column("throughput", "Loops/s"),
+    Column("gflops", "GFLOP/s", wide=True),
+)
+DASH = cell("–")
 
 
 def duration(ns: float | None) -> str:
@@ -30,92 +51,77 @@ def duration(ns: float | None) -> str:
     return f"{ns / 1e9:.3g} s"
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the results table, as text cells."""
-
-    target: str
-    model: str
-    threads: str
-    runtime: str
-    init: str
-    first: str
-    with_invoke: str
-    spread: str
-    without_invoke: str
-    invoke: str
-    throughput: str
-    gflops: str
-    share: str
-    status: str
+def percent(fraction: float) -> str:
+    """0.031 -> "3 %", 0.004 -> "0.4 %": at least one significant digit."""
+    pct = 100 * fraction
+    return f"{pct:.0f} %" if pct >= 0.95 else f"{pct:.1f} %" if pct >= 0.095 else f"{pct:.2f} %"
 
 
-def _loop(s: Summary | None) -> str:
-    return f"{duration(s.median)} ({duration(s.p90)}, {duration(s.p99)})" if s else "–"
+def rate(per_s: float) -> str:
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
 
 
-def row(s: BenchmarkSummary) -> Row:
+def label(s: BenchmarkSummary) -> str:
+    """A row's short name for the lines under the table: "local · ds_cnn_kws t1"."""
     b = s.benchmark
+    return visible(f"{b.target} · {b.model.removesuffix('.tflite')} t{b.threads}")
+
+
+def status(s: BenchmarkSummary) -> str:
     if s.with_invoke is None:
-        status = "failed"
-    elif not b.complete:
-        status = "incomplete"
-    else:
-        status = "ok"
-    runtime = b.runtime or "?"
-    if b.emulated:
-        runtime += " (emulated)"
-    return Row(
-        target=visible(b.target), model=visible(b.model), threads=str(b.threads), runtime=visible(runtime),
-        init=duration(b.model_info.get("init_ns")), first=duration(b.first_invoke_ns),
-        with_invoke=_loop(s.with_invoke),
-        spread=f"{100 * s.with_invoke.rel_stdev:.1f} %" if s.with_invoke else "–",
-        without_invoke=duration(s.without_invoke.median) if s.without_invoke else "–",
-        invoke=duration(s.invoke.median) if s.invoke else "–",
-        throughput=f"{s.throughput_ips:,.0f}" if s.throughput_ips else "–",
-        gflops=f"{s.gflops:.3g}" if s.gflops else "–",
-        share=f"{100 * s.inference_share:.0f} %" if s.inference_share is not None else "–",
-        status=status,
-    )
+        return "failed"
+    return "ok" if s.benchmark.complete else "incomplete"
 
 
-COLUMNS = (
-    ("target", "Target", "left"), ("model", "Model", "left"), ("threads", "Thr", "right"),
-    ("runtime", "Runtime", "left"), ("init", "Init", "right"), ("first", "1st Invoke", "right"),
-    ("with_invoke", "Loop with Invoke (p90, p99)", "right"), ("spread", "σ/med", "right"),
-    ("without_invoke", "w/o Invoke", "right"), ("invoke", "Invoke", "right"),
-    ("throughput", "Loops/s", "right"), ("gflops", "GFLOP/s", "right"), ("share", "Inference", "right"),
-)
+def _invoke(s: BenchmarkSummary) -> Cell:
+    if s.with_invoke is None:
+        return cell("failed")
+    if s.invoke is None:
+        return DASH
+    values = s.benchmark.stage("invoke")
+    spread = stats.mad(values) / s.invoke.median if s.invoke.median else None
+    return cell(duration(s.invoke.median), f" ± {percent(spread)}" if spread is not None else "")
 
 
-def table(summaries: Sequence[BenchmarkSummary], title: str | None = None) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for _, header, justify in COLUMNS:
-        t.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+def _cells(s: BenchmarkSummary) -> dict[str, Cell]:
+    b, w, o = s.benchmark, s.with_invoke, s.without_invoke
+    runtime = (b.runtime or "?") + (" (emulated)" if b.emulated else "")
+    return {
+        "target": name(b.target + (EMULATED_MARK if b.emulated else "")),
+        "model": name(b.model),
+        "threads": cell(str(b.threads)),
+        "runtime": name(runtime),
+        "init": cell(duration(b.model_info.get("init_ns"))),
+        "first": cell(duration(b.first_invoke_ns)),
+        "invoke": _invoke(s),
+        "loop": cell(duration(w.median) if w else "–", f" / {duration(o.median)}" if o else " / –"),
+        "loop_tail": cell(duration(w.p90), f" / {duration(w.p99)}") if w else DASH,
+        "loop_sigma": cell(percent(w.rel_stdev)) if w and w.median else DASH,
+        "share": _share(s),
+        "bound": cell(speedup(s.max_speedup_from_model)) if s.max_speedup_from_model else DASH,
+        "throughput": cell(rate(s.throughput_ips)) if s.throughput_ips else DASH,
+        "gflops": cell(f"{s.gflops:.3g}") if s.gflops else DASH,
+    }
+
+
+def _share(s: BenchmarkSummary) -> Cell:
+    """"88 % ± 2 %", the "± 2 %" a part of its own so that it may go to the next line."""
+    if s.inference_share is None:
+        return DASH
+    head, sep, tail = share_text(s.inference_share, s.inference_share_ci).partition(" ±")
+    return cell(head, f" ±{tail}" if sep else "")
+
+
+def results_grid(summaries: Sequence[BenchmarkSummary], title: str | None = None) -> Grid:
+    """Every column of the results table (``Grid.narrow(wide=False)`` keeps the default ones)."""
+    rows = []
     for s in summaries:
-        r = row(s)
-        style = {"failed": "red", "incomplete": "yellow"}.get(r.status)
-        t.add_row(*(getattr(r, key) for key, _, _ in COLUMNS), style=style)
-    return t
-
-
-def notes(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
-    """Under the table: the verdict of each row, then hyperfine-style warnings with their fix."""
-    for s in summaries:
-        b = s.benchmark
-        name = visible(f"{b.target} · {b.model} · {b.threads} thr")
-        if b.error is not None:
-            hint = b.error.get("hint")
-            yield Text.assemble((f"{name}: ", "bold"), ("error: ", "bold red"),
-                                visible(str(b.error.get("message"))), visible(f" (fix: {hint})") if hint else "")
-            if s.with_invoke is None:
-                continue
-        yield Text.assemble((f"{name}: ", "bold"), s.verdict)
-        if b.emulated:
-            yield Text(f"  note: {visible(b.target)} is emulated; its times are host timings of the device code, "
-                       "not the device's", style="cyan")
-        for f in s.findings:
-            yield Text.assemble(("  warning: ", "yellow"), f.message, (f" → {f.hint}", "dim"))
+        cells = _cells(s)
+        style = {"failed": "red", "incomplete": "yellow"}.get(status(s))
+        rows.append(Row(tuple(cells[c.key] for c in COLUMNS), style))
+    emulated = sorted({s.benchmark.target for s in summaries if s.benchmark.emulated})
+    legend = (f"{EMULATED_MARK} {EMULATED_NOTE} ({', '.join(emulated)})",) if emulated else ()
+    return Grid(COLUMNS, tuple(rows), title, legend)
 
 
 def json_lines(summaries: Iterable[BenchmarkSummary], run_id: str | None) -> Iterator[str]:

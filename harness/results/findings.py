@@ -28,9 +28,15 @@ APP_SHARE = 0.2  # a median under this many clock ticks is dominated by the time
 
 @dataclass(frozen=True)
 class Finding:
+    """``message`` and ``hint`` stand alone (JSON). ``title`` names the kind of warning, the same for
+    every row it concerns, and ``detail`` is this row's figure: tables print one line per title
+    that lists the rows with their details. Neither is stored: findings are recomputed on read."""
+
     code: str
     message: str
     hint: str
+    title: str = ""  # empty: the message is the title
+    detail: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message, "hint": self.hint}
@@ -48,37 +54,44 @@ def check(b: Benchmark) -> list[Finding]:
         if med and first > FIRST_ITERATION_FACTOR * med:
             found.append(Finding(
                 "first_iteration", f"the first timed iteration took {first / med:.1f}× the median",
-                "increase --warmup or --warmup-time"))
+                "increase --warmup or --warmup-time",
+                f"first timed iteration over {FIRST_ITERATION_FACTOR:g}× the median", f"{first / med:.1f}×"))
         if len(with_loop) < FEW_SAMPLES:
             found.append(Finding("few_samples", f"only {len(with_loop)} samples per mode",
-                                 "raise --iterations or --duration"))
+                                 "raise --iterations or --duration",
+                                 f"fewer than {FEW_SAMPLES} samples per mode", f"{len(with_loop)}"))
         resolution = (b.hello.get("clock") or {}).get("resolution_ns") or 1
         invoke = b.stage("invoke")
         if invoke and stats.median(invoke) < TIMER_TICKS * resolution:
             found.append(Finding(
                 "timer_resolution", f"the median Invoke is under {TIMER_TICKS} ticks of the board's "
-                f"{resolution} ns timer", "figures this small are coarse; compare bigger models"))
+                f"{resolution} ns timer", "figures this small are coarse; compare bigger models",
+                f"Invoke under {TIMER_TICKS} timer ticks", f"{resolution} ns tick"))
     if with_loop and loops["without"] and stats.median(loops["without"]) > stats.median(with_loop):
         found.append(Finding(
             "noise_dominates", "the loop without Invoke was slower than the loop with it: noise "
-            "dominates the inference time", "run longer (--duration) or on a quieter board"))
+            "dominates the inference time", "run longer (--duration) or on a quieter board",
+            "noise dominates: the loop without Invoke was slower than with it"))
     temps = [t for t in ([blk.temp_c for blk in b.blocks] + [_start(b, "temp_c")]) if t is not None]
     if temps and max(temps) - min(temps) >= TEMPERATURE_DRIFT_C:
         found.append(Finding(
             "temperature", f"board temperature moved from {min(temps):.0f} to {max(temps):.0f} °C "
-            "during the run", "cool the board (heatsink, fan), or shorten --duration"))
+            "during the run", "cool the board (heatsink, fan), or shorten --duration",
+            f"temperature moved {TEMPERATURE_DRIFT_C:g} °C or more", f"{min(temps):.0f}→{max(temps):.0f} °C"))
     freqs = {f for f in ([blk.freq_khz for blk in b.blocks] + [_start(b, "freq_khz")]) if f}
     if len(freqs) > 1:
         governor = (b.hello.get("board") or {}).get("governor") or "unknown"
         found.append(Finding(
             "frequency", f"CPU frequency changed during the run ({min(freqs) / 1000:.0f}–"
             f"{max(freqs) / 1000:.0f} MHz, governor {governor})",
-            "set the governor to performance: sudo cpupower frequency-set -g performance"))
+            "set the governor to performance: sudo cpupower frequency-set -g performance",
+            "CPU frequency changed", f"{min(freqs) / 1000:.0f}–{max(freqs) / 1000:.0f} MHz, {governor}"))
     if not b.complete:
         planned = (b.resolved_plan.get("iterations") or 0)
         found.append(Finding(
             "incomplete", f"the run was cut short: {len(with_loop)} of {planned or '?'} samples per "
-            "mode were measured", "rerun it; what was measured is kept"))
+            "mode were measured", "rerun it; what was measured is kept",
+            "cut short", f"{len(with_loop)} of {planned or '?'} samples"))
     return found
 
 
@@ -93,14 +106,17 @@ def _instability(with_loop: list[int], without_loop: list[int], invoke: list[int
         return None
     spread = ", ".join(f"{100 * s.rel_stdev:.0f} % ({label})" for label, s in bad)
     label, worst = max(bad, key=lambda item: item[1].rel_stdev)
+    title = f"unstable (σ over {100 * UNSTABLE_REL_STDEV:.0f} % of the median)"
     if worst.p90 < OUTLIER_P90 * worst.median and worst.max > OUTLIER_MAX * worst.median:
         return Finding(
             "unstable", f"σ is {spread} of the median, from rare outliers (max {worst.max / worst.median:.0f}× "
             "the median, while p90 stays close): something else interrupted the board",
-            "medians are robust to this; for clean tails close other programs or pin the board's CPUs")
+            "medians are robust to this; for clean tails close other programs or pin the board's CPUs",
+            f"{title}, from rare outliers", f"σ {100 * worst.rel_stdev:.0f} %, max {worst.max / worst.median:.0f}×")
     return Finding(
         "unstable", f"σ is {spread} of the median, and p99 is {worst.p99 / worst.median:.1f}× the median",
-        "run longer (--duration), close other programs, or set the CPU governor to performance")
+        "run longer (--duration), close other programs, or set the CPU governor to performance",
+        f"{title}, a broad spread", f"σ {100 * worst.rel_stdev:.0f} %, p99 {worst.p99 / worst.median:.1f}×")
 
 
 def _start(b: Benchmark, key: str) -> float | None:

@@ -4,10 +4,14 @@ The JSON contract (documented in README.md, "JSON output"); scripts and CI gates
 target, model, model_sha256, threads, runtime, init_ns, first_invoke_ns, inference_share, and
 three blocks ``with_invoke``, ``without_invoke``, ``invoke``, each with n, median_ns, mean_ns,
 p90_ns, p99_ns, stdev_ns (plus min_ns, max_ns). Everything else is added, never renamed.
+
+The inference share carries its 95 % interval from the ABBA blocks (stats.block_share_halfwidth)
+and the Amdahl bound: loop with Invoke / loop without it, the most any model could gain.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +23,11 @@ from harness.results.findings import Finding, check
 # fifth, even an infinitely fast model saves less than 20 % of the loop.
 MODEL_BOUND = 0.5
 APP_BOUND = 0.2
+# A median is one of the samples, so it is quantized to the board's clock tick, and one tick of
+# error in the loop without Invoke moves the bound with / without by 1 / (its ticks). Under this
+# many ticks that is over 25 %: the loop without Invoke is below what the timer resolves, and
+# the bound is null.
+MIN_BOUND_TICKS = 4
 
 
 @dataclass(frozen=True)
@@ -30,12 +39,14 @@ class BenchmarkSummary:
     stages: dict[str, float]  # median ns per stage of the with-Invoke loop
     inference_share: float | None
     findings: tuple[Finding, ...]
+    inference_share_ci: tuple[float, float] | None = None  # 95 %, from the blocks; None under 2 blocks
+    max_speedup_from_model: float | None = None  # with / without; None under MIN_BOUND_TICKS
 
     @property
     def verdict(self) -> str:
         if self.benchmark.error is not None and self.with_invoke is None:
             return f"failed: {self.benchmark.error.get('message', 'unknown error')}"
-        return verdict(self.inference_share)
+        return verdict(self.inference_share, self.inference_share_ci, self.max_speedup_from_model)
 
     @property
     def gflops(self) -> float | None:
@@ -62,6 +73,8 @@ class BenchmarkSummary:
             "board": {k: board.get(k) for k in ("model", "cpu", "cores", "machine", "governor")},
             "init_ns": b.model_info.get("init_ns"), "first_invoke_ns": b.first_invoke_ns,
             "inference_share": self.inference_share,
+            "inference_share_ci": list(self.inference_share_ci) if self.inference_share_ci else None,
+            "max_speedup_from_model": self.max_speedup_from_model,
             "with_invoke": self.with_invoke.to_json() if self.with_invoke else None,
             "without_invoke": self.without_invoke.to_json() if self.without_invoke else None,
             "invoke": self.invoke.to_json() if self.invoke else None,
@@ -82,16 +95,77 @@ class BenchmarkSummary:
         return out
 
 
-def verdict(share: float | None) -> str:
-    """One line that answers "is inference the bottleneck here?"."""
+def speedup(x: float) -> str:
+    """A speed-up for people: 1.04×, 1.8×, 25×."""
+    if math.isinf(x):
+        return "∞×"
+    return f"{x:.2f}×" if x < 1.1 else f"{x:.1f}×" if x < 10 else f"{x:.0f}×"
+
+
+def share_text(share: float, ci: tuple[float, float] | None) -> str:
+    """"88 % ± 2 %": the share, and the larger side of its interval, to the same precision."""
+    if ci is None:
+        return f"{100 * share:.0f} %"
+    half = 100 * max(share - ci[0], ci[1] - share)
+    digits = 0 if half >= 0.95 else 1 if half >= 0.095 else 2  # one significant digit, to 0.01 %
+    spread = f"{half:.{digits}f} %" if half >= 0.005 else "<0.01 %"
+    return f"{100 * share:.{digits}f} % ± {spread}"
+
+
+def advice(share: float | None, max_speedup: float | None) -> str:
+    """What the share means for the application (the verdict without the share itself)."""
     if share is None:
         return "no samples"
-    pct = f"{100 * share:.0f} %"
+    if share <= 0:
+        return "no inference time is measurable: the loop without Invoke took as long as with it"
+    bound = (f"at most {speedup(max_speedup)}" if max_speedup is not None else
+             "no upper bound: the loop without Invoke is below the timer's resolution")
+    twice = f"a model 2× faster makes the loop {speedup(stats.amdahl(share, 2.0))} faster"
     if share >= MODEL_BOUND:
-        return f"inference is {pct} of the loop: a faster model pays off"
+        return f"{twice}; {bound}"
     if share >= APP_BOUND:
-        return f"inference is {pct} of the loop: both the model and the rest of the application matter"
-    return f"inference is {pct} of the loop: look at the rest of the application first"
+        return f"{twice}, {bound}: the rest of the application matters as much"
+    if max_speedup is None:
+        return "look at the rest of the application first"
+    return f"look at the rest of the application first: any model makes the loop {bound} faster"
+
+
+def verdict(share: float | None, ci: tuple[float, float] | None = None,
+            max_speedup: float | None = None) -> str:
+    """One line that answers "is inference the bottleneck here?", with the share's uncertainty and
+    Amdahl's figures: what a 2× faster model gains, and what an infinitely fast one could."""
+    if share is None or share <= 0:
+        return advice(share, max_speedup)
+    return f"inference is {share_text(share, ci)} of the loop: {advice(share, max_speedup)}"
+
+
+def _blocks(b: Benchmark) -> tuple[list[float], list[float]]:
+    """Median loop time of each block's with-Invoke half and of its without-Invoke half, for the
+    blocks that have both (a run cut short may end after one half)."""
+    halves: dict[tuple[int, str], list[int]] = {}
+    for blk in b.blocks:
+        halves.setdefault((blk.index, blk.mode), []).extend(blk.loop_ns)
+    indices = sorted(i for i, mode in halves if mode == "with" and halves.get((i, "without")))
+    pairs = [(stats.median(halves[i, "with"]), stats.median(halves[i, "without"]))
+             for i in indices if halves[i, "with"]]
+    return [w for w, _ in pairs if w > 0], [o for w, o in pairs if w > 0]
+
+
+def share_ci(b: Benchmark, share: float) -> tuple[float, float] | None:
+    """The 95 % interval of ``share`` from the blocks: centred on ``share`` (from the pooled medians,
+    the figure it is printed with), the half-width of stats.block_share_halfwidth, the top clipped
+    at 1 (no loop takes negative time without Invoke); None with fewer than 2 complete blocks."""
+    half = stats.block_share_halfwidth(*_blocks(b))
+    return None if half is None else (share - half, min(1.0, share + half))
+
+
+def max_speedup(b: Benchmark, with_median: float, without_median: float) -> float | None:
+    """Amdahl's bound: with / without (medians), or None when the loop without Invoke is under
+    MIN_BOUND_TICKS ticks of the board's clock."""
+    resolution = (b.hello.get("clock") or {}).get("resolution_ns") or 1
+    if without_median < MIN_BOUND_TICKS * resolution:
+        return None
+    return with_median / without_median
 
 
 def summarize(b: Benchmark) -> BenchmarkSummary:
@@ -105,4 +179,7 @@ def summarize(b: Benchmark) -> BenchmarkSummary:
         benchmark=b, with_invoke=with_s, without_invoke=without_s, invoke=invoke_s,
         stages={s: stats.median(b.stage(s)) for s in stage_names},
         inference_share=share, findings=tuple(check(b)) if b.blocks else (),
+        inference_share_ci=share_ci(b, share) if share is not None else None,
+        max_speedup_from_model=(max_speedup(b, with_s.median, without_s.median)
+                                if share is not None and with_s and without_s else None),
     )
