@@ -6,6 +6,9 @@
     ├── AgentError               the agent on the board refused or failed (bad model, pipeline raised, ...)
     └── MeasurementError         a run produced samples that cannot be trusted or summarised
 
+    KeyboardInterrupt            Ctrl-C: stop every board, keep what was measured, exit 130
+    └── Interrupted              SIGTERM or SIGHUP, raised by the CLI's handler: the same, exit 143 or 129
+
 Every message names what failed, on which target, with which value; ``hint`` names the option,
 `targets.toml` key or command that fixes it. ``code`` names the failure for scripts (the ``code``
 of the error objects in ``--json``): the class name unless the raiser says more (an AgentError's
@@ -14,6 +17,8 @@ message, such as the number in a serial ERROR frame. Anything else that escapes 
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class HarnessError(Exception):
@@ -52,3 +57,17 @@ class AgentError(HarnessError):
 
 class MeasurementError(HarnessError):
     """Samples exist but cannot be summarised honestly."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread by the CLI's handler so that harness stops as
+    it does on Ctrl-C (which stays Python's own KeyboardInterrupt)."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.signal = sig
+
+    @staticmethod
+    def of(exc: KeyboardInterrupt) -> signal.Signals:
+        """The signal behind an interruption: SIGINT for Ctrl-C. The exit status is 128 + it."""
+        return exc.signal if isinstance(exc, Interrupted) else signal.SIGINT

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +118,17 @@ def test_user_code_never_reads_the_heartbeats_and_the_watchdog_leaves_with_the_a
                         "--warmup-time", "0", "--iterations", "20", "--blocks", "2", "--lifeline",
                         "--heartbeat-timeout", "30")
     try:
-        assert agent.stdin is not None
+        assert agent.stdin is not None and agent.stdout is not None and agent.stderr is not None
         agent.stdin.write(b"\n")  # a heartbeat, which only the watchdog may read
         agent.stdin.flush()
-        out, err = agent.communicate(timeout=60)  # (closes stdin, after the run has ended)
-        assert agent.returncode == 0, err
+        guard = threading.Timer(60, agent.kill)  # an agent blocked on its stdin fails, not hangs
+        guard.start()
+        out = agent.stdout.read()  # to the end: the agent's exit (stdin stays open meanwhile)
+        guard.cancel()
+        assert agent.wait(60) == 0, agent.stderr.read()
         assert json.loads(out.splitlines()[-1])["type"] == "summary"
         assert local_agents(str(tmp_path)) == []  # the watchdog ended with the agent, reaped
+        agent.stdin.close()
     finally:
         kill_all(local_agents(str(tmp_path)))
         agent.kill()

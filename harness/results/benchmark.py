@@ -12,6 +12,8 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   ``profiles/``: a header, the agent's profile-mode messages verbatim, every ``round`` of raw
   samples included, an end line). Every ``--json`` object carries ``kind`` too. A version 1 run
   has no ``kind`` and is read as a benchmark run; its files are read unchanged.
+- 2 (unchanged version): run.json of an interrupted run names the signal that stopped it:
+  ``"signal"``: "SIGINT" (Ctrl-C), "SIGTERM" or "SIGHUP".
 """
 
 from __future__ import annotations
