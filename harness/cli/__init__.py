@@ -69,7 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
     """While the command runs, SIGTERM and SIGHUP raise Interrupted in the main thread, so that
