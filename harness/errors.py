@@ -7,6 +7,9 @@
     ├── MeasurementError         a run produced samples that cannot be trusted or summarised
     └── StoreError               the result store cannot be written or read (read-only, full disk, ...)
 
+    KeyboardInterrupt            Ctrl-C: stop every board, keep what was measured, exit 130
+    └── Interrupted              SIGTERM or SIGHUP, raised by the CLI's handler: the same, exit 143 or 129
+
 Every message names what failed, on which target, with which value; ``hint`` names the option,
 `targets.toml` key or command that fixes it. ``code`` names the failure for scripts (the ``code``
 of the error objects in ``--json``): the class name unless the raiser says more (an AgentError's
@@ -15,6 +18,8 @@ message, such as the number in a serial ERROR frame. Anything else that escapes 
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class HarnessError(Exception):
@@ -57,3 +62,17 @@ class MeasurementError(HarnessError):
 
 class StoreError(HarnessError):
     """The result store cannot be written or read: an I/O failure of this machine, not a bug."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread by the CLI's handler so that harness stops as
+    it does on Ctrl-C (which stays Python's own KeyboardInterrupt)."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.signal = sig
+
+    @staticmethod
+    def of(exc: KeyboardInterrupt) -> signal.Signals:
+        """The signal behind an interruption: SIGINT for Ctrl-C. The exit status is 128 + it."""
+        return exc.signal if isinstance(exc, Interrupted) else signal.SIGINT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -88,18 +89,21 @@ def test_unknown_runtime_is_reported_not_crashed() -> None:
 
 
 def test_lifeline_stops_the_agent_when_the_host_goes_away() -> None:
+    # Started in this test's own process group, as by hand: the watchdog stops the agent alone,
+    # never the group of whoever started it (pytest, here).
     p = subprocess.Popen([sys.executable, str(AGENT), "run", "--model", str(DIGITS), "--duration", "60",
                           "--lifeline"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.stdout is not None and p.stdin is not None
     assert b'"hello"' in p.stdout.readline()
     p.stdin.close()  # what a dropped connection looks like to the agent
-    assert p.wait(timeout=10) == 3
+    assert p.wait(timeout=10) == -signal.SIGTERM  # by its watchdog process
 
 
 def test_heartbeat_timeout_stops_the_agent_when_the_link_goes_quiet() -> None:
     p = subprocess.Popen([sys.executable, str(AGENT), "run", "--model", str(DIGITS), "--duration", "60",
                           "--lifeline", "--heartbeat-timeout", "1.5"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)  # as the host starts it: the watchdog stops the group
     assert p.stdout is not None and p.stdin is not None
     assert b'"hello"' in p.stdout.readline()
     for _ in range(3):  # heartbeats keep it alive past its timeout...
@@ -108,7 +112,7 @@ def test_heartbeat_timeout_stops_the_agent_when_the_link_goes_quiet() -> None:
         time.sleep(1.0)
     assert p.poll() is None
     t0 = time.monotonic()  # ...and their absence ends it, with stdin still open
-    assert p.wait(timeout=15) == 3
+    assert p.wait(timeout=15) == -signal.SIGTERM
     assert time.monotonic() - t0 < 10
     assert p.stderr is not None and b"no heartbeat" in p.stderr.read()
     p.stdin.close()

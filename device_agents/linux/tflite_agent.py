@@ -11,6 +11,7 @@ to stderr. All times are integer nanoseconds from time.perf_counter_ns (a monoto
 """
 
 import argparse
+import contextlib
 import gc
 import importlib
 import importlib.util
@@ -18,8 +19,8 @@ import json
 import os
 import platform
 import select
+import signal
 import sys
-import threading
 import time
 import traceback
 from typing import List, NamedTuple, Sequence, Tuple
@@ -473,31 +474,126 @@ def median_ns(values: Sequence[int], fallback: int) -> int:
     return sorted(values)[len(values) // 2] if values else fallback
 
 
-def start_lifeline(heartbeat_timeout):
-    """Exit when stdin closes, or stays silent for heartbeat_timeout seconds: the host is gone.
+# --- the lifeline: a watchdog process that ends the agent when the host is gone -------------
 
-    The host keeps the agent's stdin open for the whole run; over SSH it also writes a newline
-    every few seconds, so a host lost behind a dead link is noticed even if sshd never notices.
+WATCHDOG_GRACE_S = 1.0  # between the watchdog's SIGTERM and SIGKILL of the agent's process group
+WATCHDOG_POLL_S = 1.0  # how often it also checks that the agent, its parent, still lives
+GROUP_ENV = "HARNESS_PROCESS_GROUP"  # set by the SSH wrapper: the group it leads, the agent's
+
+_watchdog = None  # (pid, write end of the pipe whose end of file tells it the agent ended)
+
+
+def start_watchdog(heartbeat_timeout):
+    """Fork the watchdog: a process that owns stdin and kills the agent when the host is gone.
+
+    The host keeps the agent's stdin open for the whole run, and over SSH writes a newline every
+    few seconds. The watchdog ends the agent's process group when stdin reaches end of file or,
+    with heartbeat_timeout > 0, stays silent that many seconds. It is a process, not a thread,
+    so a pipeline that never lets the interpreter run (a long C call holding the GIL) cannot stop
+    it. Called before numpy, the runtime or user code load: the agent has one thread, so forking
+    is safe, and it uses the standard library only. The agent's own stdin becomes /dev/null, so
+    user code can neither swallow the heartbeats nor block on them. The watchdog exits when the
+    agent does (end of file on a pipe only the agent writes; getppid() as a backstop).
     """
-    def watch():
-        fd = sys.stdin.fileno()
-        reason = "stdin closed"
+    global _watchdog
+    agent = os.getpid()
+    alive_r, alive_w = os.pipe()  # non-inheritable: programs the pipeline runs never hold it
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        raise AgentFailure("internal", "cannot start the watchdog process: %s" % exc)
+    if pid == 0:  # the watchdog; it never returns into the agent's code
+        status = 4
         try:
-            while True:
-                if heartbeat_timeout:
-                    ready, _, _ = select.select([fd], [], [], heartbeat_timeout)
-                    if not ready:
-                        reason = "no heartbeat from the host for %g s" % heartbeat_timeout
-                        break
-                if not os.read(fd, 4096):
-                    break
-        except Exception as exc:
-            reason = "stdin failed: %s" % exc
-        sys.stderr.write("tflite_agent: %s, the host is gone: exiting\n" % reason)
-        os._exit(3)
-    t = threading.Thread(target=watch, name="lifeline")
-    t.daemon = True
-    t.start()
+            os.close(alive_w)
+            status = watch_host(agent, alive_r, heartbeat_timeout)
+        finally:
+            os._exit(status)
+    os.close(alive_r)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    _watchdog = (pid, alive_w)
+
+
+def stop_watchdog():
+    """At the agent's normal exit: tell the watchdog (end of file on its pipe) and reap it."""
+    if _watchdog is None:
+        return
+    pid, alive_w = _watchdog
+    os.close(alive_w)
+    deadline = time.monotonic() + WATCHDOG_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.005)
+
+
+def watch_host(agent, alive_r, heartbeat_timeout):
+    """The watchdog's life: returns its exit status once the agent ended on its own; else stops
+    the agent (and, SIGKILLing the agent's group, itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the agent's Python handlers mean nothing here
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the host's TERM of the group ends us too
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)  # the agent's protocol pipe is the agent's: its end of file must not wait for us
+    os.close(null)
+    for fd in _open_fds():
+        if fd not in (0, 1, 2, alive_r):
+            with contextlib.suppress(OSError):  # the listing's own fd is closed already
+                os.close(fd)
+    deadline = time.monotonic() + heartbeat_timeout if heartbeat_timeout > 0 else None
+    while True:
+        wait = WATCHDOG_POLL_S if deadline is None else min(WATCHDOG_POLL_S, max(0.0, deadline - time.monotonic()))
+        ready, _, _ = select.select([alive_r, 0], [], [], wait)
+        if alive_r in ready or os.getppid() != agent:
+            return 0  # the agent ended: nothing left to guard
+        if 0 in ready:
+            try:
+                data = os.read(0, 4096)
+            except OSError as exc:
+                return stop_agent(agent, alive_r, "stdin failed (%s)" % exc)
+            if not data:
+                return stop_agent(agent, alive_r, "stdin closed")
+            if deadline is not None:
+                deadline = time.monotonic() + heartbeat_timeout
+        elif deadline is not None and time.monotonic() >= deadline:
+            return stop_agent(agent, alive_r, "no heartbeat from the host for %g s" % heartbeat_timeout)
+
+
+def _open_fds():
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 256))
+
+
+def stop_agent(agent, alive_r, reason):
+    """SIGTERM the agent's process group, SIGKILL it WATCHDOG_GRACE_S later (this process too).
+
+    The group is the agent's when the agent leads it (the local transport starts it in a new
+    session) or when the SSH wrapper that leads it says so (GROUP_ENV); else only the agent is
+    killed, so an agent run by hand never takes its caller's group down with it.
+    """
+    note = ("tflite_agent watchdog: %s, the host is gone: stopping the agent\n" % reason).encode()
+    try:
+        if select.select([], [2], [], 0)[1]:  # never block on a stderr nobody reads
+            os.write(2, note)
+    except OSError:
+        pass  # the host's end of stderr is gone too: say nothing, stop the agent all the same
+    group = os.getpgrp()
+    ours = group == agent or os.environ.get(GROUP_ENV) == str(group)
+    kill, victim = (os.killpg, group) if ours else (os.kill, agent)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # our own TERM is for the others
+    try:
+        kill(victim, signal.SIGTERM)
+        select.select([alive_r], [], [], WATCHDOG_GRACE_S)  # end of file as soon as the agent is gone
+        kill(victim, signal.SIGKILL)  # what ignored TERM; and this process, when it is in the group
+    except OSError:
+        pass  # nothing left to kill
+    return 3
 
 
 def run(args):
@@ -761,9 +857,10 @@ def parser():
     r.add_argument("--inputs")
     r.add_argument("--pipeline")
     r.add_argument("--lifeline", action="store_true",
-                   help="exit when stdin closes (the host always sets this; off for runs by hand)")
+                   help="a watchdog process stops the agent's process group when stdin closes "
+                        "(the host always sets this; off for runs by hand)")
     r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also exit after this many seconds without a byte on stdin")
+                   help="with --lifeline: also when stdin stays silent this many seconds")
     _profile_parser(sub)
     return p
 
@@ -783,9 +880,10 @@ def _profile_parser(sub):
                         "Invoke the OS interrupted")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--lifeline", action="store_true",
-                   help="exit when stdin closes (the host always sets this; off for runs by hand)")
+                   help="a watchdog process stops the agent's process group when stdin closes "
+                        "(the host always sets this; off for runs by hand)")
     r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also exit after this many seconds without a byte on stdin")
+                   help="with --lifeline: also when stdin stays silent this many seconds")
 
 
 def main(argv=None):
@@ -799,7 +897,7 @@ def main(argv=None):
             probe(args)
             return 0
         if args.lifeline:
-            start_lifeline(args.heartbeat_timeout)
+            start_watchdog(args.heartbeat_timeout)  # before numpy, the runtime and user code load
         if args.command == "profile":
             profile(args)
             return 0
@@ -827,4 +925,5 @@ if __name__ == "__main__":
     _channel.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)  # skip interpreter shutdown: the lifeline thread may be blocked reading stdin
+    stop_watchdog()
+    os._exit(status)  # skip interpreter shutdown: runtime threads may still hold locks

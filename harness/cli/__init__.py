@@ -3,26 +3,31 @@
 Exit codes, one meaning each: 0 success; 1 a known error (bad input, a board that failed, an I/O
 failure such as a full disk or a closed stdout), or a benchmark of the matrix failed; 2 a usage
 error (a bad option, as argparse reports it); 70 a bug (EX_SOFTWARE; the traceback with --debug);
-130 interrupted (Ctrl-C). Results go to stdout; progress, warnings and logs to stderr.
+130 interrupted (Ctrl-C), 143 on SIGTERM and 129 on SIGHUP, which stop a run as
+Ctrl-C does (128 + the signal's number, as a shell reports a process the signal killed).
+Results go to stdout; progress, warnings and logs to stderr.
 Each command is one module of this package with ``add_parser(sub)`` and its ``cmd_*`` function.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from rich.text import Text
 
 from harness import __version__
 from harness.cli import analyze, doctor, run, show
 from harness.cli.common import stderr
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Interrupted
 from harness.render.text import VisibleFormatter, visible
 
 log = logging.getLogger("harness")
@@ -30,6 +35,8 @@ log = logging.getLogger("harness")
 EX_SOFTWARE = 70  # sysexits.h: an internal software error, i.e. a bug in harness
 # I/O failures of this machine, not of harness: one line and exit 1, wherever they surface
 ENVIRONMENTAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # stop like Ctrl-C: a service manager's, a closed terminal's
 
 
 # Subcommands, each adding its parser. Other commands register here.
@@ -64,13 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose, args.debug)
     err = stderr()
     try:
-        return int(args.func(args))
+        with stop_signals():
+            return int(args.func(args))
     except HarnessError as exc:
         err.print(Text.assemble(("error", "red"), f": {visible(str(exc))}"))
         return 1
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            err.print("interrupted")
+        return 128 + Interrupted.of(exc)
     except BrokenPipeError:
         return closed_stdout()
     except OSError as exc:
@@ -103,3 +112,26 @@ def closed_stdout() -> int:
         pass  # stdout is not a file descriptor (tests capture it): nothing left to flush
     return 1
 
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While the command runs, SIGTERM and SIGHUP raise Interrupted in the main thread, so that
+    they stop it as Ctrl-C does: every board's agent stopped, the end lines written, run.json
+    "interrupted" with the signal's name. One is enough: a repeat while harness stops (bounded
+    by harness.scenarios.runner.CANCEL_GRACE_S) is ignored, so the stop itself is never cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread (main() called from a worker: tests)
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not fired:
+            fired.append(signum)
+            raise Interrupted(signal.Signals(signum))
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     """Per-op table of one model; --fits: its TFLite Micro arena against the MCU targets;
     --profile TARGET / --profile-from RUN: per-layer time on a board; --predict-from RUN: its
     latency predicted from what the boards of a stored run measured. Exit 130 when Ctrl-C cut a
-    --profile short (what was measured is shown, and stored)."""
+    --profile short, 143 or 129 for SIGTERM or SIGHUP (what was measured is shown, and stored)."""
     from harness.models.analysis import analyze
 
     analysis = analyze(args.model)
@@ -47,13 +48,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     rows: list[FitRow] = []
     profiles: list[LayerProfile] = []
     prediction: Prediction | None = None
-    interrupted = False
+    stopped_by: signal.Signals | None = None
     if args.fits or args.profile:
         targets, source = config.load_targets(args.targets)
     if args.fits:
         fit, rows = _fits(args, targets, source)
     if args.profile:
-        profiles, interrupted = _profile(args, analysis, targets, source)
+        profiles, stopped_by = _profile(args, analysis, targets, source)
     if args.profile_from:
         from harness.results.layers import profiles_from_run
 
@@ -67,7 +68,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(_json(report)), flush=True)
     else:
         _print(report, args.top)
-    return 130 if interrupted else 0
+    return 128 + stopped_by if stopped_by else 0
 
 
 def _fits(args: argparse.Namespace, targets: dict[str, Target], source: Path) -> tuple[ArenaFit, list[FitRow]]:
@@ -83,9 +84,9 @@ def _fits(args: argparse.Namespace, targets: dict[str, Target], source: Path) ->
 
 
 def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[str, Target],
-             source: Path) -> tuple[list[LayerProfile], bool]:
+             source: Path) -> tuple[list[LayerProfile], signal.Signals | None]:
     """--profile TARGET: a profile run in --results; its profile (or what Ctrl-C left of it), and
-    whether it was interrupted. Raises the board's error after saying where the run is."""
+    the signal that interrupted it, if one did. Raises the board's error after saying where the run is."""
     from harness.plan import ProfilePlan
     from harness.scenarios.profile import run_profile
 
@@ -103,11 +104,12 @@ def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[st
     else:
         err.print(f"results: {run.path}", markup=False)
     outcome = run.outcome
+    stopped_by = (run.signal or signal.SIGINT) if interrupted else None
     if outcome is None:
-        return [], interrupted
+        return [], stopped_by
     if outcome.error is not None and not interrupted:
         raise outcome.error
-    return ([outcome.profile] if outcome.profile is not None else []), interrupted
+    return ([outcome.profile] if outcome.profile is not None else []), stopped_by
 
 
 def _json(r: Report) -> dict[str, Any]:

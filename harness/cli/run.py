@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 from pathlib import Path
 
 from rich.text import Text
@@ -19,7 +21,7 @@ from harness.cli.common import (
     stderr,
     threads_list,
 )
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
 from harness.plan import Plan
 from harness.render.text import visible
@@ -58,13 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with LiveProgress(err, per_target) as progress:
             outcomes = Runner(run_store, selected, BenchmarkScenario(), progress).run(jobs, refused)
-    except KeyboardInterrupt:
-        run_store.finish("interrupted")
-        meta, benchmarks = store.load_run(run_store.path)
-        print_results(args, meta, [summarize(b) for b in benchmarks])
-        err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in "
-                                f"{run_store.path} (harness show {run_store.run_id})"))
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (harness.cli.stop_signals)
+        return _interrupted(args, run_store, Interrupted.of(exc))
     except HarnessError as exc:
         run_store.fail(str(exc))  # run.json says how the run ended, not "running"
         raise
@@ -79,6 +76,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(Text(f"{len(failed)} of {len(outcomes)} benchmarks failed", style="red"))
         return 1
     return 0
+
+
+def _interrupted(args: argparse.Namespace, run_store: store.RunStore, sig: signal.Signals) -> int:
+    """The run stopped by ``sig`` (its agents already stopped by the runner): run.json says so,
+    what was measured is shown; the exit status is 128 + the signal (130 for Ctrl-C)."""
+    run_store.finish("interrupted", signal=sig.name)
+    meta, benchmarks = store.load_run(run_store.path)
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone: run.json is written
+        print_results(args, meta, [summarize(b) for b in benchmarks])
+        stderr().print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in "
+                                     f"{run_store.path} (harness show {run_store.run_id})"))
+    return 128 + sig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

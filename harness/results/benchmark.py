@@ -14,6 +14,8 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   has no ``kind`` and is read as a benchmark run; its files are read unchanged.
   Added later, without a new version: run.json of a ``failed`` run has ``error`` (the message); the
   end line's and ``--json``'s ``error`` has ``hint`` and ``file`` for errors found on the host too.
+- 2 (unchanged version): run.json of an interrupted run names the signal that stopped it:
+  ``"signal"``: "SIGINT" (Ctrl-C), "SIGTERM" or "SIGHUP".
 """
 
 from __future__ import annotations

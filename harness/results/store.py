@@ -7,7 +7,8 @@ version in every file, see harness.results.benchmark for its history)::
 
     results/<run-id>/
         run.json                     kind, what was asked (plan, matrix or model and target,
-                                     targets' facts), status
+                                     targets' facts), status (and the signal that
+                                     interrupted it)
         benchmarks/NNN-<target>-<model>-t<threads>.jsonl          (kind "benchmark")
                                      header line, the board's messages verbatim, end line
         summary.jsonl                one `harness run --json` object per finished benchmark
@@ -141,8 +142,10 @@ class RunStore:
                       "harness_version": __version__, "started_at": _now(), "status": "running", **meta}
         self._save_meta()
 
-    def finish(self, status: str) -> None:
-        self._meta.update(status=status, finished_at=_now())
+    def finish(self, status: str, **details: Any) -> None:
+        """End the run with ``status``; ``details`` (e.g. ``signal`` of an interrupted run) go to
+        run.json beside it."""
+        self._meta.update(status=status, finished_at=_now(), **details)
         self._save_meta()
 
     def fail(self, message: str) -> None:

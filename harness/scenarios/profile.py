@@ -10,13 +10,14 @@ so ``harness show RUN`` recomputes them. How prefixes are built: harness.models.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Target
-from harness.errors import ConfigError, HarnessError, MeasurementError
+from harness.errors import ConfigError, HarnessError, Interrupted, MeasurementError
 from harness.lab.drivers.base import Driver, Emit, Message, Profiler
 from harness.models.analysis import ModelAnalysis, analyze
 from harness.models.files import check_model
@@ -47,6 +48,7 @@ class ProfileRun:
     path: Path
     status: str  # complete | failed | interrupted
     outcome: ProfileOutcome | None
+    signal: signal.Signals | None = None  # what interrupted it (SIGINT for Ctrl-C), or None
 
 
 def refusal(target: Target) -> ConfigError:
@@ -107,8 +109,9 @@ def run_profile(target: Target, model: Path, work_dir: Path, results: Path, plan
                 cancel: threading.Event | None = None) -> ProfileRun:
     """Profile ``model`` on ``target`` into a new run of kind "profile" under ``results``.
 
-    Ctrl-C or ``cancel`` stops the agent on the board; the rounds measured so far stay in the
-    run, whose status is then "interrupted". An error on the board is in ``outcome.error`` (the
+    Ctrl-C (SIGTERM, SIGHUP: harness.errors.Interrupted) or ``cancel`` stops the agent on the
+    board; the rounds measured so far stay in the run, whose status is then "interrupted" (with
+    the signal, in run.json and ``ProfileRun.signal``). An error on the board is in ``outcome.error`` (the
     run's status "failed"); errors of the plan (ConfigError) are raised before a run is created.
     """
     job = plan_profile(target, model, work_dir, plan, analysis)
@@ -119,9 +122,10 @@ def run_profile(target: Target, model: Path, work_dir: Path, results: Path, plan
     runner = Runner(store, [target], ProfileScenario(), observer or Quiet(), host_cpu, cancel)
     try:
         runner.run([job])
-    except KeyboardInterrupt:
-        store.finish("interrupted")
-        return ProfileRun(store.run_id, store.path, "interrupted", next(iter(runner.outcomes), None))
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (harness.cli.stop_signals)
+        sig = Interrupted.of(exc)
+        store.finish("interrupted", signal=sig.name)
+        return ProfileRun(store.run_id, store.path, "interrupted", next(iter(runner.outcomes), None), sig)
     except HarnessError as exc:  # the run itself stopped (a full disk): run.json says so, not "running"
         store.fail(str(exc))
         raise

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Generic, Protocol, TypeVar
 
 from harness.config import Target
@@ -123,9 +123,10 @@ class Runner(Generic[J, R]):
         for job in jobs:
             by_target.setdefault(job.target, []).append(job)
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_target)), thread_name_prefix="target")
-        futures = [pool.submit(self._run_target, self.targets[name], target_jobs)
-                   for name, target_jobs in by_target.items()]
-        try:
+        futures: list[Future[None]] = []
+        try:  # an interruption (Ctrl-C, SIGTERM) even while submitting cancels what was submitted
+            futures += [pool.submit(self._run_target, self.targets[name], target_jobs)
+                        for name, target_jobs in by_target.items()]
             while wait(futures, timeout=0.25).not_done:
                 pass
         except KeyboardInterrupt:

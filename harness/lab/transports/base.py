@@ -47,7 +47,7 @@ class Process(Protocol):
 class Transport(Protocol):
     name: str
     # Seconds between the newlines the transport writes to a running command's stdin, or None.
-    # The agent exits when they stop (--heartbeat-timeout): a host gone behind a dead link
+    # The agent's watchdog ends it when they stop (--heartbeat-timeout): a host gone behind a dead link
     # cannot leave it running, even where the board never notices the link is down.
     heartbeat_s: float | None
 

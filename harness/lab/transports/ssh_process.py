@@ -3,8 +3,8 @@
 Each command runs in its own process group on the board under a tiny POSIX ``sh`` wrapper
 (``wrap``) that says the group's pid first and the command's exit status last, so ``terminate``
 can kill the whole group (TERM, then KILL) through a second channel (``kill_group``). The
-command's stdin stays open: the agent exits when it reaches end of file, its lifeline if the
-connection drops.
+command's stdin stays open: the agent's watchdog process ends its group at end of file, its
+lifeline if the connection drops (device_agents/wire/PROTOCOL.md, "The lifeline").
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ STDERR_TAIL_BYTES = 8192
 # when the login shell did not exec into us we are not a group leader, and we re-run this script
 # under setsid (which then does not fork, so the pid stays). The shell stays as the group leader so
 # that a command killed by a signal is reported as one ("harness-exit 139"), which sshd's
-# exit-signal, not understood by paramiko, would hide.
+# exit-signal, not understood by paramiko, would hide. HARNESS_PROCESS_GROUP tells the agent's
+# watchdog that the group it is in is the command's own, to kill whole when the host is gone.
 _WRAPPER = r"""
 script=$1; shift
 case $1 in
@@ -47,7 +48,7 @@ if [ -n "$pg" ] && [ "$pg" != "$$" ] && command -v setsid >/dev/null 2>&1; then
   exec setsid sh -c "$script" harness-run "$script" "$@"
 fi
 echo "harness-pid $$"
-"$@"
+HARNESS_PROCESS_GROUP=$$ "$@"
 st=$?
 echo "harness-exit $st"
 exit $st
@@ -231,7 +232,7 @@ class SshProcess:
         return "\n".join(text.splitlines()[-20:])
 
     def heartbeat(self) -> None:
-        """A newline on the command's stdin: the agent's lifeline reads and drops it.
+        """A newline on the command's stdin: the agent's watchdog reads and drops it.
 
         An agent that also watches for silence on stdin (not only end of file) can then end itself
         when the host vanishes behind a dead link, even on a board whose sshd never notices.
