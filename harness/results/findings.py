@@ -75,7 +75,7 @@ def check(b: Benchmark) -> list[Finding]:
             f"{max(freqs) / 1000:.0f} MHz, governor {governor})",
             "set the governor to performance: sudo cpupower frequency-set -g performance"))
     if not b.complete:
-        planned = (b.resolved_plan.get("iterations") or 0)
+        planned = sum(p.resolved_plan.get("iterations") or 0 for p in b.processes)
         found.append(Finding(
             "incomplete", f"the run was cut short: {len(with_loop)} of {planned or '?'} samples per "
             "mode were measured", "rerun it; what was measured is kept"))
