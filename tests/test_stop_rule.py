@@ -140,3 +140,15 @@ def test_until_stable_is_complete_only_with_its_stop_line() -> None:
     assert not from_lines(header, lines).complete  # interrupted before the rule decided
     b = from_lines(header, [*lines, {"type": "stop", "by": "stable", "processes": 3}])
     assert b.complete and b.stopped_by == "stable"
+
+
+def test_running_out_of_time_is_a_finding_that_names_the_width_reached() -> None:
+    lines: list[dict[str, Any]] = []
+    for i, x in enumerate((1000, 1100, 900)):
+        lines += [{"type": "process", "index": i}, *_messages(x)]
+    header = {**HEADER, "plan": STABLE.as_dict()}
+    timed_out = summarize(from_lines(header, [*lines, {"type": "stop", "by": "max_duration", "processes": 3}]))
+    (finding,) = [f for f in timed_out.findings if f.code == "not_stable"]
+    assert "±24.8 %" in finding.message and "±1 %" in finding.message and "--max-duration" in finding.hint
+    stable = summarize(from_lines(header, [*lines, {"type": "stop", "by": "stable", "processes": 3}]))
+    assert "not_stable" not in {f.code for f in stable.findings}

@@ -134,29 +134,36 @@ def run_processes(driver: Driver, job: Job, emit: Emit, cancel: threading.Event,
     host's clock from the first process's start: it includes staging, start-up and model loads.
     """
     plan = job.plan
-    lines: list[Message] = []
-
-    def keep(msg: Message) -> None:
-        lines.append(msg)
-        emit(msg)
-
-    started = clock()
+    medians: list[float] = []  # each finished process's median Invoke, computed once
     longest = 0.0  # the longest process so far: what the next one is expected to take
+    started = clock()
     done = 0
     while not cancel.is_set():
         if done:
-            medians = [stats.median(g) for g in from_lines(header(job), lines).by_process("with", "invoke")]
             reason = stop_reason(plan, medians, done, clock() - started, longest)
             if reason is not None:
                 if plan.until_stable_pct is not None:
                     emit({"type": "stop", "by": reason, "processes": done,
                           "wall_ns": round((clock() - started) * 1e9), "host_measured": True})
                 return
-        keep({"type": "process", "index": done, "host_measured": True})
         t0 = clock()
-        driver.benchmark(job, keep, cancel)
+        lines = _one_process(driver, job, emit, cancel, done)
         longest = max(longest, clock() - t0)
+        medians += [stats.median(g) for g in from_lines(header(job), lines).by_process("with", "invoke")]
         done += 1
+
+
+def _one_process(driver: Driver, job: Job, emit: Emit, cancel: threading.Event, index: int) -> list[Message]:
+    """Process ``index`` of the job: its ``process`` line, then the driver's messages; all returned."""
+    lines: list[Message] = [{"type": "process", "index": index, "host_measured": True}]
+    emit(lines[0])
+
+    def keep(msg: Message) -> None:
+        lines.append(msg)
+        emit(msg)
+
+    driver.benchmark(job, keep, cancel)
+    return lines
 
 
 def stop_reason(plan: Plan, medians: Sequence[float], done: int, elapsed_s: float,
