@@ -124,8 +124,8 @@ def test_until_stable_with_an_impossible_target_stops_at_max_duration_and_keeps_
     assert (o["invoke_median_ci"] is None) == (o["processes"] == 1)
     (stop,) = [m for m in lines_of(results) if m["type"] == "stop"]
     # no process is started that would end after the bound, judged by the longest one so far; a
-    # process takes about a second here, so one more than foreseen is the most it can overrun
-    assert stop["wall_ns"] < 5e9 and time.monotonic() - t0 < 30
+    # process takes one to two seconds here, so one slower than foreseen is the most it can overrun
+    assert stop["wall_ns"] < 8e9 and time.monotonic() - t0 < 40
 
 
 @pytest.mark.parametrize("extra", [["--duration", "1.0"], ["--iterations", "100"], ["--processes", "2"],

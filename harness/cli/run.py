@@ -23,18 +23,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
     from harness.scenarios.runner import Runner
 
-    processes = process_options(args)  # usage errors before anything starts
+    sizing = process_options(args)  # usage errors before anything starts
     targets, source = config.load_targets(args.targets)
     selected = config.select(targets, args.target or [], source)
     models = [Path(m) for m in args.model] if args.model else example_models()
     if not models:
         raise ConfigError("no models to benchmark", hint="pass --model PATH")
-    plan = Plan(warmup=args.warmup, warmup_time_s=args.warmup_time, iterations=args.iterations,
-                duration_s=args.duration, min_iterations=args.min_iterations, blocks=args.blocks,
-                seed=args.seed, xnnpack=args.xnnpack == "on",
+    plan = Plan(warmup=args.warmup, warmup_time_s=args.warmup_time, min_iterations=args.min_iterations,
+                blocks=args.blocks, seed=args.seed, xnnpack=args.xnnpack == "on",
                 inputs=args.inputs.resolve() if args.inputs else None,
                 pipeline=args.pipeline.resolve() if args.pipeline else None,
-                **processes)
+                **sizing)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
     run_store = store.RunStore(args.results, kind="benchmark")
     run_store.start({"targets_file": str(source), "plan": plan.as_dict(),
@@ -69,9 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def process_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--processes, --until-stable and --max-duration checked (a usage error exits 2, as argparse
-    does) and turned into Plan fields; fills in --iterations and --duration, whose defaults are
-    None so that giving them with --until-stable is seen even at their default values."""
+    """The Plan fields that size a benchmark: --iterations, --duration, --processes, --until-stable
+    and --max-duration, checked (a usage error exits 2, as argparse does). --iterations and
+    --duration default to None, so that giving them with --until-stable is seen even at their
+    default values."""
     d = Plan()
     stable = args.until_stable is not None
     clash = [name for name, value in (("--iterations", args.iterations), ("--duration", args.duration))
@@ -82,15 +82,15 @@ def process_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_duration is not None and not stable:
         args.run_parser.error("--max-duration bounds --until-stable; give it with --until-stable PCT")
     processes = args.processes if args.processes is not None else (MIN_STABLE_PROCESSES if stable else 1)
-    if stable and processes < MIN_STABLE_PROCESSES:
+    if not stable:
+        return {"processes": processes,
+                "iterations": d.iterations if args.iterations is None else args.iterations,
+                "duration_s": d.duration_s if args.duration is None else args.duration}
+    if processes < MIN_STABLE_PROCESSES:
         args.run_parser.error(f"--processes {processes}: --until-stable needs at least {MIN_STABLE_PROCESSES} "
                               "processes (a 95 % interval from fewer medians is too wide to stop on)")
-    if not stable:
-        args.iterations = d.iterations if args.iterations is None else args.iterations
-        args.duration = d.duration_s if args.duration is None else args.duration
-        return {"processes": processes}
-    args.iterations, args.duration = 0, STABLE_DURATION_S
-    return {"processes": processes, "until_stable_pct": args.until_stable,
+    return {"processes": processes, "until_stable_pct": args.until_stable, "iterations": 0,
+            "duration_s": STABLE_DURATION_S,
             "max_duration_s": d.max_duration_s if args.max_duration is None else args.max_duration}
 
 
