@@ -6,6 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Per mode and per process with --until-stable: about 0.4 s of samples per process. What changes
+# between processes (a few % here) dwarfs what more samples of one process would settle (a
+# median of thousands of samples moves well under 1 %), so the time goes into more processes:
+# with start-up and warm-up a process costs about a second, and tens of them fit in the default
+# --max-duration of 60 s.
+STABLE_DURATION_S = 0.2
+MIN_STABLE_PROCESSES = 3  # fewer medians give a t-interval too wide to stop on (t975(1) = 12.7)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -17,6 +25,13 @@ class Plan:
     - duration 1.0 s per mode, at least 100 iterations: enough samples for a stable p99 on
       millisecond models while a 3-model default run stays under a minute.
     - 10 blocks: with and without Invoke alternate (ABBA) so drift and heat hit both modes alike.
+    - 1 process: every process (a fresh agent process; on a microcontroller the model loaded into
+      a fresh interpreter) runs the whole plan: warm-up, then the blocks. With ``processes`` > 1
+      the interval of the median Invoke comes from the per-process medians.
+    - ``until_stable_pct`` None: with a value, processes are added (at least ``processes``, which
+      is then at least MIN_STABLE_PROCESSES) until the 95 % interval of the median Invoke is
+      within ± that many % of it, or until ``max_duration_s`` of wall time (host clock) would be
+      passed by the next process (the first process always runs).
     """
 
     warmup: int = 10
@@ -31,6 +46,17 @@ class Plan:
     xnnpack: bool = True
     inputs: Path | None = None
     pipeline: Path | None = None
+    processes: int = 1
+    until_stable_pct: float | None = None
+    max_duration_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError(f"a plan runs at least 1 process, not {self.processes}")
+        if self.until_stable_pct is not None and (self.until_stable_pct <= 0 or self.iterations
+                                                  or self.processes < MIN_STABLE_PROCESSES):
+            raise ValueError("until_stable_pct needs a positive value, iterations 0 and "
+                             f"at least {MIN_STABLE_PROCESSES} processes")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +72,9 @@ class Plan:
             "xnnpack": self.xnnpack,
             "inputs": str(self.inputs) if self.inputs else None,
             "pipeline": str(self.pipeline) if self.pipeline else None,
+            "processes": self.processes,
+            "until_stable_pct": self.until_stable_pct,
+            "max_duration_s": self.max_duration_s,
         }
 
 

@@ -92,23 +92,44 @@ def mad(values: Sequence[float]) -> float:
     return float(np.median(np.abs(a - np.median(a))))
 
 
-# Student's t, 97.5th percentile, for 1..10 degrees of freedom (to 4 decimals); above 10 the
-# Cornish-Fisher expansion below is within 4e-6 of it (and within 2e-8 from 30 on).
-_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281)
-_Z975 = 1.959963984540054
+# Student's t, 97.5th percentile (two-sided 95 %), for 1..30 degrees of freedom (scipy.stats.t.ppf,
+# 6 decimals); above 30 the Cornish-Fisher expansion in _t975 is within 1e-7 of it.
+_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157,
+         2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922,
+         2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831,
+         2.048407, 2.045230, 2.042272)
+_Z975 = 1.959963984540054  # the normal distribution's 97.5th percentile
 
 
 def t975(df: int) -> float:
-    """The 97.5th percentile of Student's t with ``df`` >= 1 degrees of freedom (two-sided 95 %)."""
+    """Student's t 97.5th percentile for ``df`` >= 1 degrees of freedom (the factor of a 95 %
+    two-sided interval): a table to 30, then Abramowitz & Stegun 26.7.5 (four terms)."""
     if df < 1:
-        raise ValueError("Student's t needs at least 1 degree of freedom")
+        raise ValueError(f"a t quantile needs at least 1 degree of freedom, not {df}")
     if df <= len(_T975):
         return _T975[df - 1]
     z = _Z975
-    terms = ((z**3 + z) / 4, (5 * z**5 + 16 * z**3 + 3 * z) / 96,
-             (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
-             (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160)
-    return z + sum(g / df ** (k + 1) for k, g in enumerate(terms))
+    g = ((z**3 + z) / 4, (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+         (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+         (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160)
+    return z + sum(gi / df ** (i + 1) for i, gi in enumerate(g))
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95 % Student-t confidence interval of the mean of ``values``: mean ± t975(n-1)·s/√n.
+
+    harness gives it the per-process medians of a benchmark (one value per agent process, or per
+    fresh interpreter on a microcontroller), never pooled samples: what changes between processes
+    (memory layout, where the runtime placed the model, the core it ran on) moves every sample of
+    a process together, so pooled samples are not independent and their interval would be far too
+    narrow. None for fewer than 2 values: one process says nothing about the next.
+    """
+    if len(values) < 2:
+        return None
+    a = _array(values)
+    centre = float(np.mean(a))
+    half = t975(int(a.size) - 1) * float(np.std(a, ddof=1)) / math.sqrt(a.size)
+    return centre - half, centre + half
 
 
 def block_share_halfwidth(with_medians: Sequence[float], without_medians: Sequence[float]) -> float | None:

@@ -84,6 +84,12 @@ def test_t975_matches_scipy() -> None:
 
     for df in [*range(1, 60), 100, 1000, 10**6]:
         assert stats.t975(df) == pytest.approx(t.ppf(0.975, df), rel=2e-5), df
+
+
+def test_t975_falls_towards_the_normal_quantile_and_refuses_no_freedom() -> None:
+    values = [stats.t975(df) for df in range(1, 200)]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+    assert values[-1] > 1.959963984540054
     with pytest.raises(ValueError):
         stats.t975(0)
 
@@ -150,3 +156,47 @@ def test_share_interval_covers_the_true_share_95_percent_of_the_time() -> None:
         assert half is not None
         hits += abs(float(np.mean((w - o) / w)) - true_share) <= half
     assert 0.93 <= hits / runs <= 0.97  # binomial sd at 4000 runs: 0.0034
+
+
+def test_mean_interval_exact_fixture() -> None:
+    # medians 90, 100, 110: mean 100, s = 10, half-width t975(2) * 10 / sqrt(3)
+    lo, hi = stats.mean_interval([110, 90, 100])  # type: ignore[misc]
+    half = 4.302653 * 10 / math.sqrt(3)
+    assert (lo, hi) == (pytest.approx(100 - half), pytest.approx(100 + half))
+    assert stats.mean_interval([5, 5, 5]) == (5.0, 5.0)
+
+
+def test_mean_interval_needs_two_values() -> None:
+    assert stats.mean_interval([]) is None
+    assert stats.mean_interval([42.0]) is None
+
+
+medians = st.lists(st.integers(min_value=1, max_value=10**9), min_size=2, max_size=60)
+
+
+@given(medians, st.randoms())
+def test_mean_interval_brackets_the_mean_and_ignores_order(values: list[int], rnd) -> None:
+    ci = stats.mean_interval(values)
+    assert ci is not None
+    lo, hi = ci
+    assert lo <= stats.mean(values) <= hi or hi - lo < 1e-6
+    assert (hi + lo) / 2 == pytest.approx(stats.mean(values), rel=1e-9)
+    shuffled = list(values)
+    rnd.shuffle(shuffled)
+    assert stats.mean_interval(shuffled) == pytest.approx(ci, rel=1e-9)
+
+
+@given(medians, st.integers(min_value=1, max_value=1000), st.integers(min_value=-10**6, max_value=10**6))
+def test_mean_interval_moves_with_shift_and_scales_with_scale(values: list[int], k: int, c: int) -> None:
+    lo, hi = stats.mean_interval(values)  # type: ignore[misc]
+    slo, shi = stats.mean_interval([k * v + c for v in values])  # type: ignore[misc]
+    assert shi - slo == pytest.approx(k * (hi - lo), rel=1e-6, abs=1e-3)
+    assert (slo + shi) / 2 == pytest.approx(k * (lo + hi) / 2 + c, rel=1e-9)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=10**6), min_size=2, max_size=30))
+def test_mean_interval_narrows_as_the_same_spread_repeats(values: list[int]) -> None:
+    # the same medians seen twice as often: s barely changes, sqrt(n) and t975 make it narrower
+    lo, hi = stats.mean_interval(values)  # type: ignore[misc]
+    lo2, hi2 = stats.mean_interval(values * 2)  # type: ignore[misc]
+    assert hi2 - lo2 <= hi - lo + 1e-6

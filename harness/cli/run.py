@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 
@@ -23,7 +25,7 @@ from harness.cli.common import (
 )
 from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
-from harness.plan import Plan
+from harness.plan import MIN_STABLE_PROCESSES, STABLE_DURATION_S, Plan
 from harness.render.text import visible
 from harness.results import store
 from harness.results.summary import summarize
@@ -34,16 +36,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
     from harness.scenarios.runner import Runner
 
+    sizing = process_options(args)  # usage errors before anything starts
     targets, source = config.load_targets(args.targets)
     selected = config.select(targets, args.target or [], source)
     models = [Path(m) for m in args.model] if args.model else example_models()
     if not models:
         raise ConfigError("no models to benchmark", hint="pass --model PATH")
-    plan = Plan(warmup=args.warmup, warmup_time_s=args.warmup_time, iterations=args.iterations,
-                duration_s=args.duration, min_iterations=args.min_iterations, blocks=args.blocks,
-                seed=args.seed, xnnpack=args.xnnpack == "on",
+    plan = Plan(warmup=args.warmup, warmup_time_s=args.warmup_time, min_iterations=args.min_iterations,
+                blocks=args.blocks, seed=args.seed, xnnpack=args.xnnpack == "on",
                 inputs=args.inputs.resolve() if args.inputs else None,
-                pipeline=args.pipeline.resolve() if args.pipeline else None)
+                pipeline=args.pipeline.resolve() if args.pipeline else None,
+                **sizing)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
     run_store = store.RunStore(args.results, kind="benchmark")
     run_store.start({"targets_file": str(source), "plan": plan.as_dict(),
@@ -90,6 +93,70 @@ def _interrupted(args: argparse.Namespace, run_store: store.RunStore, sig: signa
     return 128 + sig
 
 
+def process_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Plan fields that size a benchmark: --iterations, --duration, --processes, --until-stable
+    and --max-duration, checked (a usage error exits 2, as argparse does). --iterations and
+    --duration default to None, so that giving them with --until-stable is seen even at their
+    default values."""
+    d = Plan()
+    stable = args.until_stable is not None
+    clash = [name for name, value in (("--iterations", args.iterations), ("--duration", args.duration))
+             if value is not None]
+    if stable and clash:
+        args.run_parser.error(f"--until-stable cannot be given with {' or '.join(clash)}: it sizes each "
+                              "process itself and adds processes until the interval is narrow enough")
+    if args.max_duration is not None and not stable:
+        args.run_parser.error("--max-duration bounds --until-stable; give it with --until-stable PCT")
+    processes = args.processes if args.processes is not None else (MIN_STABLE_PROCESSES if stable else 1)
+    if not stable:
+        return {"processes": processes,
+                "iterations": d.iterations if args.iterations is None else args.iterations,
+                "duration_s": d.duration_s if args.duration is None else args.duration}
+    if processes < MIN_STABLE_PROCESSES:
+        args.run_parser.error(f"--processes {processes}: --until-stable needs at least {MIN_STABLE_PROCESSES} "
+                              "processes (a 95 % interval from fewer medians is too wide to stop on)")
+    return {"processes": processes, "until_stable_pct": args.until_stable, "iterations": 0,
+            "duration_s": STABLE_DURATION_S,
+            "max_duration_s": d.max_duration_s if args.max_duration is None else args.max_duration}
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
+    return value
+
+
+def _add_process_options(p: argparse.ArgumentParser) -> None:
+    d = Plan()
+    p.add_argument("--processes", type=_count, metavar="N",
+                   help="run each benchmark in N processes one after the other (fresh agents; on a "
+                        "microcontroller the model loaded again); the interval of the median Invoke "
+                        "comes from their medians (default 1; with --until-stable at least and by "
+                        f"default {MIN_STABLE_PROCESSES})")
+    p.add_argument("--until-stable", type=_positive, metavar="PCT",
+                   help="add processes until the 95 %% interval of the median Invoke is within ±PCT %% "
+                        f"of it (each process runs {STABLE_DURATION_S:g} s per mode); replaces "
+                        "--duration and --iterations")
+    p.add_argument("--max-duration", type=_positive, metavar="S",
+                   help=f"with --until-stable: wall seconds per benchmark at most (default {d.max_duration_s:g})")
+    # None: seen as "not given", which --until-stable needs to know (process_options fills them in)
+    p.set_defaults(iterations=None, duration=None, run_parser=p)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = Plan()
     p = sub.add_parser("run", help="benchmark models on targets",
@@ -119,5 +186,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
     add_wide(p)
+    _add_process_options(p)
     p.set_defaults(func=cmd_run)
 

@@ -30,6 +30,7 @@ class LiveProgress:
         self._jobs = jobs_per_target
         self._done: dict[str, int] = {}
         self._reported: set[int] = set()  # an error shared by several jobs (a bad file) is said once
+        self._process: dict[str, str] = {}  # " · process N" once a job runs in several processes
         self._lock = threading.Lock()
 
     def __enter__(self) -> LiveProgress:
@@ -57,12 +58,17 @@ class LiveProgress:
         kind = msg.get("type")
         with self._lock:
             task = self._task(job.target)
+            if kind == "process":
+                index = int(msg["index"])
+                self._process[job.target] = f" · process {index + 1}" if index or job.plan.processes > 1 else ""
+            suffix = self._process.get(job.target, "")
             if kind == "hello":
-                self._progress.update(task, phase="loading model")
+                self._progress.update(task, phase="loading model" + suffix)
             elif kind == "plan":
-                self._progress.update(task, phase="warming up", total=2 * int(msg["iterations"]))
+                self._progress.update(task, phase="warming up" + suffix, completed=0,
+                                      total=2 * int(msg["iterations"]))
             elif kind == "progress":
-                self._progress.update(task, phase="measuring", completed=int(msg["done"]),
+                self._progress.update(task, phase="measuring" + suffix, completed=int(msg["done"]),
                                       total=int(msg["total"]))
 
     def job_finished(self, outcome: Outcome) -> None:

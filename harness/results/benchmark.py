@@ -16,6 +16,13 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   end line's and ``--json``'s ``error`` has ``hint`` and ``file`` for errors found on the host too.
 - 2 (unchanged version): run.json of an interrupted run names the signal that stopped it:
   ``"signal"``: "SIGINT" (Ctrl-C), "SIGTERM" or "SIGHUP".
+- 3: a benchmark runs in one or more processes (``harness run --processes N``, ``--until-stable``):
+  each process's messages (its own hello, push, model, plan, first_invoke, warmup, samples,
+  summary) follow a host line ``{"type": "process", "index": i}``, and with ``--until-stable`` a
+  host line ``{"type": "stop", "by": "stable" | "max_duration", "processes", "wall_ns"}`` ends the
+  benchmark. The plan (header and run.json) gains ``processes``, ``until_stable_pct`` and
+  ``max_duration_s``. A file without ``process`` lines (version 1 and 2) is one process, index 0.
+  Profile files are unchanged.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # what this harness reads back (store.read_record)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,32 @@ class Block:
     stages: dict[str, tuple[int, ...]]
     temp_c: float | None
     freq_khz: int | None
+    process: int = 0  # the index of the process that ran it (block indices restart in each)
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What one process of a benchmark said about itself: a fresh agent process on a Linux board,
+    a fresh interpreter (the model loaded again) on a microcontroller. Its blocks are the
+    benchmark's blocks with this ``process`` index."""
+
+    index: int
+    hello: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    resolved_plan: dict[str, Any] = field(default_factory=dict)
+    first_invoke_ns: int | None = None
+    warmup_ns: tuple[int, ...] = ()
+    summary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Benchmark:
-    """Everything one benchmark measured, raw. Validated on construction."""
+    """Everything one benchmark measured, raw. Validated on construction.
+
+    ``hello``, ``model_info``, ``resolved_plan``, ``first_invoke_ns`` and ``warmup_ns`` are those
+    of the first process, ``summary`` that of the last (None while it runs or when it was cut
+    short); each process's own are in ``processes``, and ``blocks`` holds the blocks of all.
+    """
 
     target: str
     model: str
@@ -63,8 +91,15 @@ class Benchmark:
     push_ns: int = 0
     error: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
+    processes: tuple[ProcessRecord, ...] = ()
+    stopped_by: str | None = None  # "stable" | "max_duration" with --until-stable, from its stop line
 
     def __post_init__(self) -> None:
+        if not self.processes and (self.hello or self.summary is not None or self.blocks):
+            # built by hand from one process's fields (tests, older callers): that one process
+            one = ProcessRecord(0, self.hello, self.model_info, self.resolved_plan, self.first_invoke_ns,
+                                self.warmup_ns, self.summary)
+            object.__setattr__(self, "processes", (one,))
         for b in self.blocks:
             if b.mode not in ("with", "without"):
                 raise MeasurementError(f"{self.target}: block {b.index} has unknown mode {b.mode!r}")
@@ -76,11 +111,17 @@ class Benchmark:
 
     @property
     def complete(self) -> bool:
-        """True when the board sent its summary and no error, and samples of both modes came:
-        every planned sample is here. A benchmark without samples is never complete."""
-        return (self.summary is not None and self.error is None
-                and any(b.loop_ns for b in self.blocks if b.mode == "with")
-                and any(b.loop_ns for b in self.blocks if b.mode == "without"))
+        """True when no error came, every process sent its summary, all the processes planned ran
+        (``plan["processes"]`` of them, or with --until-stable until its stop line), and samples of
+        both modes came. A benchmark without samples is never complete."""
+        if self.error is not None or not self.processes or any(p.summary is None for p in self.processes):
+            return False
+        if not (any(b.loop_ns for b in self.blocks if b.mode == "with")
+                and any(b.loop_ns for b in self.blocks if b.mode == "without")):
+            return False
+        if self.plan.get("until_stable_pct") is not None:
+            return self.stopped_by is not None
+        return len(self.processes) >= int(self.plan.get("processes") or 1)
 
     def loop(self, mode: str) -> list[int]:
         """All loop samples of one mode, in the order they were measured."""
@@ -88,6 +129,16 @@ class Benchmark:
 
     def stage(self, name: str, mode: str = "with") -> list[int]:
         return [x for b in self.blocks if b.mode == mode for x in b.stages.get(name, ())]
+
+    def by_process(self, mode: str, stage: str | None = None) -> list[list[int]]:
+        """Per process (in index order, processes without any left out): its loop samples of
+        ``mode``, or of ``stage`` in that mode."""
+        groups: dict[int, list[int]] = {}
+        for b in self.blocks:
+            if b.mode == mode:
+                values = b.loop_ns if stage is None else b.stages.get(stage, ())
+                groups.setdefault(b.process, []).extend(values)
+        return [groups[i] for i in sorted(groups) if groups[i]]
 
     @property
     def runtime(self) -> str | None:
@@ -104,53 +155,81 @@ class Benchmark:
         return bool(self.hello.get("emulated", False))
 
 
+# Messages each process sends once, and the ProcessRecord field that keeps each.
+PER_PROCESS = {"hello": "hello", "model": "model_info", "plan": "resolved_plan", "summary": "summary"}
+
+
 def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark:
-    """Rebuild a Benchmark from a header and the messages that followed it, in order."""
+    """Rebuild a Benchmark from a header and the messages that followed it, in order.
+
+    A ``process`` line starts the next process; messages before any (files of schema 1 and 2,
+    where a benchmark was one process) belong to process 0.
+    """
     fields: dict[str, Any] = {}
+    procs: list[dict[str, Any]] = []
     blocks: list[Block] = []
     extra: list[dict[str, Any]] = []
     pushed = push_ns = 0
+
+    def current() -> dict[str, Any]:
+        if not procs:
+            procs.append({"index": 0})
+        return procs[-1]
+
     for msg in lines:
         kind = msg.get("type")
-        if kind == "hello":
-            fields["hello"] = msg
-        elif kind == "model":
-            fields["model_info"] = msg
-        elif kind == "plan":
-            fields["resolved_plan"] = msg
+        if kind == "process":
+            procs.append({"index": int(msg["index"])})
+        elif kind in PER_PROCESS:
+            current()[PER_PROCESS[kind]] = msg
         elif kind == "first_invoke":
-            fields["first_invoke_ns"] = int(msg["ns"])
+            current()["first_invoke_ns"] = int(msg["ns"])
         elif kind == "warmup":
-            fields["warmup_ns"] = tuple(int(x) for x in msg["loop_ns"])
+            current()["warmup_ns"] = tuple(int(x) for x in msg["loop_ns"])
         elif kind == "samples":
-            env = msg.get("env") or {}
-            blocks.append(Block(
-                mode=msg["mode"], index=int(msg["block"]), loop_ns=tuple(int(x) for x in msg["loop_ns"]),
-                stages={k: tuple(int(x) for x in v) for k, v in (msg.get("stages") or {}).items()},
-                temp_c=env.get("temp_c"), freq_khz=env.get("freq_khz"),
-            ))
-        elif kind == "summary":
-            fields["summary"] = msg
+            blocks.append(_block(msg, int(current()["index"])))
+        elif kind == "stop":
+            fields["stopped_by"] = msg.get("by")
         elif kind == "push":
             pushed += int(msg.get("bytes", 0))
             push_ns += int(msg.get("ns", 0))
         elif kind in ("error", "end"):
-            # the board's error and the host's account of it (which adds the hint) are merged
-            error = msg if kind == "error" else msg.get("error")
-            if error:
-                merged = dict(fields.get("error") or {})
-                merged.update({k: v for k, v in error.items() if v is not None and k not in ("v", "type")})
-                fields["error"] = merged
-            if kind == "end":
-                fields["end"] = msg
+            _merge_error(fields, msg)
         elif kind != "progress":
             extra.append(msg)
+    processes = tuple(ProcessRecord(**p) for p in procs)
+    if processes:
+        first = processes[0]
+        fields.update(hello=first.hello, model_info=first.model_info, resolved_plan=first.resolved_plan,
+                      first_invoke_ns=first.first_invoke_ns, warmup_ns=first.warmup_ns,
+                      summary=processes[-1].summary)
     try:
         return Benchmark(
             target=header["target"], model=header["model"], model_sha256=header["model_sha256"],
             threads=int(header["threads"]), plan=header.get("plan", {}), blocks=tuple(blocks),
-            model_facts=header.get("model_facts") or {},
+            model_facts=header.get("model_facts") or {}, processes=processes,
             extra=tuple(extra), pushed_bytes=pushed, push_ns=push_ns, **fields,
         )
     except KeyError as exc:
         raise MeasurementError(f"benchmark header lacks {exc}") from exc
+
+
+def _block(msg: dict[str, Any], process: int) -> Block:
+    env = msg.get("env") or {}
+    return Block(
+        mode=msg["mode"], index=int(msg["block"]), loop_ns=tuple(int(x) for x in msg["loop_ns"]),
+        stages={k: tuple(int(x) for x in v) for k, v in (msg.get("stages") or {}).items()},
+        temp_c=env.get("temp_c"), freq_khz=env.get("freq_khz"), process=process,
+    )
+
+
+def _merge_error(fields: dict[str, Any], msg: dict[str, Any]) -> None:
+    """The board's error and the host's account of it (which adds the hint), merged; an end line
+    is kept as ``end``."""
+    error = msg if msg.get("type") == "error" else msg.get("error")
+    if error:
+        merged = dict(fields.get("error") or {})
+        merged.update({k: v for k, v in error.items() if v is not None and k not in ("v", "type")})
+        fields["error"] = merged
+    if msg.get("type") == "end":
+        fields["end"] = msg

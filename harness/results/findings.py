@@ -6,7 +6,8 @@ warning (hyperfine-style) that names the option or setting that fixes it. Thresh
   which tells rare outliers -- p90 within 1.5x the median, max beyond 3x -- from a broad spread);
 - a first timed iteration over 2x the median: warm-up did not reach the steady state;
 - temperature moving 5 degrees C or more: enough on small boards to trigger throttling;
-- any change of CPU frequency: the samples came from different clocks.
+- any change of CPU frequency: the samples came from different clocks;
+- --until-stable stopped by --max-duration: the interval asked for was not reached.
 """
 
 from __future__ import annotations
@@ -87,12 +88,25 @@ def check(b: Benchmark) -> list[Finding]:
             "set the governor to performance: sudo cpupower frequency-set -g performance",
             "CPU frequency changed", f"{min(freqs) / 1000:.0f}–{max(freqs) / 1000:.0f} MHz, {governor}"))
     if not b.complete:
-        planned = (b.resolved_plan.get("iterations") or 0)
+        planned = sum(p.resolved_plan.get("iterations") or 0 for p in b.processes)
         found.append(Finding(
             "incomplete", f"the run was cut short: {len(with_loop)} of {planned or '?'} samples per "
             "mode were measured", "rerun it; what was measured is kept",
             "cut short", f"{len(with_loop)} of {planned or '?'} samples"))
+    if b.stopped_by == "max_duration":
+        found.append(_not_stable(b))
     return found
+
+
+def _not_stable(b: Benchmark) -> Finding:
+    """--until-stable ran out of time: how wide the interval still is."""
+    ci = stats.mean_interval([stats.median(g) for g in b.by_process("with", "invoke")])
+    width = f"±{100 * (ci[1] - ci[0]) / (ci[0] + ci[1]):.1f} %" if ci and ci[0] + ci[1] else "unknown"
+    return Finding(
+        "not_stable", f"the interval of the median Invoke is {width} after {len(b.processes)} processes, "
+        f"not the ±{b.plan.get('until_stable_pct'):g} % of --until-stable: --max-duration "
+        f"{b.plan.get('max_duration_s'):g} s was reached",
+        "raise --max-duration, accept a wider --until-stable, or quiet the board")
 
 
 def _instability(with_loop: list[int], without_loop: list[int], invoke: list[int]) -> Finding | None:

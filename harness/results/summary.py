@@ -7,12 +7,21 @@ p90_ns, p99_ns, stdev_ns (plus min_ns, max_ns). Everything else is added, never 
 
 The inference share carries its 95 % interval from the ABBA blocks (stats.block_share_halfwidth)
 and the Amdahl bound: loop with Invoke / loop without it, the most any model could gain.
+
+A benchmark of several processes (``--processes``, ``--until-stable``): each median (of the loops,
+of Invoke, of each stage) is the mean of the per-process medians, so every process weighs the
+same, as in pyperf. A pooled median would not do: processes settle at different speeds (a few %
+apart, often in two or three clusters), and the median of their pooled samples falls in the gap
+between clusters, moving with their proportion. ``invoke_median_ci`` is the 95 % Student-t
+interval of that mean over the per-process medians (harness.stats.mean_interval); it is null with
+one process, whose own samples cannot tell how the next process would differ. The other figures
+(mean, p90, p99, stdev, min, max, n) are over the pooled samples.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness import stats
@@ -41,6 +50,7 @@ class BenchmarkSummary:
     findings: tuple[Finding, ...]
     inference_share_ci: tuple[float, float] | None = None  # 95 %, from the blocks; None under 2 blocks
     max_speedup_from_model: float | None = None  # with / without; None under MIN_BOUND_TICKS
+    invoke_median_ci: tuple[float, float] | None = None  # ns; from per-process medians, 2+ processes
 
     @property
     def verdict(self) -> str:
@@ -65,6 +75,7 @@ class BenchmarkSummary:
         b = self.benchmark
         board = b.hello.get("board") or {}
         clock = b.hello.get("clock") or {}
+        rss = [r for p in b.processes if (r := (p.summary or {}).get("max_rss_kb")) is not None]
         out: dict[str, Any] = {
             "kind": "benchmark", "schema_version": SCHEMA_VERSION, "run_id": run_id,
             "target": b.target, "model": b.model, "model_sha256": b.model_sha256, "threads": b.threads,
@@ -82,8 +93,11 @@ class BenchmarkSummary:
             "throughput_ips": self.throughput_ips,
             "model_flops": b.model_facts.get("flops"), "scheme": b.model_facts.get("scheme"),
             "gflops": self.gflops,
-            "warmup_n": len(b.warmup_ns), "blocks": len({blk.index for blk in b.blocks}),
-            "max_rss_kb": (b.summary or {}).get("max_rss_kb"),
+            "warmup_n": sum(len(p.warmup_ns) for p in b.processes),
+            "blocks": len({(blk.process, blk.index) for blk in b.blocks}),
+            "max_rss_kb": max(rss) if rss else None,  # the largest process's
+            "processes": len(b.processes), "stopped_by": b.stopped_by,
+            "invoke_median_ci": [round(x) for x in self.invoke_median_ci] if self.invoke_median_ci else None,
             "verdict": self.verdict,
             "findings": [f.to_json() for f in self.findings],
             "complete": b.complete, "error": b.error and {k: b.error.get(k) for k in ("code", "message", "file", "hint")},
@@ -141,13 +155,14 @@ def verdict(share: float | None, ci: tuple[float, float] | None = None,
 
 def _blocks(b: Benchmark) -> tuple[list[float], list[float]]:
     """Median loop time of each block's with-Invoke half and of its without-Invoke half, for the
-    blocks that have both (a run cut short may end after one half)."""
-    halves: dict[tuple[int, str], list[int]] = {}
+    blocks that have both (a run cut short may end after one half). A block is (process, index):
+    block indices restart in each process."""
+    halves: dict[tuple[int, int, str], list[int]] = {}
     for blk in b.blocks:
-        halves.setdefault((blk.index, blk.mode), []).extend(blk.loop_ns)
-    indices = sorted(i for i, mode in halves if mode == "with" and halves.get((i, "without")))
-    pairs = [(stats.median(halves[i, "with"]), stats.median(halves[i, "without"]))
-             for i in indices if halves[i, "with"]]
+        halves.setdefault((blk.process, blk.index, blk.mode), []).extend(blk.loop_ns)
+    keys = sorted((p, i) for p, i, mode in halves if mode == "with" and halves.get((p, i, "without")))
+    pairs = [(stats.median(halves[p, i, "with"]), stats.median(halves[p, i, "without"]))
+             for p, i in keys if halves[p, i, "with"]]
     return [w for w, _ in pairs if w > 0], [o for w, o in pairs if w > 0]
 
 
@@ -169,17 +184,34 @@ def max_speedup(b: Benchmark, with_median: float, without_median: float) -> floa
 
 
 def summarize(b: Benchmark) -> BenchmarkSummary:
-    def maybe(values: list[int]) -> stats.Summary | None:
-        return stats.describe(values) if values else None
+    def maybe(mode: str, stage: str | None = None) -> stats.Summary | None:
+        values = b.loop(mode) if stage is None else b.stage(stage, mode)
+        if not values:
+            return None
+        return replace(stats.describe(values), median=process_median(b.by_process(mode, stage)))
 
-    with_s, without_s, invoke_s = maybe(b.loop("with")), maybe(b.loop("without")), maybe(b.stage("invoke"))
+    with_s, without_s, invoke_s = maybe("with"), maybe("without"), maybe("with", "invoke")
     stage_names = [s for s in (b.resolved_plan.get("stages") or []) if b.stage(s)]
     share = stats.share(with_s.median, without_s.median) if with_s and without_s and with_s.median else None
     return BenchmarkSummary(
         benchmark=b, with_invoke=with_s, without_invoke=without_s, invoke=invoke_s,
-        stages={s: stats.median(b.stage(s)) for s in stage_names},
+        stages={s: process_median(b.by_process("with", s)) for s in stage_names},
         inference_share=share, findings=tuple(check(b)) if b.blocks else (),
         inference_share_ci=share_ci(b, share) if share is not None else None,
         max_speedup_from_model=(max_speedup(b, with_s.median, without_s.median)
                                 if share is not None and with_s and without_s else None),
+        invoke_median_ci=invoke_median_ci(b),
     )
+
+
+def process_median(groups: list[list[int]]) -> float:
+    """The median of a benchmark's samples: of the one process's samples, or with several the
+    mean of the per-process medians (see the module docstring). ``groups`` is not empty."""
+    medians = [stats.median(g) for g in groups]
+    return medians[0] if len(medians) == 1 else stats.mean(medians)
+
+
+def invoke_median_ci(b: Benchmark) -> tuple[float, float] | None:
+    """The 95 % interval of the median Invoke, in ns, from the per-process medians (None with
+    fewer than 2 processes that measured Invoke)."""
+    return stats.mean_interval([stats.median(g) for g in b.by_process("with", "invoke")])

@@ -1,15 +1,24 @@
 """The benchmark scenario (`harness run`): a matrix of models x targets x thread counts, each
 cell timed with and without Invoke by the driver's ``benchmark``; run by harness.scenarios.runner.
+
+A cell runs in one or more *processes* (``Plan.processes``, ``--until-stable``): each is one call
+of the driver's ``benchmark``, so a fresh agent process on a Linux board, and on a
+microcontroller the model loaded again into a fresh interpreter. ``run_processes`` runs them one
+after the other, within the cell's one turn on the board, and decides after each whether to
+stop (``stop_reason``); a ``process`` line before each keeps every process's messages apart in
+the store.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import stats
 from harness.config import Target
 from harness.errors import ConfigError, HarnessError, MeasurementError
 from harness.lab.drivers.base import Driver, Emit, Message
@@ -100,22 +109,20 @@ class BenchmarkScenario:
         return store.open_benchmark(job)
 
     def start(self, driver: Driver, job: Job, emit: Emit, cancel: threading.Event) -> None:
-        driver.benchmark(job, emit, cancel)
+        run_processes(driver, job, emit, cancel)
 
     def finish(self, store: RunStore, job: Job, writer: RecordWriter, messages: Sequence[Message],
                error: HarnessError | None, cancelled: bool) -> Outcome:
-        header = {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
-                  "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
         lines = list(messages)
-        benchmark = from_lines(header, lines)
-        if error is None and not cancelled and not benchmark.complete:
+        benchmark = from_lines(header(job), lines)
+        if error is None and not cancelled and not (benchmark.loop("with") and benchmark.loop("without")):
             error = no_samples(job, benchmark)
         if error is not None:
             # the host names the file at fault only for a model it refused itself (the board
             # names its own); the hint is the host's, from the error's code
             culprit = job.model.name if error.code == "bad_model" else None
             lines.append({"type": "error", **error_dict(error, culprit)})
-            benchmark = from_lines(header, lines)
+            benchmark = from_lines(header(job), lines)
         if error is not None:
             reason: str | None = "error"
         elif cancelled and not benchmark.complete:
@@ -127,3 +134,72 @@ class BenchmarkScenario:
                           path=writer.path)
         store.add_summary(outcome.summary.to_json(store.run_id))
         return outcome
+
+
+def header(job: Job) -> dict[str, object]:
+    """What from_lines needs of the job (the store's header line holds the same and more)."""
+    return {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
+            "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
+
+
+def run_processes(driver: Driver, job: Job, emit: Emit, cancel: threading.Event,
+                  clock: Callable[[], float] = time.monotonic) -> None:
+    """Run the job's processes one after the other until ``stop_reason`` says stop (or cancel).
+
+    Each process is announced by a ``process`` line and then is one ``driver.benchmark`` call;
+    with --until-stable a ``stop`` line says why the last one was the last. The wall time is the
+    host's clock from the first process's start: it includes staging, start-up and model loads.
+    """
+    plan = job.plan
+    medians: list[float] = []  # each finished process's median Invoke, computed once
+    longest = 0.0  # the longest process so far: what the next one is expected to take
+    started = clock()
+    done = 0
+    while not cancel.is_set():
+        if done:
+            reason = stop_reason(plan, medians, done, clock() - started, longest)
+            if reason is not None:
+                if plan.until_stable_pct is not None:
+                    emit({"type": "stop", "by": reason, "processes": done,
+                          "wall_ns": round((clock() - started) * 1e9), "host_measured": True})
+                return
+        t0 = clock()
+        lines = _one_process(driver, job, emit, cancel, done)
+        longest = max(longest, clock() - t0)
+        medians += [stats.median(g) for g in from_lines(header(job), lines).by_process("with", "invoke")]
+        done += 1
+
+
+def _one_process(driver: Driver, job: Job, emit: Emit, cancel: threading.Event, index: int) -> list[Message]:
+    """Process ``index`` of the job: its ``process`` line, then the driver's messages; all returned."""
+    lines: list[Message] = [{"type": "process", "index": index, "host_measured": True}]
+    emit(lines[0])
+
+    def keep(msg: Message) -> None:
+        lines.append(msg)
+        emit(msg)
+
+    driver.benchmark(job, keep, cancel)
+    return lines
+
+
+def stop_reason(plan: Plan, medians: Sequence[float], done: int, elapsed_s: float,
+                longest_s: float) -> str | None:
+    """Why no further process should run after ``done`` of them, or None to run one more.
+
+    Without --until-stable: "processes" once ``plan.processes`` have run. With it: "stable" once
+    at least ``plan.processes`` have run and the 95 % interval of the mean of the per-process
+    Invoke medians (``medians``, harness.stats.mean_interval) is within ± until_stable_pct % of
+    that mean; else "max_duration" when one more process, if it took as long as the longest so
+    far (``longest_s``), would end after ``plan.max_duration_s`` (``elapsed_s`` have passed).
+    The time bound wins over the minimum number of processes: it is a bound.
+    """
+    if plan.until_stable_pct is None:
+        return "processes" if done >= plan.processes else None
+    if done >= plan.processes:
+        ci = stats.mean_interval(medians)
+        if ci is not None and (ci[1] - ci[0]) / 2 <= plan.until_stable_pct / 100 * (ci[0] + ci[1]) / 2:
+            return "stable"
+    if elapsed_s + longest_s > plan.max_duration_s:
+        return "max_duration"
+    return None

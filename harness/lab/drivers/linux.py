@@ -7,6 +7,9 @@ relay, ``LinuxAgentDriver._relay``: it reads the agent's JSON lines, checks the 
 version, passes each message on as it arrives until the scenario's last message type, and turns
 an `error` line, a dead agent or a silent one into one AgentError/TransportError that names the
 target, the file and the fix. On cancel, error or timeout the agent is stopped on the board.
+Each ``benchmark`` call is one agent process (a fresh interpreter that loads the model itself):
+a benchmark of several processes (harness.scenarios.benchmark.run_processes) calls it once per
+process, through the same relay.
 """
 
 from __future__ import annotations

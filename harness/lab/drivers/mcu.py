@@ -11,6 +11,10 @@ All times are the device's timer ticks converted to ns; the emulated MCU's are l
 Stages of one MCU iteration: ``set_input``, ``invoke`` (with-mode only), ``get_output``; ``loop_ns``
 spans the iteration. Samples are emitted per block; a block cut short by a fault is still emitted
 with ``"partial": true``, so nothing received is lost.
+
+Each ``benchmark`` call loads the model again (UPLOAD, or USE_BUILTIN), which makes the device
+build a fresh interpreter: on a microcontroller that is what one *process* of a benchmark of
+several processes is (harness.scenarios.benchmark.run_processes calls it once per process).
 """
 
 from __future__ import annotations
