@@ -94,7 +94,7 @@ def abba(with_medians: list[int], without_medians: list[int], resolution_ns: int
 def test_share_interval_and_amdahl_bound_from_blocks_with_known_medians() -> None:
     # per-block shares 0.85, 0.8, 0.8, 0.75; pooled medians 100 and 20: share 0.8, bound 5×
     s = summarize(abba([100, 100, 100, 100], [15, 20, 20, 25]))
-    half = 3.1824 * math.sqrt(0.005 / 3) / 2  # t(0.975, 3) × sd / √4
+    half = 3.182446 * math.sqrt(0.005 / 3) / 2  # t(0.975, 3) × sd / √4
     assert s.inference_share == pytest.approx(0.8)
     assert s.inference_share_ci == pytest.approx((0.8 - half, 0.8 + half))
     assert s.max_speedup_from_model == pytest.approx(5.0)

@@ -95,11 +95,11 @@ def test_t975_falls_towards_the_normal_quantile_and_refuses_no_freedom() -> None
 
 
 def test_block_share_halfwidth_exact() -> None:
-    # per-block shares 0.85, 0.8, 0.8, 0.75: sd = sqrt(0.005 / 3), se = sd / 2, t(0.975, 3) = 3.1824
+    # per-block shares 0.85, 0.8, 0.8, 0.75: sd = sqrt(0.005 / 3), se = sd / 2, t(0.975, 3) = 3.182446
     half = stats.block_share_halfwidth([100, 100, 100, 100], [15, 20, 20, 25])
-    assert half == pytest.approx(3.1824 * math.sqrt(0.005 / 3) / 2)
-    # two blocks: shares 0.9 and 0.7, sd = 0.1414, se = 0.1, t(0.975, 1) = 12.7062
-    assert stats.block_share_halfwidth([100, 200], [10, 60]) == pytest.approx(1.27062)
+    assert half == pytest.approx(3.182446 * math.sqrt(0.005 / 3) / 2)
+    # two blocks: shares 0.9 and 0.7, sd = 0.1414, se = 0.1, t(0.975, 1) = 12.706205
+    assert stats.block_share_halfwidth([100, 200], [10, 60]) == pytest.approx(1.2706205)
     assert stats.block_share_halfwidth([100, 100], [20, 20]) == 0.0  # identical blocks
     assert stats.block_share_halfwidth([100], [20]) is None  # one block: nothing to compare it with
     with pytest.raises(ValueError):
