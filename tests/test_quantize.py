@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as fb
 from ai_edge_litert.tools import flatbuffer_utils
 
 from harness.cli import main
@@ -27,6 +28,8 @@ from harness.plan import ProfilePlan
 from harness.results.layers import stored_profiles
 from harness.scenarios.profile import run_profile
 from tests.agentrun import DIGITS, KWS, MODELS, json_objects
+from tests.badmodels import with_unknown_custom_op
+from tests.modelkit import ModelBuilder
 
 LAYERS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}  # the shipped models' weighted ops
 CALIBRATION_SAMPLES = 48  # a few dozen samples calibrate these models; all 450 take a second more
@@ -190,6 +193,27 @@ def test_a_model_without_signature_gets_the_others_and_one_line(tmp_path: Path,
     skipped = [line for line in captured.err.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 1 and skipped[0].startswith("skipped int8 and mixed:")
     assert "unsigned.tflite has no signature" in skipped[0] and "fix:" in skipped[0]
+
+
+def test_a_quantizer_failure_skips_that_kind_in_one_line(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """ai-edge-quantizer's calibration cannot run an op it does not know; the other kinds can."""
+    model = with_unknown_custom_op(DIGITS, tmp_path / "custom.tflite")
+    assert main(quantize(model, "--calibration", calibration_file(tmp_path), "--out", tmp_path, "--json")) == 0
+    captured = capsys.readouterr()
+    assert [o["name"] for o in json_objects(captured.out)] == ["float16", "dynamic_int8", "weight_only_int8"]
+    (line,) = [line for line in captured.err.splitlines() if line.startswith("skipped")]
+    assert line.startswith("skipped int8: ai-edge-quantizer could not make the int8 variant of custom.tflite")
+    assert "HarnessUnknownOp" in line and "fix: leave int8 out with --kinds" in line
+    assert not (tmp_path / "custom.int8.tflite").exists() and not list(tmp_path.glob(".*.tmp"))
+    # A model without a layer to cast: float16 would be the base again, so it is not made
+    b = ModelBuilder()
+    x, y = b.tensor("input", [1, 4]), b.tensor("probs", [1, 4])
+    b.op(fb.BuiltinOperator.SOFTMAX, [x], [y], fb.SoftmaxOptionsT(), fb.BuiltinOptions.SoftmaxOptions)
+    layerless = b.write(tmp_path / "softmax.tflite", [x], [y])
+    assert main(quantize(layerless, "--kinds", "float16", "--out", tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "skipped float16: ai-edge-quantizer left softmax.tflite all float32" in err and "no variant" in err
 
 
 def test_bad_input_gets_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

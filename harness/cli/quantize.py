@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported where used: `harness run` need not load the quanti
     from harness.models.recipes import Calibration
     from harness.models.variants import Variant
 
-CANNOT_MAKE = ("quantizer_failed", "no_signature", "needs_calibration")
+CANNOT_MAKE = ("quantizer_failed", "nothing_quantized", "no_signature", "needs_calibration")
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ exactly those asked for, or the variant is discarded with an error naming the la
 Files: ``<out_dir>/<stem>.<name>.tflite`` and ``<stem>.<name>.recipe.json`` beside it, where
 ``name`` is the kind, or for mixed its choice (``variant_name``). Errors are ConfigErrors whose
 ``code`` says what the caller may do: ``usage`` (a bad choice of layers), ``needs_calibration``,
-``no_signature`` and ``quantizer_failed`` (this kind cannot be made; others may), and
+``no_signature``, ``quantizer_failed`` and ``nothing_quantized`` (this kind cannot be made;
+others may), and
 ``layers_differ`` (the quantizer did not do what was asked).
 """
 
@@ -251,6 +252,9 @@ def quantize(model: Path, kind: str, out_dir: Path, *, calibration: Path | Calib
     try:
         aeq_recipe = _run_quantizer(aeq, model, kind, base, chosen, invert, calib, tmp)
         result = analyze(tmp)
+        if result.scheme == "float32":
+            raise ConfigError(f"{QUANTIZER} left {model.name} all float32 for kind {kind} (it has no layer "
+                              "that kind quantizes)", hint=f"leave {kind} out with --kinds", code="nothing_quantized")
         states = _layer_states(base, result)
         if kind in NEEDS_CALIBRATION:
             want = tuple(op.index for op in layer_ops(base) if kind == "int8" or (op.index in chosen) != invert)
@@ -325,8 +329,9 @@ def _run_quantizer(aeq: Any, model: Path, kind: str, base: ModelAnalysis, chosen
             q.quantize(qsvs, enable_progress_report=False).export_model(str(dest), overwrite=True)
             return json.loads(json.dumps(q.get_quantization_recipe()))  # its enums are str: plain JSON
     except Exception as exc:  # the quantizer raises anything (ValueError, KeyError, RuntimeError...)
+        said = " ".join(str(exc).split())  # one line, though it may say several
         raise ConfigError(f"{QUANTIZER} could not make the {kind} variant of {model.name}: "
-                          f"{type(exc).__name__}: {exc}",
+                          f"{type(exc).__name__}: {said}",
                           hint=f"leave {kind} out with --kinds, or report it with the model", code="quantizer_failed"
                           ) from exc
 
