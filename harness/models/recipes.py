@@ -3,8 +3,8 @@
 A recipe file (``<stem>.<name>.recipe.json``, beside the variant ``<stem>.<name>.tflite``) is
 how a variant finds its float32 base later (`harness run --variants`). ``recipe_for(model)``
 returns the recipe of a variant file, or None for a model that has none; ``read_recipe(path)``
-reads one file. Both raise ConfigError naming the file when it cannot be used. Format, version
-``RECIPE_VERSION`` (1)::
+reads one file. Both raise ConfigError naming the file when it cannot be used; ``recipe_json``
+builds the object harness quantize writes. Format, version ``RECIPE_VERSION`` (1)::
 
     recipe_version   1
     kind, name       the variant's kind (float16, dynamic_int8, weight_only_int8, int8, mixed)
@@ -24,16 +24,23 @@ and recorded by path, hash and sample count.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness import __version__
 from harness.errors import ConfigError
 from harness.models.analysis import analyze, load_model, main_subgraph
 from harness.models.files import sha256
 
+if TYPE_CHECKING:
+    from harness.models.variants import Variant
+
+QUANTIZER = "ai-edge-quantizer"
 RECIPE_VERSION = 1
 RECIPE_SUFFIX = ".recipe.json"
 _HINT = "make the variant again with harness quantize (it rewrites the recipe beside it)"
@@ -187,6 +194,34 @@ def read_recipe(path: Path) -> Recipe:
 
 def _type_name(kind: type) -> str:
     return {str: "string", int: "integer", list: "list", bool: "boolean"}.get(kind, kind.__name__)
+
+
+def recipe_json(v: Variant, given: Path, chosen: Sequence[int] | None, top: int | None, invert: bool, by: str,
+                profile_run: str | None, calib: Calibration | None, aeq_recipe: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recipe file's object for variant ``v`` of the model ``given`` (as the user named it)."""
+    mixed = chosen is not None
+    return {
+        "recipe_version": RECIPE_VERSION, "kind": v.kind, "name": v.name,
+        "base": {"path": str(given), "resolved": str(given.resolve()), "sha256": v.base_sha256,
+                 "size_bytes": v.base_size_bytes},
+        "variant": {"file": v.path.name, "sha256": v.sha256, "size_bytes": v.size_bytes, "scheme": v.scheme,
+                    "scheme_detail": v.scheme_detail},
+        "layers": {"int8": list(v.int8_layers), "chosen": None if chosen is None else list(chosen),
+                   "by": ("layers" if top is None else by) if mixed else None, "top": top if mixed else None,
+                   "invert": invert if mixed else False, "profile_run": profile_run if mixed and by == "time" else None,
+                   "ops": [s.to_json() for s in v.layers]},
+        "calibration": None if calib is None else {"path": str(calib.path), "resolved": str(calib.path.resolve()),
+                                                   "sha256": calib.sha256, "samples": calib.count},
+        "quantizer": {"name": QUANTIZER, "version": _quantizer_version(), "recipe": aeq_recipe},
+        "harness_version": __version__,
+    }
+
+
+def _quantizer_version() -> str:
+    try:
+        return importlib.metadata.version(QUANTIZER)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:

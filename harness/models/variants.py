@@ -9,6 +9,9 @@ The API (stable; `harness quantize` and `harness run --variants` use it)::
     read_calibration(path, model) -> Calibration
     read_recipe(path) -> Recipe          recipe_for(model_path) -> Recipe | None
 
+(``read_calibration``, ``read_recipe``, ``recipe_for``, ``Recipe`` and the recipe format live in
+harness.models.recipes and are re-exported here.)
+
 Kinds (``KINDS``): ``float16`` (float16 weights, ai-edge-quantizer's ``float_casting``),
 ``dynamic_int8`` (``dynamic_wi8_afp32``), ``weight_only_int8`` (``weight_only_wi8_afp32``),
 ``int8`` (``static_wi8_ai8``: int8 weights and activations, calibrated) and ``mixed`` (the same
@@ -32,14 +35,12 @@ Files: ``<out_dir>/<stem>.<name>.tflite`` and ``<stem>.<name>.recipe.json`` besi
 ``name`` is the kind, or for mixed its choice (``variant_name``). Errors are ConfigErrors whose
 ``code`` says what the caller may do: ``usage`` (a bad choice of layers), ``needs_calibration``,
 ``no_signature``, ``quantizer_failed`` and ``nothing_quantized`` (this kind cannot be made;
-others may), and
-``layers_differ`` (the quantizer did not do what was asked).
+others may), and ``layers_differ`` (the quantizer did not do what was asked).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import io
 import json
 import logging
@@ -55,17 +56,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
 from harness.errors import ConfigError
 from harness.models.analysis import ModelAnalysis, OpInfo, analyze
 from harness.models.files import sha256
 from harness.models.recipes import (
-    RECIPE_VERSION,
+    QUANTIZER,
     Calibration,
     Recipe,
     read_calibration,
     read_recipe,
     recipe_for,
+    recipe_json,
     recipe_path,
     write_json,
 )
@@ -81,8 +82,6 @@ NEEDS_CALIBRATION = frozenset({"int8", "mixed"})
 # harness op type -> ai-edge-quantizer's operation name (TFLOperationName) for that op
 LAYER_TYPES = {"CONV_2D": "CONV_2D", "DEPTHWISE_CONV_2D": "DEPTHWISE_CONV_2D", "FULLY_CONNECTED": "FULLY_CONNECTED",
                "TRANSPOSE_CONV": "CONV_2D_TRANSPOSE", "BATCH_MATMUL": "BATCH_MATMUL"}
-QUANTIZER = "ai-edge-quantizer"
-BY = ("flops", "time", "layers")
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def choose_layers(analysis: ModelAnalysis, *, layers: Sequence[int] | None = Non
         by_index = {op.index: op for op in analysis.ops}
         for i in layers:
             if i not in {op.index for op in candidates}:
-                what = f"op {i} ({by_index[i].type})" if i in by_index else f"op {i} (there is none)"
+                what = f"op {i} ({by_index[i].type})" if i in by_index else f"op {i} (it has ops 0-{len(by_index) - 1})"
                 raise ConfigError(f"{what} of {model} is not a layer that can be quantized; its layers are {known}",
                                   hint="pick op indices from `harness analyze MODEL` among those layers", code="usage")
         chosen = set(layers)
@@ -226,6 +225,9 @@ def quantize(model: Path, kind: str, out_dir: Path, *, calibration: Path | Calib
     ``layers`` (op indices) or ``top`` (with ``by`` "flops", or "time" and ``layer_times``);
     ``profile_run`` is recorded as the source of ``layer_times``. Raises ConfigError (codes in
     the module docstring); nothing is left in ``out_dir`` for a variant that failed.
+
+    While the quantizer runs, fds 1 and 2 are captured (it prints reports, and its interpreter
+    logs from C++): call it from one thread at a time.
     """
     aeq = _quantizer()  # imported before the clock starts: Took is the kind's own cost
     started = time.perf_counter()
@@ -265,8 +267,8 @@ def quantize(model: Path, kind: str, out_dir: Path, *, calibration: Path | Calib
     variant = Variant(kind, name, dest, recipe_path(dest), dest.stat().st_size, sha256(dest), result.scheme,
                       result.scheme_detail, model, base.size_bytes, sha256(model), states,
                       time.perf_counter() - started)
-    write_json(variant.recipe_path, _recipe_json(variant, model, chosen if kind == "mixed" else None,
-                                                 top, invert, by, profile_run, calib, aeq_recipe))
+    write_json(variant.recipe_path, recipe_json(variant, model, chosen if kind == "mixed" else None,
+                                                top, invert, by, profile_run, calib, aeq_recipe))
     return variant
 
 
@@ -389,33 +391,3 @@ def _check_int8(name: str, base: ModelAnalysis, states: Sequence[LayerState], wa
               for s in states if (s.precision == "int8") != (s.index in want)]
     raise ConfigError(f"{name} does not hold the layers asked for in int8: layer(s) {'; '.join(differ)}",
                       hint=f"choose other layers, or report it to {QUANTIZER} with the model", code="layers_differ")
-
-
-# --- its recipe file -----------------------------------------------------------------------------
-
-def _recipe_json(v: Variant, given: Path, chosen: Sequence[int] | None, top: int | None, invert: bool, by: str,
-                 profile_run: str | None, calib: Calibration | None, aeq_recipe: list[dict[str, Any]]
-                 ) -> dict[str, Any]:
-    mixed = chosen is not None
-    return {
-        "recipe_version": RECIPE_VERSION, "kind": v.kind, "name": v.name,
-        "base": {"path": str(given), "resolved": str(given.resolve()), "sha256": v.base_sha256,
-                 "size_bytes": v.base_size_bytes},
-        "variant": {"file": v.path.name, "sha256": v.sha256, "size_bytes": v.size_bytes, "scheme": v.scheme,
-                    "scheme_detail": v.scheme_detail},
-        "layers": {"int8": list(v.int8_layers), "chosen": None if chosen is None else list(chosen),
-                   "by": ("layers" if top is None else by) if mixed else None, "top": top if mixed else None,
-                   "invert": invert if mixed else False, "profile_run": profile_run if mixed and by == "time" else None,
-                   "ops": [s.to_json() for s in v.layers]},
-        "calibration": None if calib is None else {"path": str(calib.path), "resolved": str(calib.path.resolve()),
-                                                   "sha256": calib.sha256, "samples": calib.count},
-        "quantizer": {"name": QUANTIZER, "version": _quantizer_version(), "recipe": aeq_recipe},
-        "harness_version": __version__,
-    }
-
-
-def _quantizer_version() -> str:
-    try:
-        return importlib.metadata.version(QUANTIZER)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
