@@ -211,8 +211,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by-time", metavar="RUN",
                    help="rank --mixed-top by measured time: a profile run of this model (run id, path, or "
                         "latest), from harness analyze MODEL --profile TARGET")
-    p.add_argument("--out", type=Path, default=Path("."),
+    p.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                    help="folder for the variants (default: the current directory; created if missing)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results directory --by-time reads")
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR",
+                   help="results directory --by-time reads (default: results)")
     p.add_argument("--json", action="store_true", help="one JSON object per variant on stdout")
     p.set_defaults(func=cmd_quantize, usage=p.error)
