@@ -64,7 +64,7 @@ def ready(findings: Sequence[Diagnosis]) -> bool:
 
 def probe_path() -> Path:
     """The board probe: Python >= 3.5 syntax, so that an old python still reports *that* it is old."""
-    return Path(str(resources.files("device_agents").joinpath("linux", "board_probe.py")))
+    return Path(str(resources.files("device_agents") / "linux" / "board_probe.py"))
 
 
 VENV = "~/harness-venv"  # suggested home for a board's runtime when its python is the system one
