@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A new user on a stock Debian 12: builds a minimal bookworm root with debootstrap (Debian's
+# python3 and git, nothing else: no pip, no venv module, no sudo), clones this repository into it
+# with that git, and runs the two commands of README.md there exactly as written, as root. It
+# checks that the main job prints its results table and that the whole test suite passes (with
+# CI=true, as .ci/run runs it, so nothing may skip), and prints how long each command took.
+#
+# The commands are read out of README.md, so they cannot drift from what users are told. The
+# root runs in its own mount and PID namespaces: its /proc, /sys, /dev and /run mounts vanish
+# with it, and when it ends every process started in it is killed, so nothing is left running.
+# One deviation from a booted system: a policy-rc.d stops apt-get from starting the services it
+# installs (sshd, ser2net), because in a chroot they would run in the host's network and outlive
+# the script; the tests start their own sshd and ser2net anyway.
+#
+# Needs root, network (the Debian mirror and PyPI) and about 5 GB under $TMPDIR. Takes about
+# 15 minutes, mostly the test suite. Usage: bash tests/stock_debian.sh   (KEEP=1 keeps the root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+say() { printf 'stock_debian: %s\n' "$*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || { say "run as root: debootstrap, chroot and namespaces need it"; exit 1; }
+if ! command -v debootstrap >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+
+# The two command lines of the first bash block under "## Two commands".
+mapfile -t COMMANDS < <(awk '
+    /^## Two commands/ { section = 1; next }
+    section && /^## / { exit }
+    section && /^```bash/ { block = 1; next }
+    block && /^```/ { exit }
+    block && NF && $1 !~ /^#/ { print }' README.md)
+[ "${#COMMANDS[@]}" -eq 2 ] || { say "README.md: expected two commands, found: ${COMMANDS[*]}"; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/stock-debian.XXXXXX")
+ROOTFS=$WORK/root
+if [ "${KEEP:-0}" = 1 ]; then trap 'say "kept $ROOTFS"' EXIT; else trap 'rm -rf "$WORK"' EXIT; fi
+
+elapsed() { echo $(( $(date +%s) - $1 )); }
+
+start=$(date +%s)
+say "debootstrap bookworm into $ROOTFS"
+debootstrap --variant=minbase --include=python3,git bookworm "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+    { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+debootstrap_s=$(elapsed "$start")
+printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
+chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+git -C "$REPO" bundle create "$ROOTFS/root/harness.bundle" HEAD 2>/dev/null
+
+# One command inside the root, as root, with a login's environment (nothing of this shell's).
+in_root() {
+    unshare --mount --pid --fork --propagation private /bin/bash -c '
+        set -e
+        R=$1; shift
+        mount -t proc proc "$R/proc"
+        mount --rbind /sys "$R/sys"
+        mount --rbind /dev "$R/dev"
+        mount -t tmpfs tmpfs "$R/run"
+        exec chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb COLUMNS=100 \
+            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' in_root "$ROOTFS" "$@"
+}
+
+in_root /bin/sh -c 'cd /root && git -c advice.detachedHead=false clone -q harness.bundle harness'
+python=$(in_root /usr/bin/python3 --version)
+in_root /usr/bin/python3 -m pip --version >/dev/null 2>&1 && { say "the root has pip already: not stock"; exit 1; }
+
+run_command() {  # name, command line, log file; the time it took goes to stdout
+    local t0 rc
+    t0=$(date +%s)
+    say "$1: ${2}"
+    rc=0
+    in_root /bin/bash -c "cd /root/harness && $3 $2" >"$WORK/$1.out" 2>"$WORK/$1.err" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        say "$1 failed with exit $rc after $(elapsed "$t0") s:"
+        tail -40 "$WORK/$1.out" >&2
+        tail -40 "$WORK/$1.err" >&2
+        exit 1
+    fi
+    elapsed "$t0"
+}
+
+main_s=$(run_command main "${COMMANDS[0]}" "")
+grep -q "Invoke" "$WORK/main.out" && grep -q "inference is" "$WORK/main.out" ||
+    { say "the main job printed no results table:"; cat "$WORK/main.out" >&2; exit 1; }
+cat "$WORK/main.out"
+tests_s=$(run_command tests "${COMMANDS[1]}" "export CI=true &&")
+tail -3 "$WORK/tests.out"
+
+say "on a fresh Debian 12 root ($python, only python3 and git installed):"
+say "  debootstrap                        ${debootstrap_s} s"
+say "  ${COMMANDS[0]}   ${main_s} s"
+say "  ${COMMANDS[1]}   ${tests_s} s"
