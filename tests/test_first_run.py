@@ -88,5 +88,5 @@ def test_main_command_on_the_system_python(tmp_path: Path) -> None:
     assert list((clone / "results").glob("*/summary.jsonl"))  # the samples landed in the clone
     # The venv's harness runs from the clone, not from whatever the test runner imports.
     p = subprocess.run([str(clone / ".venv/bin/python"), "-c", "import harness; print(harness.__file__)"],
-                       env=env, capture_output=True, text=True, check=True)
+                       cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert Path(p.stdout.strip()).is_relative_to(clone)
