@@ -73,7 +73,7 @@ def test_main_command_on_the_system_python(tmp_path: Path) -> None:
     main, _ = readme_commands()
     setup, _, run = main.rpartition(" && ")
     assert setup and run.endswith("harness run"), f"README's main command: {main!r}"
-    clone = tmp_path / "harness"
+    clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     env = stock_env(tmp_path / "bin")
     started = time.monotonic()
