@@ -49,6 +49,14 @@ debootstrap_s=$(elapsed "$start")
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# Where this machine's network intercepts TLS with a CA of its own (installed the Debian way,
+# under /usr/local/share/ca-certificates), the root trusts it too, as any machine on that network
+# must; Debian's pip reads /etc/ssl/certs/ca-certificates.crt. Nothing else of the host goes in.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$ROOTFS/usr/local/share/ca-certificates" "$ROOTFS/etc/ssl/certs"
+    cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+    cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+fi
 git -C "$REPO" bundle create "$ROOTFS/root/harness.bundle" HEAD 2>/dev/null
 
 # One command inside the root, as root, with a login's environment (nothing of this shell's).
