@@ -5,12 +5,21 @@
 # checks that the main job prints its results table and that the whole test suite passes (with
 # CI=true, as .ci/run runs it, so nothing may skip), and prints how long each command took.
 #
-# The commands are read out of README.md, so they cannot drift from what users are told. The
-# root runs in its own mount and PID namespaces: its /proc, /sys, /dev and /run mounts vanish
-# with it, and when it ends every process started in it is killed, so nothing is left running.
-# One deviation from a booted system: a policy-rc.d stops apt-get from starting the services it
+# The commands are read out of README.md, so they cannot drift from what users are told.
+#
+# The root runs in mount and PID namespaces of its own: its /proc, /sys, /dev and /run mounts
+# vanish with it, and when it ends every process started in it is killed, so nothing is left
+# running. It shares this machine's network (it needs the mirror and PyPI), so it also shares the
+# locks that guard what the network and the CPU are used for: /run/lock, where tests/sshd.py takes
+# the slot of its bridge and subnet, and the host-CPU lock of harness/scenarios/hostcpu.py.
+# Without them a test run inside and one outside could take the same bridge name and delete each
+# other's, or time on the same CPU at once.
+#
+# What differs from a booted system: a policy-rc.d stops apt-get from starting the services it
 # installs (sshd, ser2net), because in a chroot they would run in the host's network and outlive
-# the script; the tests start their own sshd and ser2net anyway.
+# the script (the tests start their own); and where this machine's network intercepts TLS with a
+# CA of its own (installed under /usr/local/share/ca-certificates), the root trusts that CA too,
+# as any machine on that network must.
 #
 # Needs root, network (the Debian mirror and PyPI) and about 5 GB under $TMPDIR. Takes about
 # 15 minutes, mostly the test suite. Usage: bash tests/stock_debian.sh   (KEEP=1 keeps the root)
@@ -19,6 +28,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 say() { printf 'stock_debian: %s\n' "$*" >&2; }
+elapsed() { echo $(( $(date +%s) - $1 )); }
 
 [ "$(id -u)" -eq 0 ] || { say "run as root: debootstrap, chroot and namespaces need it"; exit 1; }
 if ! command -v debootstrap >/dev/null; then
@@ -38,24 +48,22 @@ mapfile -t COMMANDS < <(awk '
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/stock-debian.XXXXXX")
 ROOTFS=$WORK/root
 if [ "${KEEP:-0}" = 1 ]; then trap 'say "kept $ROOTFS"' EXIT; else trap 'rm -rf "$WORK"' EXIT; fi
-
-elapsed() { echo $(( $(date +%s) - $1 )); }
+export HOSTCPU=/tmp/harness-host-cpu-0.lock  # hostcpu.py's lock of root, whose tempdir is /tmp in both
 
 start=$(date +%s)
 say "debootstrap bookworm into $ROOTFS"
-debootstrap --variant=minbase --include=python3,git bookworm "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
-    { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+# In a mount namespace of its own, so that the /proc and /sys it mounts in the root vanish with
+# it, even when it is interrupted.
+unshare --mount --propagation private debootstrap --variant=minbase --include=python3,git bookworm \
+    "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
 debootstrap_s=$(elapsed "$start")
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
-# Where this machine's network intercepts TLS with a CA of its own (installed the Debian way,
-# under /usr/local/share/ca-certificates), the root trusts it too, as any machine on that network
-# must; Debian's pip reads /etc/ssl/certs/ca-certificates.crt. Nothing else of the host goes in.
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     mkdir -p "$ROOTFS/usr/local/share/ca-certificates" "$ROOTFS/etc/ssl/certs"
     cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
-    cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+    cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/"  # the bundle Debian's pip reads
 fi
 git -C "$REPO" bundle create "$ROOTFS/root/harness.bundle" HEAD 2>/dev/null
 
@@ -68,19 +76,20 @@ in_root() {
         mount --rbind /sys "$R/sys"
         mount --rbind /dev "$R/dev"
         mount -t tmpfs tmpfs "$R/run"
+        if [ -d /run/lock ]; then mkdir "$R/run/lock" && mount --bind /run/lock "$R/run/lock"; fi
+        touch "$HOSTCPU" "$R$HOSTCPU" && mount --bind "$HOSTCPU" "$R$HOSTCPU"
         exec chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb COLUMNS=100 \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' in_root "$ROOTFS" "$@"
 }
 
 in_root /bin/sh -c 'cd /root && git -c advice.detachedHead=false clone -q harness.bundle harness'
 python=$(in_root /usr/bin/python3 --version)
-in_root /usr/bin/python3 -m pip --version >/dev/null 2>&1 && { say "the root has pip already: not stock"; exit 1; }
+if in_root /usr/bin/python3 -m pip --version >/dev/null 2>&1; then say "the root has pip already: not stock"; exit 1; fi
 
-run_command() {  # name, command line, log file; the time it took goes to stdout
-    local t0 rc
+run_command() {  # name, command line, prefix; prints the seconds it took
+    local t0 rc=0
     t0=$(date +%s)
-    say "$1: ${2}"
-    rc=0
+    say "$1: $2"
     in_root /bin/bash -c "cd /root/harness && $3 $2" >"$WORK/$1.out" 2>"$WORK/$1.err" || rc=$?
     if [ "$rc" -ne 0 ]; then
         say "$1 failed with exit $rc after $(elapsed "$t0") s:"
@@ -98,7 +107,7 @@ cat "$WORK/main.out"
 tests_s=$(run_command tests "${COMMANDS[1]}" "export CI=true &&")
 tail -3 "$WORK/tests.out"
 
-say "on a fresh Debian 12 root ($python, only python3 and git installed):"
-say "  debootstrap                        ${debootstrap_s} s"
+say "on a fresh Debian 12 root ($python; only python3 and git installed):"
+say "  debootstrap                      ${debootstrap_s} s"
 say "  ${COMMANDS[0]}   ${main_s} s"
 say "  ${COMMANDS[1]}   ${tests_s} s"
