@@ -14,8 +14,9 @@ set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
+EXTRA=${1:-}
 SPEC=.
-[ $# -eq 0 ] || SPEC=".[$1]"
+[ -z "$EXTRA" ] || SPEC=".[$EXTRA]"
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -56,7 +57,7 @@ Install the venv module of Python $VERSION (on Debian/Ubuntu: sudo apt-get insta
     fi
 fi
 
-say "installing harness ($SPEC) and its dependencies into $VENV: about a minute the first time"
+say "installing harness${EXTRA:+ with its $EXTRA extra} and its dependencies into $VENV: about a minute the first time"
 # PIP_USER=1 (set by some users) would make pip refuse to install into a venv.
 PIP_USER=0 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$SPEC"
 say "ready: run .venv/bin/harness, or '. .venv/bin/activate' and then harness"
