@@ -7,7 +7,7 @@
 #
 # The commands are read out of README.md, so they cannot drift from what users are told.
 #
-# The root runs in mount and PID namespaces of its own: its /proc, /sys, /dev and /run mounts
+# The root runs in mount and PID namespaces of its own (pivot_root, see in_root): its /proc, /sys, /dev and /run mounts
 # vanish with it, and when it ends every process started in it is killed, so nothing is left
 # running. It shares this machine's network (it needs the mirror and PyPI), so it also shares the
 # locks that guard what the network and the CPU are used for: /run/lock, where tests/sshd.py takes
@@ -16,7 +16,7 @@
 # other's, or time on the same CPU at once.
 #
 # What differs from a booted system: a policy-rc.d stops apt-get from starting the services it
-# installs (sshd, ser2net), because in a chroot they would run in the host's network and outlive
+# installs (sshd, ser2net), because in this root they would run in the host's network and outlive
 # the script (the tests start their own); and where this machine's network intercepts TLS with a
 # CA of its own (installed under /usr/local/share/ca-certificates), the root trusts that CA too,
 # as any machine on that network must.
@@ -68,17 +68,21 @@ fi
 git -C "$REPO" bundle create "$ROOTFS/root/harness.bundle" HEAD 2>/dev/null
 
 # One command inside the root, as root, with a login's environment (nothing of this shell's).
+# pivot_root, not chroot: the root becomes the mount namespace's own /, so that tools entering a
+# namespace made inside it (`ip -n`, nsenter in the SSH tests) land in this root, not the host's.
 in_root() {
     unshare --mount --pid --fork --propagation private /bin/bash -c '
         set -e
         R=$1; shift
+        mount --bind "$R" "$R"  # pivot_root needs the new root to be a mount point
         mount -t proc proc "$R/proc"
         mount --rbind /sys "$R/sys"
         mount --rbind /dev "$R/dev"
         mount -t tmpfs tmpfs "$R/run"
         if [ -d /run/lock ]; then mkdir "$R/run/lock" && mount --bind /run/lock "$R/run/lock"; fi
         touch "$HOSTCPU" "$R$HOSTCPU" && mount --bind "$HOSTCPU" "$R$HOSTCPU"
-        exec chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb COLUMNS=100 \
+        cd "$R" && pivot_root . . && umount -l .  # the host root, stacked over ".", goes away
+        exec /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb COLUMNS=100 \
             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' in_root "$ROOTFS" "$@"
 }
 
