@@ -21,12 +21,17 @@
 # CA of its own (installed under /usr/local/share/ca-certificates), the root trusts that CA too,
 # as any machine on that network must.
 #
-# Needs root, network (the Debian mirror and PyPI) and about 5 GB under $TMPDIR. Takes about
-# 15 minutes, mostly the test suite. Usage: bash tests/stock_debian.sh   (KEEP=1 keeps the root)
+# Needs root, network (the Debian mirror and PyPI) and about 5 GB under $TMPDIR. Took 6.5 minutes
+# here, 4.5 of them the test command. Usage: bash tests/stock_debian.sh   (KEEP=1 keeps the root)
+# Another release of the family: SUITE=noble MIRROR=http://archive.ubuntu.com/ubuntu
+# DEBOOTSTRAP_ARGS="--components=main,universe" (universe is on in a stock Ubuntu), plus the
+# release's archive keyring (--keyring FILE) where this machine has none for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=${SUITE:-bookworm}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+read -r -a DEBOOTSTRAP_ARGS <<<"${DEBOOTSTRAP_ARGS:-}"
 say() { printf 'stock_debian: %s\n' "$*" >&2; }
 elapsed() { echo $(( $(date +%s) - $1 )); }
 
@@ -51,11 +56,16 @@ if [ "${KEEP:-0}" = 1 ]; then trap 'say "kept $ROOTFS"' EXIT; else trap 'rm -rf 
 export HOSTCPU=/tmp/harness-host-cpu-0.lock  # hostcpu.py's lock of root, whose tempdir is /tmp in both
 
 start=$(date +%s)
-say "debootstrap bookworm into $ROOTFS"
+say "debootstrap $SUITE into $ROOTFS"
 # In a mount namespace of its own, so that the /proc and /sys it mounts in the root vanish with
 # it, even when it is interrupted.
-unshare --mount --propagation private debootstrap --variant=minbase --include=python3,git bookworm \
-    "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+# A release newer than this debootstrap is built like the newest it knows (its scripts say so).
+script=/usr/share/debootstrap/scripts/$SUITE
+if [ ! -e "$script" ]; then
+    case $MIRROR in *ubuntu*) script=${script%/*}/gutsy ;; *) script=${script%/*}/sid ;; esac
+fi
+unshare --mount --propagation private debootstrap --variant=minbase --include=python3,git \
+    "${DEBOOTSTRAP_ARGS[@]}" "$SUITE" "$ROOTFS" "$MIRROR" "$script" >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
 debootstrap_s=$(elapsed "$start")
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
@@ -111,7 +121,7 @@ cat "$WORK/main.out"
 tests_s=$(run_command tests "${COMMANDS[1]}" "export CI=true &&")
 tail -3 "$WORK/tests.out"
 
-say "on a fresh Debian 12 root ($python; only python3 and git installed):"
+say "on a fresh $SUITE root ($python; only python3 and git installed):"
 say "  debootstrap                      ${debootstrap_s} s"
 say "  ${COMMANDS[0]}   ${main_s} s"
 say "  ${COMMANDS[1]}   ${tests_s} s"
