@@ -57,15 +57,16 @@ export HOSTCPU=/tmp/harness-host-cpu-0.lock  # hostcpu.py's lock of root, whose 
 
 start=$(date +%s)
 say "debootstrap $SUITE into $ROOTFS"
-# In a mount namespace of its own, so that the /proc and /sys it mounts in the root vanish with
-# it, even when it is interrupted.
 # A release newer than this debootstrap is built like the newest it knows (its scripts say so).
 script=/usr/share/debootstrap/scripts/$SUITE
 if [ ! -e "$script" ]; then
     case $MIRROR in *ubuntu*) script=${script%/*}/gutsy ;; *) script=${script%/*}/sid ;; esac
 fi
+# In a mount namespace of its own, so that the /proc and /sys it mounts in the root vanish with
+# it, even when it is interrupted.
 unshare --mount --propagation private debootstrap --variant=minbase --include=python3,git \
-    "${DEBOOTSTRAP_ARGS[@]}" "$SUITE" "$ROOTFS" "$MIRROR" "$script" >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
+    "${DEBOOTSTRAP_ARGS[@]}" "$SUITE" "$ROOTFS" "$MIRROR" "$script" >"$WORK/debootstrap.log" 2>&1 ||
+    { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
 debootstrap_s=$(elapsed "$start")
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
