@@ -22,7 +22,7 @@ say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 command -v "$PYTHON" >/dev/null 2>&1 ||
-    die "no $PYTHON on PATH: install Python 3.10 or newer (apt-get install python3), or set PYTHON=/path/to/python3"
+    die "no $PYTHON on PATH: install Python 3.10 or newer (apt-get install python3), or set PYTHON"
 VERSION=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
     die "$PYTHON is Python $VERSION; harness needs 3.10 or newer: set PYTHON=/path/to/python3.10-or-newer"
@@ -41,9 +41,8 @@ apt_install() {
     fi
     say "installing $* with apt-get: the system Python makes no virtual environment without it"
     # Stale or missing package lists (a fresh container has none) fail the first try.
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
-        { $SUDO apt-get update -qq &&
-          $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+    install="env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+    $SUDO $install "$@" >/dev/null || { $SUDO apt-get update -qq && $SUDO $install "$@" >/dev/null; }
 }
 
 if ! venv_works; then
@@ -51,13 +50,15 @@ if ! venv_works; then
         apt_install "python$VERSION-venv" ||
             die "$PYTHON cannot make a virtual environment and apt-get cannot help here:
 $err
-Install the venv module of Python $VERSION (on Debian/Ubuntu: sudo apt-get install python$VERSION-venv), then run this again."
+Install the venv module of Python $VERSION (Debian/Ubuntu: sudo apt-get install python$VERSION-venv),
+then run this again."
         "$PYTHON" -m venv --clear "$VENV"
         venv_works || die "$VENV was made but has no pip: remove it and run this again"
     fi
 fi
 
-say "installing harness${EXTRA:+ with its $EXTRA extra} and its dependencies into $VENV: about a minute the first time"
+say "installing harness${EXTRA:+ with its $EXTRA extra} and its dependencies into $VENV" \
+    "(about a minute the first time)"
 # PIP_USER=1 (set by some users) would make pip refuse to install into a venv.
 PIP_USER=0 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$SPEC"
 say "ready: run .venv/bin/harness, or '. .venv/bin/activate' and then harness"

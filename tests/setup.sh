@@ -2,9 +2,9 @@
 # Installs everything the test suite needs on a fresh Debian machine: the Debian packages the tests
 # start for real (OpenSSH server, socat, ser2net, iproute2 for network namespaces; gcc to build and
 # fuzz the C firmware protocol layer, with libc6-dev, which gcc only recommends; QEMU and an ARM
-# cross compiler with newlib to run it on an emulated Cortex-M3), then .venv with harness and its test extra (harness/bootstrap.sh: the
-# system Python of Debian 12 / Ubuntu 24.04 refuses pip installs, PEP 668). Run as root (CI does)
-# or with sudo; then `.venv/bin/python -m pytest`.
+# cross compiler with newlib to run it on an emulated Cortex-M3), then .venv with harness and its
+# test extra (harness/bootstrap.sh: the system Python of Debian 12 / Ubuntu 24.04 refuses pip
+# installs, PEP 668). Run as root (CI does) or with sudo; then `.venv/bin/python -m pytest`.
 # --no-install-recommends keeps QEMU and the cross toolchain near 0.9 GB instead of 3.3 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -39,8 +39,9 @@ def conv_pool_fc(path: Path, fc_out: int) -> Path:
     b.op(fb.BuiltinOperator.RESHAPE, [p, b.tensor("flat/shape", [2], np.array([1, 16], np.int32), I32)], [r],
          ro, fb.BuiltinOptions.ReshapeOptions)
     f = b.tensor("logits", [1, fc_out])
-    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [r, b.weights("fc/w", [fc_out, 16]), b.weights("fc/b", [fc_out])],
-         [f], fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
+    w, bias = b.weights("fc/w", [fc_out, 16]), b.weights("fc/b", [fc_out])
+    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [r, w, bias], [f], fb.FullyConnectedOptionsT(),
+         fb.BuiltinOptions.FullyConnectedOptions)
     return b.write(path, [x], [f])
 
 
@@ -118,8 +119,8 @@ def test_small_float_layer_in_a_full_integer_model_is_mixed(tmp_path: Path) -> N
     r = b.tensor("flat", [36, 16])
     ro = fb.ReshapeOptionsT()
     ro.newShape = [36, 16]
-    b.op(fb.BuiltinOperator.RESHAPE, [cf, b.tensor("flat/shape", [2], np.array([36, 16], np.int32), I32)], [r],
-         ro, fb.BuiltinOptions.ReshapeOptions)
+    shape = b.tensor("flat/shape", [2], np.array([36, 16], np.int32), I32)
+    b.op(fb.BuiltinOperator.RESHAPE, [cf, shape], [r], ro, fb.BuiltinOptions.ReshapeOptions)
     f = b.tensor("logits", [36, 4])
     b.op(fb.BuiltinOperator.FULLY_CONNECTED, [r, b.weights("fc/w", [4, 16]), b.weights("fc/b", [4])], [f],
          fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)

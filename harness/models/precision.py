@@ -130,7 +130,9 @@ def model_scheme(ops: Sequence[OpInfo]) -> Scheme:
         rest = {op.precision for op in votes}
         if not rest:
             shape_like = {op.precision for op in ops if op.precision in _SCHEME_LABELS}
-            return Scheme(shape_like.pop() if len(shape_like) == 1 else ("float32" if not shape_like else "mixed"))
+            if len(shape_like) == 1:
+                return Scheme(shape_like.pop())
+            return Scheme("mixed" if shape_like else "float32")
         return Scheme(rest.pop() if len(rest) == 1 else "mixed")
     small = [op for op in weighted if op.precision == "float32" and weight_elements(op) < SMALL_WEIGHTS]
     large = {op.precision for op in weighted if op not in small}
