@@ -7,8 +7,8 @@
 #
 # The commands are read out of README.md, so they cannot drift from what users are told.
 #
-# The root runs in mount and PID namespaces of its own (pivot_root, see in_root): its /proc, /sys, /dev and /run mounts
-# vanish with it, and when it ends every process started in it is killed, so nothing is left
+# The root runs in mount and PID namespaces of its own (pivot_root, see in_root): its /proc,
+# /sys, /dev and /run mounts vanish with it, and when it ends every process started in it is killed, so nothing is left
 # running. It shares this machine's network (it needs the mirror and PyPI), so it also shares the
 # locks that guard what the network and the CPU are used for: /run/lock, where tests/sshd.py takes
 # the slot of its bridge and subnet, and the host-CPU lock of harness/scenarios/hostcpu.py.
@@ -99,7 +99,10 @@ in_root() {
 
 in_root /bin/sh -c 'cd /root && git -c advice.detachedHead=false clone -q harness.bundle harness'
 python=$(in_root /usr/bin/python3 --version)
-if in_root /usr/bin/python3 -m pip --version >/dev/null 2>&1; then say "the root has pip already: not stock"; exit 1; fi
+if in_root /usr/bin/python3 -m pip --version >/dev/null 2>&1; then
+    say "the root has pip already: not stock"
+    exit 1
+fi
 
 run_command() {  # name, command line, prefix; prints the seconds it took
     local t0 rc=0
