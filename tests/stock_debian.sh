@@ -8,10 +8,11 @@
 # The commands are read out of README.md, so they cannot drift from what users are told.
 #
 # The root runs in mount and PID namespaces of its own (pivot_root, see in_root): its /proc,
-# /sys, /dev and /run mounts vanish with it, and when it ends every process started in it is killed, so nothing is left
-# running. It shares this machine's network (it needs the mirror and PyPI), so it also shares the
-# locks that guard what the network and the CPU are used for: /run/lock, where tests/sshd.py takes
-# the slot of its bridge and subnet, and the host-CPU lock of harness/scenarios/hostcpu.py.
+# /sys, /dev and /run mounts vanish with it, and when it ends every process started in it is
+# killed, so nothing is left running. It shares this machine's network (it needs the mirror and
+# PyPI), so it also shares the locks that guard what the network and the CPU are used for:
+# /run/lock, where tests/sshd.py takes the slot of its bridge and subnet, and the host-CPU lock
+# of harness/scenarios/hostcpu.py.
 # Without them a test run inside and one outside could take the same bridge name and delete each
 # other's, or time on the same CPU at once.
 #
