@@ -64,7 +64,7 @@ def ready(findings: Sequence[Diagnosis]) -> bool:
 
 def probe_path() -> Path:
     """The board probe: Python >= 3.5 syntax, so that an old python still reports *that* it is old."""
-    return Path(str(resources.files("device_agents").joinpath("linux", "board_probe.py")))
+    return Path(str(resources.files("device_agents") / "linux" / "board_probe.py"))
 
 
 VENV = "~/harness-venv"  # suggested home for a board's runtime when its python is the system one
@@ -74,12 +74,18 @@ def _pip(python: str, package: str, report: dict, target: str = "NAME") -> str:
     """The install command for ``package``: into the target's venv, or into a new venv.
 
     System pythons on Debian 12 / Raspberry Pi OS bookworm refuse ``pip install`` (PEP 668), so
-    outside a venv the fix is a venv of its own, named in targets.toml.
+    outside a venv the fix is a venv of its own, named in targets.toml. Where the python lacks
+    ensurepip (Debian and Ubuntu until pythonX.Y-venv is installed), ``-m venv`` fails, so the
+    fix installs that package first, as harness/bootstrap.sh does on the host.
     """
     if report.get("venv"):
         return f"{shlex.quote(python)} -m pip install {shlex.quote(package)} (installs into the venv " \
                f"{report['prefix']})"
-    return (f"{shlex.quote(python)} -m venv {VENV} && {VENV}/bin/pip install numpy "
+    apt = ""
+    if report.get("ensurepip") is False:
+        version = ".".join(str(report.get("python", "3")).split(".")[:2])
+        apt = f"sudo apt-get install python{version}-venv && "
+    return (f"{apt}{shlex.quote(python)} -m venv {VENV} && {VENV}/bin/pip install numpy "
             f"{shlex.quote(package)}, then set python = \"{VENV}/bin/python\" in [targets.{target}]")
 
 

@@ -54,7 +54,7 @@ def silence_limit_s(target: Target) -> float:
 
 
 def agent_path() -> Path:
-    return Path(str(resources.files("device_agents").joinpath("linux", "tflite_agent.py")))
+    return Path(str(resources.files("device_agents") / "linux" / "tflite_agent.py"))
 
 
 HEARTBEATS_MISSED = 5  # the agent gives up on the host after this many heartbeat intervals
