@@ -84,7 +84,7 @@ def test_main_command_on_the_system_python(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "ds_cnn_kws.tflite" in p.stdout and "Invoke" in p.stdout and "local" in p.stdout
-    assert "inference is" in p.stdout  # the verdict under the table
+    assert "Loops/s" in p.stdout and "local · ds_cnn_kws t1: " in p.stdout  # the table and its verdict
     assert list((clone / "results").glob("*/summary.jsonl"))  # the samples landed in the clone
     # The venv's harness runs from the clone, not from whatever the test runner imports.
     p = subprocess.run([str(clone / ".venv/bin/python"), "-c", "import harness; print(harness.__file__)"],
