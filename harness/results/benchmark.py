@@ -29,7 +29,8 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   outputs of every sample, then ``eval_summary``; PROTOCOL.md, eval mode), never a process's. The
   labels (null without them) are kept there, on the host. The plan gains ``eval`` (``source``,
   ``path``, ``samples``, or null), and a benchmark with an eval planned is complete only with its
-  ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass.
+  ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass. Profile
+  runs carry version 4 too; their files are unchanged.
 """
 
 from __future__ import annotations
