@@ -25,7 +25,7 @@ from harness.cli.common import (
 )
 from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
-from harness.plan import MIN_STABLE_PROCESSES, STABLE_DURATION_S, Plan
+from harness.plan import MIN_STABLE_PROCESSES, STABLE_DURATION_S, EvalPlan, Plan
 from harness.render.text import visible
 from harness.results import store
 from harness.results.summary import summarize
@@ -33,7 +33,7 @@ from harness.results.summary import summarize
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.render.progress import LiveProgress
-    from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
+    from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs, prepare_eval
     from harness.scenarios.runner import Runner
 
     sizing = process_options(args)  # usage errors before anything starts
@@ -46,9 +46,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 blocks=args.blocks, seed=args.seed, xnnpack=args.xnnpack == "on",
                 inputs=args.inputs.resolve() if args.inputs else None,
                 pipeline=args.pipeline.resolve() if args.pipeline else None,
+                eval=EvalPlan("file", args.eval.resolve()) if args.eval else None,
                 **sizing)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
     run_store = store.RunStore(args.results, kind="benchmark")
+    if plan.eval is not None:  # each model's samples, kept with the run (what the boards were fed)
+        jobs, unfit = prepare_eval(jobs, run_store.path / "eval")
+        refused = [*refused, *unfit]
     run_store.start({"targets_file": str(source), "plan": plan.as_dict(),
                      "targets": {t.name: t.facts() for t in selected},
                      "models": {str(j.model): j.model_sha256 for j in jobs},
@@ -183,6 +187,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", type=existing_file, metavar="FILE", help="inputs as .npy or .npz")
     p.add_argument("--pipeline", type=python_file, metavar="APP.PY",
                    help="a file defining load(i), preprocess(raw), postprocess(outputs)")
+    p.add_argument("--eval", type=existing_file, metavar="FILE.npz",
+                   help="after the timed part, run every sample of FILE once on the board (arrays x "
+                        "and y, or keyed by input name plus y) and report top-1 accuracy from the "
+                        "outputs the board returned")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
     add_wide(p)

@@ -12,6 +12,8 @@ version in every file, see harness.results.benchmark for its history)::
         benchmarks/NNN-<target>-<model>-t<threads>.jsonl          (kind "benchmark")
                                      header line, the board's messages verbatim, end line
         summary.jsonl                one `harness run --json` object per finished benchmark
+        eval/*.npz                   with --eval: each model's samples as its boards were fed them
+                                     (harness.models.evalset; written by the CLI, no labels)
         profiles/NNN-<target>-<model>-t<threads>.jsonl            (kind "profile")
                                      header line (the profile plan, each op's index, type and
                                      FLOPs), the agent's profile-mode messages verbatim (hello,
