@@ -179,9 +179,11 @@ def test_a_5_percent_shift_is_detected_with_enough_blocks() -> None:
 
 def drifting_run(rng: np.random.Generator, blocks: int = 10, half: int = 200) -> list[np.ndarray]:
     """The with-Invoke halves of one run of ABBA blocks on a board that drifts: a slow wander
-    (AR(1), correlation time 200 iterations, 3 % sd), a warming ramp of 4 % over the run, and 2 %
-    noise per iteration; the without-Invoke halves take their time in between."""
-    total, phi, sd = blocks * 2 * half, 0.995, 0.03
+    (AR(1), correlation time 100 iterations, half a block, 3 % sd), a warming ramp of 4 % over the
+    run, and 2 % noise per iteration; the without-Invoke halves take their time in between.
+    (A wander as slow as a whole block leaks into the block medians: with a correlation time of
+    200 iterations their false-positive rate is about 7.5 %, which README.md states.)"""
+    total, phi, sd = blocks * 2 * half, 0.99, 0.03
     wander = np.empty(total)
     wander[0] = sd * rng.standard_normal()
     noise = sd * math.sqrt(1 - phi**2) * rng.standard_normal(total)
@@ -206,4 +208,4 @@ def test_drift_inside_a_run_is_not_a_difference_between_runs() -> None:
         assert c.unit == "block-median" and len(c.baseline_units) == 10
         blocked += c.significant
     assert raw / runs > 0.5
-    assert blocked / runs <= 0.09
+    assert blocked / runs <= 0.08  # binomial sd at 200 runs: 0.015

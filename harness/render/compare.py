@@ -1,6 +1,7 @@
 """`harness compare` for people: a table of the pairs (a Grid, harness.render.grid) and one line per
 pair as hyperfine says it ("rpi5 is 2.31× ± 0.04 faster than rpi4 on ds_cnn_kws.tflite, 2
-threads"), the fastest candidate first within each group; then what the units and the test were.
+threads"), the fastest candidate first within each group; then what the units, the test and the
+interval were.
 
 The ± is the larger side of the 95 % interval of the factor shown (the ratio, or its inverse for
 "faster"), to one significant digit, and the factor to the same decimals.
@@ -61,7 +62,8 @@ def label(c: Comparison, side: Side) -> str:
 def context(c: Comparison) -> str:
     """What both sides share: "ds_cnn_kws.tflite, 2 threads", "local · ds_cnn_kws.tflite"."""
     a, b = c.pair.baseline.benchmark, c.pair.candidate.benchmark
-    parts = [" · ".join(str(getattr(a, f)) for f in ("target", "model") if getattr(a, f) == getattr(b, f))]
+    shared = [a.target + (EMULATED_MARK if a.emulated else "")] if a.target == b.target else []
+    parts = [" · ".join(shared + ([a.model] if a.model == b.model else []))]
     if a.threads == b.threads:
         parts.append(plural(a.threads, "thread"))
     return visible(", ".join(p for p in parts if p))
@@ -198,11 +200,11 @@ def refusal(c: Comparison) -> str:
 
 
 def compare_view(comparisons: Sequence[Comparison], width: int | None, wide: bool = False) -> list[RenderableType]:
-    """The table (``wide``: every column; in parts if it must be split to fit ``width``), its
-    legend, then one line per pair."""
+    """The table (``wide``: every column; in parts if it must be split to fit ``width``), one line
+    per pair, then the legend: what the units, the test and the interval were."""
     grid = comparison_grid(comparisons).narrow(wide)
-    return [*terminal.render(grid, width), *(Text(line, style="cyan") for line in grid.legend),
-            *(sentence(c) for c in ordered(comparisons) if c.verdict != "refused")]
+    return [*terminal.render(grid, width), *(sentence(c) for c in ordered(comparisons) if c.verdict != "refused"),
+            *(Text(line, style="cyan") for line in grid.legend)]
 
 
 def natural_width(comparisons: Sequence[Comparison], wide: bool) -> int:
