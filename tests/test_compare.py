@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from rich.console import Console
 from harness.render import terminal
 from harness.render.compare import compare_view, comparison_grid
 from harness.results import pairing
-from harness.results.compare import Pair, compare, differences, run_sides
+from harness.results.compare import Pair, Side, compare, differences, run_sides
 from harness.results.store import RunStore
 from tests.agentrun import harness, json_objects
 from tests.comparekit import Bench, steady, write_run
@@ -25,7 +26,7 @@ OTHER_BOARD = Bench(target="rpi5", board=("Raspberry Pi 5 Model B Rev 1.0", "Cor
                     runtime=("tflite_runtime", "2.14.0"), xnnpack=False)
 
 
-def side(tmp_path: Path, bench: Bench, harness_version: str = "0.1.0", name: str = "r"):
+def side(tmp_path: Path, bench: Bench, harness_version: str = "0.1.0", name: str = "r") -> Side:
     """The one side of a run of one benchmark."""
     (s,) = run_sides(write_run(tmp_path / name, [bench], harness_version=harness_version))
     return s
@@ -124,7 +125,7 @@ def runs(tmp_path: Path, candidate: Bench, *, version: str = "0.1.0") -> tuple[s
     return a.name, b.name
 
 
-def compare_cli(tmp_path: Path, *args: str):
+def compare_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return harness("compare", "--results", str(tmp_path / "results"), *args, cwd=tmp_path)
 
 

@@ -3,6 +3,7 @@ real runtimes, the shipped models."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def run(tmp_path: Path, *args: str) -> str:
     return json_objects(p.stdout)[0]["run_id"]
 
 
-def compare(tmp_path: Path, *args: str):
+def compare(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return harness("compare", "--results", str(tmp_path / "results"), *args, cwd=tmp_path)
 
 

@@ -190,13 +190,12 @@ def sentence(c: Comparison) -> Text:
 def refusal(c: Comparison) -> str:
     """Why a pair was refused, for stderr: the facts that differ beyond the one compared."""
     bad = [d for d in c.differences if d.status == "refused"]
-    what = ", ".join(f"{d.fact} ({d.baseline or '?'} vs {d.candidate or '?'})" for d in bad)
+    what = ", ".join(f"{d.fact} ({d.candidate or '?'} vs {d.baseline or '?'})" for d in bad)  # as in sentence()
     compared = [PLURAL[d.fact] for d in c.differences if d.status == "compared"]
-    about = f"comparing {compared[0]}, " if compared else ""
+    about = f"comparing {compared[0]}, they also differ in" if compared else "they differ in"
     on = f" on {context(c)}" if context(c) else ""
     return visible(f"refused to compare {label(c, c.pair.candidate)} with {label(c, c.pair.baseline)}{on}: "
-                   f"{about}they also differ in {what}; compare one change at a time, or pass --force "
-                   "to compare them anyway")
+                   f"{about} {what}; compare one change at a time, or pass --force to compare them anyway")
 
 
 def compare_view(comparisons: Sequence[Comparison], width: int | None, wide: bool = False) -> list[RenderableType]:
