@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,21 @@ def test_the_output_is_the_same_each_time_it_is_recomputed(tmp_path: Path) -> No
     first = compare_cli(tmp_path, a, b, "--json").stdout
     assert first == compare_cli(tmp_path, a, b, "--json").stdout
     assert json.loads(first)["ratio_ci"] is not None
+
+
+def test_the_variant_baseline_is_a_function_a_recipe_lookup_can_replace(tmp_path: Path) -> None:
+    """Today each model meets the run's first; a lookup (the recipe files of harness quantize)
+    gives each variant its own base, and a base meets nothing."""
+    models = ["a.tflite", "b.tflite", "a.int8.tflite", "b.float16.tflite"]
+    run = run_sides(write_run(tmp_path, [Bench(model=m, model_bytes=m.encode()) for m in models]))
+    first, _ = pairing.within(run, "variant")
+    assert [(p.baseline.benchmark.model, p.candidate.benchmark.model) for p in first] == \
+        [("a.tflite", "b.tflite"), ("a.tflite", "a.int8.tflite"), ("a.tflite", "b.float16.tflite")]
+
+    def recipe_base(side: Side, group: Sequence[Side]) -> Side | None:
+        stem = side.benchmark.model.split(".")[0]
+        return next((s for s in group if s.benchmark.model == f"{stem}.tflite"), None)
+
+    own, _ = pairing.within(run, "variant", baseline_of=recipe_base)
+    assert [(p.baseline.benchmark.model, p.candidate.benchmark.model) for p in own] == \
+        [("a.tflite", "a.int8.tflite"), ("b.tflite", "b.float16.tflite")]

@@ -58,18 +58,20 @@ def across_runs(baseline: Sequence[Side], candidates: Sequence[Sequence[Side]]) 
     return pairs, notes
 
 
-def first_in_run(group: Sequence[Side]) -> Side:
-    """The baseline of a group of models: the first in the run's matrix order. This is where a
-    variant's base, named by its recipe file (harness.models.variants: ``recipe_for(model_path)``
-    and its ``base_sha256``), will pick each variant's own baseline instead."""
+def first_in_run(side: Side, group: Sequence[Side]) -> Side | None:
+    """The baseline of the model ``side`` among the models of its group (one target and thread
+    count): the group's first in the run's matrix order. This is the function the recipe lookup
+    replaces (harness.models.variants: ``recipe_for(model_path)`` and its ``base_sha256``): each
+    variant's baseline becomes the member whose model_sha256 is its base, and a model without a
+    recipe is a base itself (None: the baseline of nothing)."""
     return group[0]
 
 
 def within(sides: Sequence[Side], by: str,
-           baseline_of: Callable[[Sequence[Side]], Side] = first_in_run) -> tuple[list[Pair], list[str]]:
-    """Pairs inside one run: per group of sides that share GROUPS[by], each member against the
-    group's baseline: for boards, the run's first target that has the group; for threads, the
-    first thread count; for variants, ``baseline_of`` the group. A note for each group of one."""
+           baseline_of: Callable[[Side, Sequence[Side]], Side | None] = first_in_run) -> tuple[list[Pair], list[str]]:
+    """Pairs inside one run: per group of sides that share GROUPS[by], each member against its
+    baseline: for boards, the run's first target that has the group; for threads, the first
+    thread count; for variants, ``baseline_of`` the member. A note for each group of one."""
     if by not in GROUPS:
         raise ValueError(f"cannot compare by {by!r}")
     groups: dict[Key, list[Side]] = {}
@@ -81,6 +83,8 @@ def within(sides: Sequence[Side], by: str,
         if len(group) < 2:
             notes.append(f"{name(group[0])}: nothing of the run to compare it with by {by}")
             continue
-        base = baseline_of(group) if by == "variant" else group[0]
-        pairs += [Pair(by, base, s) for s in group if s is not base]
+        for s in group:
+            base = baseline_of(s, group) if by == "variant" else group[0]
+            if base is not None and base is not s:
+                pairs.append(Pair(by, base, s))
     return pairs, notes
