@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -261,9 +262,9 @@ def test_the_output_is_the_same_each_time_it_is_recomputed(tmp_path: Path) -> No
     assert json.loads(first)["ratio_ci"] is not None
 
 
-def test_the_variant_baseline_is_a_function_a_recipe_lookup_can_replace(tmp_path: Path) -> None:
-    """Today each model meets the run's first; a lookup (the recipe files of harness quantize)
-    gives each variant its own base, and a base meets nothing."""
+def test_each_variant_meets_its_own_base_and_without_variants_the_first_model(tmp_path: Path) -> None:
+    """Without variants each model meets the run's first; with their bases (from the recipe files
+    of harness quantize), each variant meets its own base and a base meets nothing."""
     models = ["a.tflite", "b.tflite", "a.int8.tflite", "b.float16.tflite"]
     run = run_sides(write_run(tmp_path, [Bench(model=m, model_bytes=m.encode()) for m in models]))
     first, _ = pairing.within(run, "variant")
@@ -277,3 +278,12 @@ def test_the_variant_baseline_is_a_function_a_recipe_lookup_can_replace(tmp_path
     own, _ = pairing.within(run, "variant", baseline_of=recipe_base)
     assert [(p.baseline.benchmark.model, p.candidate.benchmark.model) for p in own] == \
         [("a.tflite", "a.int8.tflite"), ("b.tflite", "b.float16.tflite")]
+
+    sides = {s.benchmark.model: s for s in run}
+    bases = {"a.int8.tflite": sides["a.tflite"].benchmark.model_sha256,
+             "b.float16.tflite": "f" * 64}  # b.float16's base did not run
+    with_recipes = [replace(s, base_sha256=bases.get(s.benchmark.model)) for s in run]
+    pairs, notes = pairing.within(with_recipes, "variant")
+    assert [(p.baseline.benchmark.model, p.candidate.benchmark.model) for p in pairs] == \
+        [("a.tflite", "a.int8.tflite")]
+    assert notes == ["local · b.float16.tflite t1: its base (sha256 ffffffffffff) did not run here"]

@@ -3,6 +3,7 @@ real runtimes, the shipped models."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -84,3 +85,20 @@ def test_runs_of_three_processes_test_their_run_medians(tmp_path: Path) -> None:
     (o,) = json_objects(compare(tmp_path, a, b, "--json").stdout)
     assert (o["unit"], o["test"], o["n_baseline"], o["n_candidate"]) == ("run-median", "welch-t", 3, 3)
     assert o["ratio_ci"][0] <= o["ratio"] <= o["ratio_ci"][1]
+
+
+def test_by_variant_meets_each_variant_with_the_base_its_recipe_names(tmp_path: Path) -> None:
+    """A real float16 variant of the digits model (harness quantize writes its recipe), run beside
+    its base and an unrelated model: the variant meets its base, the unrelated model meets nothing."""
+    shutil.copy(DIGITS, tmp_path / DIGITS.name)
+    q = harness("quantize", str(tmp_path / DIGITS.name), "--kinds", "float16", "--out", str(tmp_path), cwd=tmp_path)
+    assert q.returncode == 0, q.stderr
+    variant = tmp_path / "digits_cnn.float16.tflite"
+    run_id = run(tmp_path, "--target", "local", "--model", str(KWS), "--model", str(tmp_path / DIGITS.name),
+                 "--model", str(variant))
+    p = compare(tmp_path, "--within", run_id, "--by", "variant", "--json")
+    assert p.returncode == 0, p.stderr
+    (o,) = json_objects(p.stdout)
+    assert (o["by"], o["baseline"]["model"], o["candidate"]["model"]) == \
+        ("variant", "digits_cnn.tflite", "digits_cnn.float16.tflite")
+    assert [d["fact"] for d in o["differences"]] == ["model"]

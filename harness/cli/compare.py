@@ -48,8 +48,8 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
     if args.within is not None:
         if args.runs:
             usage("--within compares inside one run: give no other runs with it")
-        sides = run_sides(store.resolve_run(args.results, args.within, kind=None))
         by = args.by or "board"
+        sides = run_sides(store.resolve_run(args.results, args.within, kind=None), recipes=by == "variant")
         pairs, notes = pairing.within(sides, by)
         what = f"run {args.within} by {by}"
     else:

@@ -26,12 +26,14 @@ else equal. Two runs compared with each other (``by`` "run") compare the one fac
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import stats
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.results import store
 from harness.results.benchmark import SCHEMA_VERSION, Benchmark
 
@@ -45,6 +47,8 @@ FACTS = ("board", "model", "threads", "runtime", "delegate", "harness")
 SUBJECT = {"board": "board", "threads": "threads", "variant": "model"}  # "run": the fact that differs
 AS_DEPLOYED = ("runtime", "delegate", "harness")  # part of a board as deployed: shown beside it
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Side:
@@ -53,6 +57,7 @@ class Side:
     benchmark: Benchmark
     run_id: str
     harness_version: str | None = None
+    base_sha256: str | None = None  # a variant's: the model it was made from (its recipe file)
 
     def facts(self) -> dict[str, str | None]:
         """What this side is, fact by fact (None where the board did not say)."""
@@ -225,10 +230,11 @@ def compare(pair: Pair, metric: str = "invoke", force: bool = False) -> Comparis
                       stats.ratio_interval(base, cand), result.p_value)
 
 
-def run_sides(path: Path) -> list[Side]:
+def run_sides(path: Path, recipes: bool = False) -> list[Side]:
     """The benchmarks of the run in ``path`` as sides, in the run's matrix order (the order of
     `harness run`'s targets, models and threads; files are numbered as benchmarks start, which
-    interleaves targets run in parallel). A run of another kind is refused."""
+    interleaves targets run in parallel). With ``recipes``, each variant's side names its base
+    (variant_bases). A run of another kind is refused."""
     meta = store.load_meta(path)
     kind = store.run_kind(meta)
     if kind != "benchmark":
@@ -246,4 +252,29 @@ def run_sides(path: Path) -> list[Side]:
         return matrix.index(key) if key in matrix else len(matrix)
 
     run_id = str(meta.get("run_id") or path.name)
-    return [Side(b, run_id, meta.get("harness_version")) for b in sorted(benchmarks, key=order)]
+    bases = variant_bases(path) if recipes else {}
+    return [Side(b, run_id, meta.get("harness_version"), bases.get(b.model_sha256))
+            for b in sorted(benchmarks, key=order)]
+
+
+def variant_bases(path: Path) -> dict[str, str]:
+    """The base of each variant benchmarked in the run in ``path``: {variant sha256: base sha256},
+    from the recipe file beside each model as it was run (harness.models.recipes.recipe_for on
+    the header's ``model_path``). A recipe that is gone, stale or describes another file than the
+    one benchmarked gives nothing (a warning when it cannot be read): that model has no base here."""
+    from harness.models.recipes import recipe_for  # reads model files: only when variants are compared
+
+    bases: dict[str, str] = {}
+    for file in store.records(path, "benchmark"):
+        try:
+            with open(file, encoding="utf-8") as f:
+                header = json.loads(f.readline())
+            recipe = recipe_for(Path(header["model_path"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # the file's own problems are reported when its benchmark loads
+        except HarnessError as exc:
+            log.warning("%s: compared without its recipe", exc)
+            continue
+        if recipe is not None and recipe.variant_sha256 == header.get("model_sha256"):
+            bases[recipe.variant_sha256] = recipe.base_sha256
+    return bases

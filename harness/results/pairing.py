@@ -6,7 +6,8 @@ model file name and threads; a field that each run holds only one value of is le
 match, so a run of one board meets a run of another (a board comparison), and a run of one model
 file meets a run of another (a model comparison). Within one run, benchmarks are grouped by what
 stays the same, and each group's baseline is its first member in the run's matrix order (the
-order of `harness run`'s --target, --model and --threads).
+order of `harness run`'s --target, --model and --threads), except that a variant meets the base
+its recipe names when that base ran beside it.
 """
 
 from __future__ import annotations
@@ -58,17 +59,19 @@ def across_runs(baseline: Sequence[Side], candidates: Sequence[Sequence[Side]]) 
     return pairs, notes
 
 
-def first_in_run(side: Side, group: Sequence[Side]) -> Side | None:
+def variant_base(side: Side, group: Sequence[Side]) -> Side | None:
     """The baseline of the model ``side`` among the models of its group (one target and thread
-    count): the group's first in the run's matrix order. This is the function the recipe lookup
-    replaces (harness.models.variants: ``recipe_for(model_path)`` and its ``base_sha256``): each
-    variant's baseline becomes the member whose model_sha256 is its base, and a model without a
-    recipe is a base itself (None: the baseline of nothing)."""
-    return group[0]
+    count). When the group holds a variant's base (``Side.base_sha256``, from the variant's recipe
+    file), each variant meets its own base and other models meet nothing (None); otherwise every
+    model meets the group's first in the run's matrix order."""
+    by_sha = {s.benchmark.model_sha256: s for s in group}
+    if not any(s.base_sha256 in by_sha for s in group):
+        return group[0]
+    return by_sha.get(side.base_sha256) if side.base_sha256 else None
 
 
 def within(sides: Sequence[Side], by: str,
-           baseline_of: Callable[[Side, Sequence[Side]], Side | None] = first_in_run) -> tuple[list[Pair], list[str]]:
+           baseline_of: Callable[[Side, Sequence[Side]], Side | None] = variant_base) -> tuple[list[Pair], list[str]]:
     """Pairs inside one run: per group of sides that share GROUPS[by], each member against its
     baseline: for boards, the run's first target that has the group; for threads, the first
     thread count; for variants, ``baseline_of`` the member. A note for each group of one."""
@@ -87,4 +90,6 @@ def within(sides: Sequence[Side], by: str,
             base = baseline_of(s, group) if by == "variant" else group[0]
             if base is not None and base is not s:
                 pairs.append(Pair(by, base, s))
+            elif base is None and s.base_sha256:
+                notes.append(f"{name(s)}: its base (sha256 {s.base_sha256[:12]}) did not run here")
     return pairs, notes
