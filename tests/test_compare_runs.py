@@ -102,3 +102,4 @@ def test_by_variant_meets_each_variant_with_the_base_its_recipe_names(tmp_path: 
     assert (o["by"], o["baseline"]["model"], o["candidate"]["model"]) == \
         ("variant", "digits_cnn.tflite", "digits_cnn.float16.tflite")
     assert [d["fact"] for d in o["differences"]] == ["model"]
+    assert o["candidate"]["base_sha256"] == o["baseline"]["model_sha256"]

@@ -94,7 +94,7 @@ class Side:
         return {"target": b.target, "model": b.model, "threads": b.threads, "run_id": self.run_id,
                 "model_sha256": b.model_sha256, "board": self.facts()["board"], "runtime": b.runtime,
                 "runtime_version": b.runtime_version, "xnnpack": b.model_info.get("xnnpack"),
-                "harness_version": self.harness_version, "emulated": b.emulated,
+                "harness_version": self.harness_version, "emulated": b.emulated, "base_sha256": self.base_sha256,
                 "median_ns": None if median_ns is None else round(median_ns)}
 
 
