@@ -1,0 +1,214 @@
+"""The report's sections on models and on comparisons: per-layer time from stored profiles, the
+variants' latency, accuracy and size, and the comparisons with their uncertainty.
+
+Comparisons are harness compare's own (harness.results.compare, .pairing; the table and lines of
+harness.render.compare): between the runs given, the first as the baseline, or within one run by
+board, threads or variant. A variant meets the base its recipe file names (harness.models.recipes),
+and its speed-up is that comparison's, with its interval and test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.render import plots
+from harness.render.analysis import human_bytes, human_count
+from harness.render.compare import comparison_grid, context, factor, label, ordered, refusal, sentence
+from harness.render.grid import Cell, Column, Grid, Row, cell, name, words
+from harness.render.report_model import Entry, Figure, Material, Section, StoredRun
+from harness.render.table import duration, percent
+from harness.results import pairing
+from harness.results.compare import Comparison, Pair, compare, run_sides, variant_recipes
+from harness.results.layers import LayerProfile
+
+TOP = 10
+DASH = "–"
+
+
+def layers_section(m: Material, top: int = TOP) -> Section:
+    profiled = [r.profile for _, r in m.profiles if r.profile is not None]
+    if not profiled:
+        return Section("layers", "Per-layer time", notes=(
+            "no profile run among the runs given: `harness analyze MODEL --profile TARGET` makes one; "
+            "pass its id to harness report with the benchmark runs",))
+    tables, figures = [], []
+    for n, p in enumerate(profiled, 1):
+        grid = _layers_grid(p, top, f"p{n}")
+        tables.append((f"t-layers-{n}", grid))
+        bars = [plots.Bars(f"p{n}-op{layer.index}", f"{layer.index} {layer.type}",
+                           {"time": 100 * layer.time_share,
+                            "flops": None if layer.flops_share is None else 100 * layer.flops_share})
+                for layer in p.heaviest(top)]
+        figures.append(Figure(f"layers-{n}", plots.paired_bars(
+            f"layers-{n}", bars, (("time", "share of the layers' time"), ("flops", "share of the model's FLOPs")),
+            "% of the model"), f"The {len(bars)} heaviest layers of {p.model.rsplit('/', 1)[-1]} on {p.target}: "
+            "time share against FLOPs share", f"t-layers-{n}", (("time", ()), ("flops", ("flops_share",)))))
+    return Section("layers", "Per-layer time", intro=(
+        "From stored profile runs, recomputed from their raw rounds (harness.results.layers). A layer "
+        "whose time share is far above its FLOPs share is slower per FLOP than the model's average: "
+        "the place to look first.",), tables=tuple(tables), figures=tuple(figures))
+
+
+def _layers_grid(p: LayerProfile, top: int, prefix: str) -> Grid:
+    columns = (Column("op", "Op"), Column("type", "Type", "left"), Column("time", "Time"),
+               Column("time_share", "Time share"), Column("flops", "FLOPs"), Column("flops_share", "FLOPs share"),
+               Column("gflops", "GFLOP/s"))
+    rows = [Row((cell(str(layer.index)), name(layer.type), cell(duration(layer.ns)), cell(percent(layer.time_share)),
+                 cell(human_count(layer.flops) if layer.flops is not None else DASH),
+                 cell(percent(layer.flops_share) if layer.flops_share is not None else DASH),
+                 cell(f"{layer.flops / layer.ns:.3g}" if layer.flops and layer.ns > 0 else DASH)),
+                key=f"{prefix}-op{layer.index}") for layer in p.heaviest(top)]
+    model = p.model.rsplit("/", 1)[-1]
+    se = f" ± {100 * p.sum_check_se:.1f} %" if p.sum_check_se == p.sum_check_se else ""
+    legend = (f"{len(p.layers)} layers; overhead {duration(p.overhead_ns)} + layers {duration(p.sum_ns)} vs whole "
+              f"model {duration(p.whole_ns)}: sum check {100 * p.sum_check:+.1f} %{se}", f"method: {p.method}, clock "
+              f"{p.clock}; run {p.run_id}", *p.notes)
+    title = (f"{model} on {p.target} ({p.runtime}, {p.threads} thread{'s' if p.threads > 1 else ''}, "
+             f"XNNPACK {'on' if p.xnnpack else 'off'}): the {len(rows)} heaviest layers")
+    return Grid(columns, tuple(rows), title, legend)
+
+
+def _roles(m: Material) -> dict[str, tuple[str, str | None]]:
+    """{entry key: (variant name or "base", base sha256 or None)} for the models with a recipe and
+    the bases they name."""
+    roles: dict[str, tuple[str, str | None]] = {}
+    for run in m.benchmark_runs():
+        recipes = variant_recipes(run.path)
+        bases = {r.base_sha256 for r in recipes.values()}
+        for e in (e for e in m.entries if e.run is run):
+            sha = e.summary.benchmark.model_sha256
+            if sha in recipes:
+                roles[e.key] = (recipes[sha].name, recipes[sha].base_sha256)
+            elif sha in bases:
+                roles[e.key] = ("base", None)
+    return roles
+
+
+def _variant_speedups(m: Material) -> dict[tuple[str, str, str, int], Comparison]:
+    """Each variant's comparison with its base: {(run id, target, model sha256, threads): comparison}."""
+    found = {}
+    for run in m.benchmark_runs():
+        if not run.benchmarks:
+            continue
+        pairs, _ = pairing.within(run_sides(run.path, recipes=True), "variant")
+        for p in pairs:
+            b = p.candidate.benchmark
+            found[run.run_id, b.target, b.model_sha256, b.threads] = compare(p)
+    return found
+
+
+VARIANT_COLUMNS = (
+    Column("target", "Target", "left", repeat=True), Column("model", "Model", "left", repeat=True),
+    Column("threads", "Thr", repeat=True), Column("variant", "Variant", "left"), Column("scheme", "Scheme", "left"),
+    Column("size", "Size"), Column("invoke", "Invoke"), Column("speedup", "vs base (Invoke)"),
+    Column("accuracy", "Top-1 accuracy"), Column("change", "Change"), Column("status", "Status", "left"),
+)
+
+
+def variants_section(m: Material) -> Section:
+    roles = _roles(m)
+    entries = [e for e in m.entries if e.key in roles] or (
+        list(m.entries) if len({e.summary.benchmark.model_sha256 for e in m.entries}) > 1 else [])
+    if not entries:
+        return Section("variants", "Variants: latency, accuracy and size", notes=(
+            "one model only: `harness quantize MODEL` makes variants, and `harness run --model` with each "
+            "(or --variants DIR) benchmarks them beside their base",))
+    speedups = _variant_speedups(m)
+    rows, points = [], []
+    for e in entries:
+        s, b = e.summary, e.summary.benchmark
+        role, base_sha = roles.get(e.key, (DASH, None))
+        c = speedups.get((e.run.run_id, b.target, b.model_sha256, b.threads)) if s.invoke else None
+        base = next((o for o in m.entries if o.run is e.run and o.summary.benchmark.target == b.target
+                     and o.summary.benchmark.threads == b.threads and o.summary.benchmark.model_sha256 == base_sha), None)
+        acc, base_acc = s.accuracy, base.summary.accuracy if base is not None else None
+        change = f"{100 * (acc.top1 - base_acc.top1):+.1f} pt" if acc and base_acc else DASH
+        size = b.model_facts.get("size_bytes")
+        status = "ok" if b.complete else f"failed: {(b.error or {}).get('message', 'no samples')}"
+        rows.append(Row((name(b.target + ("*" if b.emulated else "")), name(b.model), cell(str(b.threads)),
+                         name(role), name(str(b.model_facts.get("scheme") or DASH)),
+                         cell(human_bytes(size) if size else DASH),
+                         cell(duration(s.invoke.median) if s.invoke else DASH), _speedup_cell(c),
+                         cell(f"{100 * acc.top1:.1f} %" if acc else DASH), cell(change), words(status[:160])),
+                        None if b.complete else "red", e.key))
+        if s.invoke is not None and s.invoke.median:
+            points.append(plots.Point(e.key, role if role != DASH else b.model, b.target, s.invoke.median,
+                                      size, acc.top1 if acc else None))
+    grid = Grid(VARIANT_COLUMNS, tuple(rows), "Variants beside their float32 base, per board", (
+        "vs base: the base's Invoke over the variant's, from harness compare --by variant (block or run "
+        "medians, 95 % interval); 'no significant difference' when that is the answer",
+        "accuracy: top-1 on the board, from the outputs of the evaluation pass (harness run --eval)"))
+    fig = Figure("tradeoff", plots.tradeoff(points), "Each benchmark: Invoke median against model size (left) "
+                 "and against top-1 accuracy (right), one colour per target", "t-variants",
+                 (("size", ("invoke", "size")), ("accuracy", ("invoke", "accuracy"))))
+    return Section("variants", "Variants: latency, accuracy and size", intro=(
+        "Which variant of a model should run on which board, and what it costs in accuracy.",),
+        tables=(("t-variants", grid),), figures=(fig,))
+
+
+def _speedup_cell(c: Comparison | None) -> Cell:
+    if c is None:
+        return cell(DASH)
+    if c.verdict in ("faster", "slower"):
+        figure, word = factor(c)
+        return cell(figure, f" {word}", style="green" if word == "faster" else "red")
+    return words(c.verdict)
+
+
+def comparison_pairs(m: Material, by: str | None) -> tuple[list[Pair], list[str]]:
+    """Between the benchmark runs given (the first the baseline), or with ``by`` or a single run,
+    within each run: by board when it has several targets, else threads, else variant."""
+    runs = [r for r in m.benchmark_runs() if r.benchmarks]
+    pairs: list[Pair] = []
+    notes: list[str] = []
+    if len(runs) > 1 and by is None:
+        pairs, notes = pairing.across_runs(run_sides(runs[0].path), [run_sides(r.path) for r in runs[1:]])
+        if pairs:
+            return pairs, notes
+        notes.append("the runs share no benchmark: each is compared within itself")
+    for run in runs:
+        chosen = by or _auto_by([e for e in m.entries if e.run is run])
+        if chosen is None:
+            notes.append(f"run {run.run_id}: one benchmark, nothing to compare it with")
+            continue
+        got, said = pairing.within(run_sides(run.path, recipes=chosen == "variant"), chosen)
+        pairs += got
+        notes += said
+    return pairs, notes
+
+
+def _auto_by(entries: Sequence[Entry]) -> str | None:
+    for by, field in (("board", "target"), ("threads", "threads"), ("variant", "model_sha256")):
+        if len({getattr(e.summary.benchmark, field) for e in entries}) > 1:
+            return by
+    return None
+
+
+def comparison_section(m: Material, by: str | None = None, metric: str = "invoke") -> Section:
+    pairs, notes = comparison_pairs(m, by)
+    if not pairs:
+        return Section("comparison", "Comparisons", notes=(*notes, "nothing to compare: give two runs, or a run "
+                                                            "of several boards, thread counts or models"))
+    comparisons = ordered([compare(p, metric) for p in pairs])
+    keys = [f"c{n}" for n in range(1, len(comparisons) + 1)]
+    grid = comparison_grid(comparisons).with_keys(keys)
+    ratios = [plots.Ratio(k, f"{context(c)}: {label(c, c.pair.candidate)} vs {label(c, c.pair.baseline)}",
+                          c.ratio, c.ratio_ci, c.verdict) for k, c in zip(keys, comparisons, strict=True)
+              if c.ratio is not None]
+    lines = tuple(sentence(c).plain if not c.refused else refusal(c) for c in comparisons)
+    figures = (Figure("comparison", plots.comparison(ratios), "Candidate / baseline with its 95 % interval (log "
+                      "scale): left of the line faster, right slower", "t-comparison", (("ratio", ("ratio",)),)),
+               ) if ratios else ()
+    return Section("comparison", "Comparisons, with their uncertainty", intro=(
+        "harness compare's verdicts: tested on block medians (or run medians with --processes), never on "
+        "raw samples, which are correlated within a run.",), tables=(("t-comparison", grid),),
+        figures=figures, lines=lines, notes=tuple(notes))
+
+
+def stream_note(runs: Sequence[StoredRun]) -> Section | None:
+    """Runs of kinds this report does not show yet (stream and soak: issue 12) are named."""
+    other = [r for r in runs if r.kind not in ("benchmark", "profile")]
+    if not other:
+        return None
+    return Section("streams", "Streams and soak", notes=tuple(
+        f"run {r.run_id} is a {r.kind} run: this harness does not draw {r.kind} runs yet" for r in other))
