@@ -14,6 +14,7 @@ from harness.cli.common import count, stdout
 from harness.render import plots
 from harness.render.report import Options, build, csv_files, html_page, markdown_page, write
 from harness.render.report_model import load
+from harness.errors import ConfigError
 from harness.results import store
 
 
@@ -49,6 +50,9 @@ def _write(path: Path, text: str) -> int:
 
 
 def _mkdir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--csv {path}: not a directory", hint="pass --csv DIR naming a directory (it is created "
+                                                                 "if missing)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -128,15 +128,27 @@ def _rows(ax: Any, labels: Sequence[str]) -> list[int]:
     return ys
 
 
+def _log_axis(ax: Any) -> None:
+    """A logarithmic x axis labelled in plain numbers (10, 100, 1000) at its decades only: minor
+    ticks unlabelled, or their "2×10³" labels would run into each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}" if x >= 1 else f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _ns_axis(ax: Any, values: Sequence[float], label: str) -> None:
     """An x axis of durations: logarithmic when they span more than 20×, in µs or ms."""
     positive = [v for v in values if v > 0 and math.isfinite(v)]
     unit, scale = ("ms", 1e6) if positive and max(positive) >= 1e6 else ("µs", 1e3)
     if positive and max(positive) / min(positive) > 20:
         ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / scale:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{label} ({unit})", fontsize=9)
 
 
@@ -151,7 +163,9 @@ def latency(rows: Sequence[Distribution]) -> str:
     for y, r in zip(ys, rows, strict=True):
         p1, q1, med, q3, p99 = np.percentile(np.asarray(r.samples, dtype=float), [1, 25, 50, 75, 99])
         every += [p1, p99]
-        ax.plot([p1, p99], [y, y], color="#555555", linewidth=0.8, gid=f"mark--{r.key}--whiskers")
+        nan = float("nan")  # breaks the line: the caps at p1 and p99, and the whisker between them
+        ax.plot([p1, p1, nan, p1, p99, nan, p99, p99], [y - 0.15, y + 0.15, nan, y, y, nan, y - 0.15, y + 0.15],
+                color="#555555", linewidth=0.8, gid=f"mark--{r.key}--whiskers")
         ax.barh([y], [q3 - q1], left=[q1], height=0.6, color="#dbe5f5", edgecolor=INVOKE,
                 linewidth=0.8)[0].set_gid(f"mark--{r.key}--box")
         ax.plot([med, med], [y - 0.3, y + 0.3], color=INVOKE, linewidth=1.6, gid=f"mark--{r.key}--median")
@@ -205,7 +219,7 @@ def paired_bars(name: str, rows: Sequence[Bars], parts: Sequence[tuple[str, str]
                         label=text if y == next(i for i, q in enumerate(rows) if q.values.get(part) is not None)
                         else None)[0].set_gid(f"mark--{r.key}--{part}")
         if log:
-            ax.set_xscale("log")
+            _log_axis(ax)
         ax.set_xlabel(text if panels else xlabel, fontsize=9)
     if not panels:
         axes[0].legend(loc="lower right", fontsize=7, frameon=False)
@@ -228,6 +242,10 @@ def tradeoff(points: Sequence[Point]) -> str:
             if part == "size" and len(points) <= 24:  # names on one panel: the other's points crowd
                 ax.annotate(_tex(p.label), (p.latency_ns, value), xytext=(4, 3), textcoords="offset points",
                             fontsize=6.5)
+    accuracies = [100 * p.accuracy for p in points if p.accuracy is not None]
+    if accuracies:  # from a little under the lowest to 100 %: a 0.2-point change does not fill the panel
+        right.set_ylim(max(0.0, min(accuracies) - 5), 100.5)
+    left.set_ylim(bottom=0)
     for ax, ylabel in ((left, "model size (KiB)"), (right, "top-1 accuracy on the board (%)")):
         _ns_axis(ax, [p.latency_ns for p in points], "Invoke median")
         ax.set_ylabel(ylabel, fontsize=9)

@@ -72,7 +72,7 @@ nav ol { columns: 2; padding-left: 1.4em; } .meta { color: #555; }
 table { border-collapse: collapse; font-size: 12.5px; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: .3em 0; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #e6e6e6; vertical-align: top; }
-th { background: #f4f5f7; border-bottom: 1px solid #bbb; } th.left, td.left { text-align: left; overflow-wrap: anywhere; }
+th { background: #f4f5f7; border-bottom: 1px solid #bbb; } th.left, td.left { text-align: left; } td.left { max-width: 32em; overflow-wrap: break-word; }
 th.right, td.right { text-align: right; white-space: nowrap; }
 tr.s-red td { background: #fdecea; } tr.s-yellow td { background: #fff8e1; }
 td.s-red { color: #c62828; } td.s-green { color: #2e7d32; } td.s-yellow { color: #8d6e00; }

@@ -58,7 +58,7 @@ def _time(iso: Any) -> str:
 def plan_grid(runs: list[StoredRun]) -> Grid:
     """The plans side by side: one row per plan key, one column per run."""
     keys = list(dict.fromkeys(k for r in runs for k in (r.meta.get("plan") or {})))
-    columns = (Column("key", "Plan", "left", repeat=True),
+    columns = (Column("setting", "Plan", "left", repeat=True),
                *(Column(f"run{n}", r.run_id, "left") for n, r in enumerate(runs, 1)))
     rows = [Row((cell(k), *(words(_text((r.meta.get("plan") or {}).get(k))) for r in runs))) for k in keys]
     return Grid(columns, tuple(rows), "What each run asked for")
