@@ -16,8 +16,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.chromium import Chromium, binary
 from tests.environment import needs
 from tests.reportkit import Written, report_page, report_runs

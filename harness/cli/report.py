@@ -11,10 +11,10 @@ import argparse
 from pathlib import Path
 
 from harness.cli.common import count, stdout
+from harness.errors import ConfigError
 from harness.render import plots
 from harness.render.report import Options, build, csv_files, html_page, markdown_page, write
 from harness.render.report_model import load
-from harness.errors import ConfigError
 from harness.results import store
 
 

@@ -31,7 +31,7 @@ def _keys(e: Entry) -> tuple:
 def results_section(m: Material) -> Section:
     tables = []
     for n, run in enumerate(m.benchmark_runs(), 1):
-        entries = [e for e in m.entries if e.run is run]
+        entries = m.of(run)
         grid = results_grid([e.summary for e in entries], f"harness run {run.run_id}")
         tables.append((f"t-results-{n}", grid.with_keys([e.key for e in entries])))
     return Section("results", "Results", intro=(

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.models.recipes import Recipe
 from harness.render.grid import Grid
 from harness.render.table import label
 from harness.results import store
+from harness.results.compare import Side, sides, variant_recipes
 from harness.results.layers import ProfileRecord, stored_profiles
 from harness.results.summary import BenchmarkSummary, summarize
 
@@ -59,9 +61,26 @@ class Material:
     runs: tuple[StoredRun, ...]
     entries: tuple[Entry, ...]
     profiles: tuple[tuple[StoredRun, ProfileRecord], ...]
+    _recipes: dict[Path, dict[str, Recipe]] = field(default_factory=dict, compare=False, repr=False)
 
     def benchmark_runs(self) -> list[StoredRun]:
         return [r for r in self.runs if r.kind == "benchmark"]
+
+    def of(self, run: StoredRun) -> list[Entry]:
+        """The entries of ``run``, in the order its files were read."""
+        return [e for e in self.entries if e.run is run]
+
+    def sides(self, run: StoredRun, recipes: bool = False) -> list[Side]:
+        """The benchmarks of ``run`` as harness compare's sides (in the run's matrix order), each
+        variant with its base when ``recipes`` (the recipe files beside the models as run)."""
+        bases = {sha: r.base_sha256 for sha, r in self.recipes(run).items()} if recipes else {}
+        return sides(run.meta, [e.summary.benchmark for e in self.of(run)], run.run_id, bases)
+
+    def recipes(self, run: StoredRun) -> dict[str, Recipe]:
+        """{variant sha256: its recipe} for the variants benchmarked in ``run`` (read once)."""
+        if run.path not in self._recipes:
+            self._recipes[run.path] = variant_recipes(run.path)
+        return self._recipes[run.path]
 
 
 @dataclass(frozen=True)

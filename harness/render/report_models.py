@@ -18,7 +18,7 @@ from harness.render.grid import Cell, Column, Grid, Row, cell, name, words
 from harness.render.report_model import Entry, Figure, Material, Section, StoredRun
 from harness.render.table import duration, percent
 from harness.results import pairing
-from harness.results.compare import Comparison, Pair, compare, run_sides, variant_recipes
+from harness.results.compare import Comparison, Pair, compare
 from harness.results.layers import LayerProfile
 
 TOP = 10
@@ -73,9 +73,9 @@ def _roles(m: Material) -> dict[str, tuple[str, str | None]]:
     the bases they name."""
     roles: dict[str, tuple[str, str | None]] = {}
     for run in m.benchmark_runs():
-        recipes = variant_recipes(run.path)
+        recipes = m.recipes(run)
         bases = {r.base_sha256 for r in recipes.values()}
-        for e in (e for e in m.entries if e.run is run):
+        for e in m.of(run):
             sha = e.summary.benchmark.model_sha256
             if sha in recipes:
                 roles[e.key] = (recipes[sha].name, recipes[sha].base_sha256)
@@ -90,7 +90,7 @@ def _variant_speedups(m: Material) -> dict[tuple[str, str, str, int], Comparison
     for run in m.benchmark_runs():
         if not run.benchmarks:
             continue
-        pairs, _ = pairing.within(run_sides(run.path, recipes=True), "variant")
+        pairs, _ = pairing.within(m.sides(run, recipes=True), "variant")
         for p in pairs:
             b = p.candidate.benchmark
             found[run.run_id, b.target, b.model_sha256, b.threads] = compare(p)
@@ -162,16 +162,16 @@ def comparison_pairs(m: Material, by: str | None) -> tuple[list[Pair], list[str]
     pairs: list[Pair] = []
     notes: list[str] = []
     if len(runs) > 1 and by is None:
-        pairs, notes = pairing.across_runs(run_sides(runs[0].path), [run_sides(r.path) for r in runs[1:]])
+        pairs, notes = pairing.across_runs(m.sides(runs[0]), [m.sides(r) for r in runs[1:]])
         if pairs:
             return pairs, notes
         notes.append("the runs share no benchmark: each is compared within itself")
     for run in runs:
-        chosen = by or _auto_by([e for e in m.entries if e.run is run])
+        chosen = by or _auto_by(m.of(run))
         if chosen is None:
             notes.append(f"run {run.run_id}: one benchmark, nothing to compare it with")
             continue
-        got, said = pairing.within(run_sides(run.path, recipes=chosen == "variant"), chosen)
+        got, said = pairing.within(m.sides(run, recipes=chosen == "variant"), chosen)
         pairs += got
         notes += said
     return pairs, notes

@@ -248,15 +248,20 @@ def run_sides(path: Path, recipes: bool = False) -> list[Side]:
     meta, benchmarks = store.load_run(path)
     if not benchmarks:
         raise ConfigError(f"{path} holds no benchmarks", hint="the run was stopped before its first one")
+    return sides(meta, benchmarks, str(meta.get("run_id") or path.name), variant_bases(path) if recipes else {})
+
+
+def sides(meta: dict[str, Any], benchmarks: list[Benchmark], run_id: str,
+          bases: dict[str, str] | None = None) -> list[Side]:
+    """The benchmarks of one run (already loaded, with its run.json ``meta``) as sides, in the
+    run's matrix order; ``bases``: each variant's base (variant_bases)."""
     matrix = [(m.get("target"), m.get("model"), m.get("threads")) for m in meta.get("matrix") or []]
 
     def order(b: Benchmark) -> int:
         key = (b.target, b.model, b.threads)
         return matrix.index(key) if key in matrix else len(matrix)
 
-    run_id = str(meta.get("run_id") or path.name)
-    bases = variant_bases(path) if recipes else {}
-    return [Side(b, run_id, meta.get("harness_version"), bases.get(b.model_sha256))
+    return [Side(b, run_id, meta.get("harness_version"), (bases or {}).get(b.model_sha256))
             for b in sorted(benchmarks, key=order)]
 
 
