@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import math
 import signal
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.text import Text
 
 from harness import __version__, config
@@ -25,23 +27,34 @@ from harness.cli.common import (
 )
 from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
+from harness.models.micro import UNSUPPORTED_CODE
 from harness.plan import MIN_STABLE_PROCESSES, STABLE_DURATION_S, Plan
 from harness.render.text import visible
 from harness.results import store
 from harness.results.summary import summarize
+from harness.results.variants import COLLAPSE_POINTS, Judged
+
+if TYPE_CHECKING:
+    from harness.scenarios.benchmark import Outcome
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.render.progress import LiveProgress
     from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
     from harness.scenarios.runner import Runner
+    from harness.scenarios.variants import variant_matrix
 
     sizing = process_options(args)  # usage errors before anything starts
     targets, source = config.load_targets(args.targets)
     selected = config.select(targets, args.target or [], source)
-    models = [Path(m) for m in args.model] if args.model else example_models()
+    given = [Path(m) for m in args.model] if args.model else [] if args.variants else example_models()
+    matrix = variant_matrix(given, args.variants, args.collapse_threshold)
+    models = list(matrix.models)
     if not models:
         raise ConfigError("no models to benchmark", hint="pass --model PATH")
+    err = stderr()
+    for note in matrix.notes:
+        err.print(Text.assemble(("note", "cyan"), ": ", visible(note)))
     plan = Plan(warmup=args.warmup, warmup_time_s=args.warmup_time, min_iterations=args.min_iterations,
                 blocks=args.blocks, seed=args.seed, xnnpack=args.xnnpack == "on",
                 inputs=args.inputs.resolve() if args.inputs else None,
@@ -53,8 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      "targets": {t.name: t.facts() for t in selected},
                      "models": {str(j.model): j.model_sha256 for j in jobs},
                      "matrix": [{"target": j.target, "model": j.model.name, "threads": j.threads}
-                                for j in [*jobs, *(j for j, _ in refused)]]})
-    err = stderr()
+                                for j in [*jobs, *(j for j, _ in refused)]],
+                     **(matrix.variants.as_meta() if matrix.variants.infos else {})})
     err.print(visible(f"harness {__version__}: {len(jobs) + len(refused)} benchmarks on "
                       f"{', '.join(t.name for t in selected)} → {run_store.path}"), markup=False)
     per_target: dict[str, int] = {}
@@ -62,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         per_target[j.target] = per_target.get(j.target, 0) + 1
     try:
         with LiveProgress(err, per_target) as progress:
-            outcomes = Runner(run_store, selected, BenchmarkScenario(), progress).run(jobs, refused)
+            scenario = BenchmarkScenario(matrix.variants)
+            outcomes = Runner(run_store, selected, scenario, progress).run(jobs, refused)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (harness.cli.stop_signals)
         return _interrupted(args, run_store, Interrupted.of(exc))
     except HarnessError as exc:
@@ -71,14 +85,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:
         run_store.fail(f"bug: {type(exc).__name__}: {exc}")
         raise
-    failed = [o for o in outcomes if o.error is not None]
+    failed = [o for o in outcomes if o.error is not None and o.error.code != UNSUPPORTED_CODE]
     run_store.finish("complete" if not failed else "complete_with_errors")
-    print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes])
+    judged = print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes], matrix.variants)
     err.print(f"results: {run_store.path}", markup=False)
+    return exit_status(err, outcomes, failed, [j for j in judged if j.collapse is not None])
+
+
+def exit_status(err: Console, outcomes: Sequence[Outcome], failed: Sequence[Outcome],
+                collapsed: Sequence[Judged]) -> int:
+    """1 when a benchmark failed, a variant collapsed, or nothing could run at all (every model
+    unsupported on its board); else 0: a model unsupported on one board is a result of the
+    matrix, not a failure."""
+    status = 0
     if failed:
         err.print(Text(f"{len(failed)} of {len(outcomes)} benchmarks failed", style="red"))
-        return 1
-    return 0
+        status = 1
+    if collapsed:
+        err.print(Text(f"{len(collapsed)} variant{'s' if len(collapsed) > 1 else ''} collapsed against "
+                       "the float32 base on the same board (not speed-ups; see above)", style="bold red"))
+        status = 1
+    if outcomes and all(o.error is not None and o.error.code == UNSUPPORTED_CODE for o in outcomes):
+        err.print(Text("nothing ran: every model is unsupported on its board", style="red"))
+        status = 1
+    return status
 
 
 def _interrupted(args: argparse.Namespace, run_store: store.RunStore, sig: signal.Signals) -> int:
@@ -140,6 +170,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of points") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give accuracy points from 0 to 100")
+    return value
+
+
 def _add_process_options(p: argparse.ArgumentParser) -> None:
     d = Plan()
     p.add_argument("--processes", type=_count, metavar="N",
@@ -183,6 +223,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", type=existing_file, metavar="FILE", help="inputs as .npy or .npz")
     p.add_argument("--pipeline", type=python_file, metavar="APP.PY",
                    help="a file defining load(i), preprocess(raw), postprocess(outputs)")
+    p.add_argument("--variants", type=Path, metavar="DIR",
+                   help="also run the variants in DIR (harness quantize --out DIR) and their float32 bases, "
+                        "found through their recipe files; one table per board compares each with its base")
+    p.add_argument("--collapse-threshold", type=_points, default=COLLAPSE_POINTS, metavar="PTS",
+                   help="a variant whose top-1 accuracy is more than PTS points below its base's on the same "
+                        f"board is collapsed: flagged, never a speed-up, exit status 1 (default {COLLAPSE_POINTS:g})")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
     add_wide(p)
