@@ -13,6 +13,59 @@ from typing import Any
 # --max-duration of 60 s.
 STABLE_DURATION_S = 0.2
 MIN_STABLE_PROCESSES = 3  # fewer medians give a t-interval too wide to stop on (t975(1) = 12.7)
+RANDOM_EVAL_SAMPLES = 16  # the timed loop's own pool of seeded random inputs (tflite_agent.INPUT_POOL)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """The evaluation pass (`harness run --eval`): once per benchmark, after its timed processes,
+    every sample is run once, untimed, and its raw outputs come back from the board.
+
+    ``source``: "file" (the --eval file: arrays ``x`` and ``y``, or keyed by input name plus
+    ``y``), "inputs" (the timed loop's --inputs file) or "random" (the seeded random inputs of the
+    timed loop, ``samples`` of them). ``samples``: at most this many, None for all of the file's.
+    """
+
+    source: str
+    path: Path | None = None
+    samples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in ("file", "inputs", "random") or (self.source != "random") != (self.path is not None):
+            raise ValueError(f"eval source {self.source!r} with path {self.path}: a file source needs its path")
+        if self.samples is not None and self.samples < 1:
+            raise ValueError(f"an eval pass runs at least 1 sample, not {self.samples}")
+
+    @property
+    def label(self) -> str:
+        """What the results call the source: the --eval file's name, "inputs" or "random"."""
+        return self.path.name if self.source == "file" and self.path else self.source
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.label, "path": str(self.path) if self.path else None, "samples": self.samples}
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """One job's eval samples, prepared on the host for its model (harness.models.evalset).
+
+    ``path``: an .npz keyed by the model's input names, N stacked samples in the model's own
+    dtypes (real values quantized with the model's own scale and zero point), staged on the board
+    like an --inputs file. ``set_sha256`` identifies the samples before that conversion: a float32
+    base and its quantized variants that got the same real-valued samples share it. The labels
+    stay on the host.
+    """
+
+    path: Path
+    source: str  # EvalPlan.label
+    samples: int
+    set_sha256: str
+    labels: tuple[int, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``eval_set`` line that opens the pass in the store (labels included)."""
+        return {"source": self.source, "file": self.path.name, "samples": self.samples,
+                "set_sha256": self.set_sha256, "labels": list(self.labels) if self.labels is not None else None}
 
 
 @dataclass(frozen=True)
@@ -49,6 +102,7 @@ class Plan:
     processes: int = 1
     until_stable_pct: float | None = None
     max_duration_s: float = 60.0
+    eval: EvalPlan | None = None  # the evaluation pass after the timed part; None: none
 
     def __post_init__(self) -> None:
         if self.processes < 1:
@@ -75,6 +129,7 @@ class Plan:
             "processes": self.processes,
             "until_stable_pct": self.until_stable_pct,
             "max_duration_s": self.max_duration_s,
+            "eval": self.eval.as_dict() if self.eval else None,
         }
 
 
@@ -90,6 +145,8 @@ class Job:
     # What the host knows of the model (harness analyze totals: flops, macs, params, scheme, ...),
     # stored with the results so tables can show achieved GFLOP/s; empty when it could not be read.
     model_facts: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The eval pass's samples for this model (harness.scenarios.benchmark.prepare_eval); None: no pass.
+    eval: EvalInputs | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ to stderr. All times are integer nanoseconds from time.perf_counter_ns (a monoto
 
     python3 tflite_agent.py run --model m.tflite --threads 1 ...   # measure
     python3 tflite_agent.py profile --rounds 15 ... M0.tflite M1 ...  # time a model's prefixes
+    python3 tflite_agent.py eval --model m.tflite --inputs e.npz ... # outputs of every sample
     python3 tflite_agent.py probe                                    # describe the board
 """
 
@@ -30,6 +31,10 @@ AGENT_VERSION = "1.0"
 RUNTIME_ORDER = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 STAGES = ("load", "preprocess", "set_input", "invoke", "get_output", "postprocess")
 INPUT_POOL = 16  # distinct random inputs cycled by the default load(i): caches see varied data
+# An `eval` message carries at most this many output values, and one is sent at least every
+# EVAL_CHUNK_S seconds: lines stay small, and the host hears from a slow model within its timeout.
+EVAL_CHUNK_VALUES = 16384
+EVAL_CHUNK_S = 1.0
 
 clock = time.perf_counter_ns
 
@@ -628,10 +633,7 @@ def setup(args, np):
          clock=_clock_info(), emulated=False)
     interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
     raw_details = interpreter.get_input_details()
-    emit("model", path=os.path.basename(args.model), size_bytes=os.path.getsize(args.model),
-         inputs=_tensor_details(raw_details), outputs=_tensor_details(interpreter.get_output_details()),
-         init_ns=create_ns + allocate_ns, create_ns=create_ns, allocate_ns=allocate_ns,
-         threads=args.threads, xnnpack=args.xnnpack == "on")
+    emit_model(args, interpreter, create_ns, allocate_ns)
     if args.inputs:
         pool = inputs_from_file(args.inputs, raw_details, np)
     else:
@@ -639,6 +641,14 @@ def setup(args, np):
         pool = [[random_input(d, rng, np) for d in raw_details] for _ in range(INPUT_POOL)]
     hooks = load_pipeline(args.pipeline) if args.pipeline else {}
     return Loop(interpreter, pool, hooks, args.pipeline)
+
+
+def emit_model(args, interpreter, create_ns, allocate_ns):
+    emit("model", path=os.path.basename(args.model), size_bytes=os.path.getsize(args.model),
+         inputs=_tensor_details(interpreter.get_input_details()),
+         outputs=_tensor_details(interpreter.get_output_details()),
+         init_ns=create_ns + allocate_ns, create_ns=create_ns, allocate_ns=allocate_ns,
+         threads=args.threads, xnnpack=args.xnnpack == "on")
 
 
 def guarded(args, code, fn, *a):
@@ -808,6 +818,83 @@ def profile(args):
     emit("summary", rounds=args.rounds, wall_ns=clock() - t0)
 
 
+# --- eval mode: the raw outputs of every sample of an evaluation set, untimed ----------------
+
+class EvalChunks(object):
+    """The outputs of consecutive samples, sent as `eval` messages (PROTOCOL.md, eval mode).
+
+    ``add(outputs)`` takes one sample's outputs (one flat list per output, as the runtime returned
+    them: int8 stays int8). A message holds at most EVAL_CHUNK_VALUES values (or one sample, when
+    that alone has more) and goes out at least every EVAL_CHUNK_S seconds; ``flush()`` sends what
+    is left. ``send(fields)`` writes one message. The MCU driver uses this class on the host too,
+    so every board kind cuts its `eval` messages alike.
+    """
+
+    def __init__(self, n_outputs, send, now=time.monotonic):
+        self.send = send
+        self.now = now
+        self.first = 0  # index of the first sample held
+        self.count = 0
+        self.values = [[] for _ in range(n_outputs)]
+        self.held = 0
+        self.since = now()
+
+    def add(self, outputs):
+        size = sum(len(v) for v in outputs)
+        if self.count and self.held + size > EVAL_CHUNK_VALUES:
+            self.flush()
+        for held, values in zip(self.values, outputs):
+            held.extend(values)
+        self.held += size
+        self.count += 1
+        if self.held >= EVAL_CHUNK_VALUES or self.now() - self.since >= EVAL_CHUNK_S:
+            self.flush()
+
+    def flush(self):
+        if self.count:
+            self.send({"first": self.first, "count": self.count, "outputs": self.values})
+        self.first += self.count
+        self.count = self.held = 0
+        self.values = [[] for _ in self.values]
+        self.since = self.now()
+
+
+def evaluate(args):
+    """One Invoke per sample of --inputs, fed straight to the model's inputs (no pipeline) and
+    untimed; the raw outputs of every sample go to the host (PROTOCOL.md, eval mode)."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
+                           % sys.executable)
+    name, interpreter_cls, resolver = pick_runtime(args.runtime)
+    emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, mode="eval", board=board_info(),
+         runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
+         clock=_clock_info(), emulated=False)
+    interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
+    emit_model(args, interpreter, create_ns, allocate_ns)
+    details = interpreter.get_input_details()
+    samples = inputs_from_file(args.inputs, details, np)
+    outputs = [d["index"] for d in interpreter.get_output_details()]
+    chunks = EvalChunks(len(outputs), lambda fields: emit("eval", **fields))
+    t0 = clock()
+    for k, sample in enumerate(samples):
+        for d, array in zip(details, sample):
+            try:
+                interpreter.set_tensor(d["index"], array)
+            except Exception as exc:
+                raise AgentFailure("bad_inputs", "%s: sample %d, input %r: %s" % (
+                    os.path.basename(args.inputs), k, d["name"], _first_line(exc)), args.inputs)
+        try:
+            interpreter.invoke()
+        except Exception as exc:
+            raise AgentFailure(_classify(exc), "%s: Invoke failed on sample %d: %s" % (
+                os.path.basename(args.model), k, _first_line(exc)), args.model)
+        chunks.add([interpreter.get_tensor(i).ravel().tolist() for i in outputs])
+    chunks.flush()
+    emit("eval_summary", samples=len(samples), wall_ns=clock() - t0)
+
+
 def _max_rss_kb():
     try:
         import resource
@@ -862,6 +949,7 @@ def parser():
     r.add_argument("--heartbeat-timeout", type=float, default=0.0,
                    help="with --lifeline: also when stdin stays silent this many seconds")
     _profile_parser(sub)
+    _eval_parser(sub)
     return p
 
 
@@ -886,6 +974,20 @@ def _profile_parser(sub):
                    help="with --lifeline: also when stdin stays silent this many seconds")
 
 
+def _eval_parser(sub):
+    r = sub.add_parser("eval", help="the raw outputs of every sample of an inputs file, untimed")
+    r.add_argument("--model", required=True)
+    r.add_argument("--inputs", required=True, help=".npy or .npz: the samples, in the model's dtypes")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
+    r.add_argument("--xnnpack", default="on", choices=("on", "off"))
+    r.add_argument("--lifeline", action="store_true",
+                   help="a watchdog process stops the agent's process group when stdin closes "
+                        "(the host always sets this; off for runs by hand)")
+    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also when stdin stays silent this many seconds")
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.command is None:
@@ -900,6 +1002,9 @@ def main(argv=None):
             start_watchdog(args.heartbeat_timeout)  # before numpy, the runtime and user code load
         if args.command == "profile":
             profile(args)
+            return 0
+        if args.command == "eval":
+            evaluate(args)
             return 0
         if args.pipeline:
             args.pipeline = os.path.abspath(args.pipeline)

@@ -50,7 +50,7 @@ MAX_ERROR_MESSAGE = 200  # bytes of ERROR message text (section 5), before the r
 # UPLOAD_CHUNK, SET_INPUT and PING are variable: their handlers check what they need.
 FIXED_LENGTHS = {
     sf.T.HELLO: 2, sf.T.UPLOAD_BEGIN: 36, sf.T.UPLOAD_END: 0, sf.T.USE_BUILTIN: 0, sf.T.GET_TENSOR: 2,
-    sf.T.RANDOM_INPUT: 4, sf.T.RUN: 4, sf.T.GET_OUTPUT: 7, sf.T.GET_PROFILE: 2,
+    sf.T.RANDOM_INPUT: 4, sf.T.RUN: 4, sf.T.GET_OUTPUT: 7, sf.T.GET_PROFILE: 2, sf.T.EVAL: 0,
 }
 
 
@@ -94,7 +94,7 @@ class Device:
         self.decoder = sf.Decoder(max_payload=self.args.max_payload)
 
     def info(self) -> bytes:
-        flags = sf.FLAG_EMULATED | (sf.FLAG_BUILTIN if self.builtin else 0)
+        flags = sf.FLAG_EMULATED | sf.FLAG_EVAL | (sf.FLAG_BUILTIN if self.builtin else 0)
         try:
             from tflite_micro import __version__ as tflm_version
         except ImportError:  # pragma: no cover - only the version string is lost
@@ -170,7 +170,7 @@ class Device:
             sf.T.USE_BUILTIN: self.on_use_builtin, sf.T.GET_TENSOR: self.on_get_tensor,
             sf.T.SET_INPUT: self.on_set_input, sf.T.RANDOM_INPUT: self.on_random_input,
             sf.T.RUN: self.on_run, sf.T.GET_OUTPUT: self.on_get_output,
-            sf.T.GET_PROFILE: self.on_get_profile, sf.T.PING: self.on_ping,
+            sf.T.GET_PROFILE: self.on_get_profile, sf.T.PING: self.on_ping, sf.T.EVAL: self.on_eval,
         }.get(t)
         if handler is None:
             return self.error(seq, t, sf.E.UNKNOWN_TYPE, 0, "unknown message type 0x%02x" % t)
@@ -328,6 +328,14 @@ class Device:
             return sf.E.BAD_ARGUMENT, len(data), "offset %d past the output's end" % offset
         n = min(max_len, len(data) - offset, self.reply_limit - 8)
         return struct.pack("<II", len(data), offset) + data[offset:offset + n]
+
+    def on_eval(self, p: bytes) -> Any:
+        # Section 3.11: one untimed Invoke on the staged inputs; as many output bytes as fit, the
+        # host pages the rest with GET_OUTPUT. (A payload is BAD_LENGTH, refused by dispatch.)
+        if self.model is None:
+            return sf.E.BAD_STATE, 0, "no model loaded"
+        outputs = self._call("eval")
+        return outputs if isinstance(outputs, tuple) else sf.pack_eval(outputs, self.reply_limit)
 
     def on_get_profile(self, p: bytes) -> Any:
         # Section 3.10: without a profiler the answer is UNSUPPORTED whatever the state or first_op.

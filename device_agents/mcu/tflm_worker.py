@@ -14,6 +14,7 @@ message)`` with SERIAL_PROTOCOL.md error codes)::
     ("random", seed)                   -> None
     ("run", mode, count)               -> [(total_ns, set_input_ns, invoke_ns, get_output_ns)] * count
     ("output", index)                  -> the last Invoke's output bytes
+    ("eval",)                          -> [output bytes] of one untimed Invoke (SERIAL_PROTOCOL.md 3.11)
 
 Samples are timed in the child with ``time.perf_counter_ns``: host timings of the TFLite Micro
 kernels, never MCU timings. Runs on Python >= 3.8 with numpy and tflite-micro; never imports harness.
@@ -116,7 +117,7 @@ class _Worker:
             except _Refused as exc:
                 conn.send(("err", exc.code, exc.detail, exc.message))
             except Exception as exc:  # the parent turns it into an ERROR frame
-                code = sf.E.INVOKE_FAILED if op == "run" else sf.E.INTERNAL
+                code = sf.E.INVOKE_FAILED if op in ("run", "eval") else sf.E.INTERNAL
                 conn.send(("err", code, 0, "%s: %s" % (type(exc).__name__, exc)))
 
     def op_load(self, model: bytes, arena: int) -> Dict[str, Any]:
@@ -187,6 +188,15 @@ class _Worker:
             # these values after a run without Invoke: keep the copies of the last one.
             self.last_outputs = [self.np.array(o, copy=True) for o in got]
         return rows
+
+    def op_eval(self) -> List[bytes]:
+        """One iteration of op_run's loop with Invoke, untimed: the outputs, kept as the last Invoke's."""
+        interp = self.interp
+        for i, array in enumerate(self.staged):
+            interp.set_input(array, i)
+        interp.invoke()
+        self.last_outputs = [self.np.array(interp.get_output(j), copy=True) for j in range(len(self.outputs))]
+        return [bytes(self.np.ascontiguousarray(o).tobytes()) for o in self.last_outputs]
 
     def op_output(self, index: int) -> bytes:
         if self.last_outputs is None:

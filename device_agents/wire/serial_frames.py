@@ -37,6 +37,7 @@ class T:
     GET_OUTPUT = 0x0A
     GET_PROFILE = 0x0B
     PING = 0x0C
+    EVAL = 0x0D
     OK = 0x80
     BOOT = 0xF0
     ERROR = 0xFF
@@ -70,6 +71,7 @@ FLAG_EMULATED = 1 << 0
 FLAG_PROFILER = 1 << 1
 FLAG_BUILTIN = 1 << 2
 FLAG_CYCLE_COUNTER = 1 << 3
+FLAG_EVAL = 1 << 4  # the EVAL request is available (section 3.11)
 
 UNKNOWN_U32 = 0xFFFFFFFF
 SAMPLE_FIELDS = ("loop", "set_input", "invoke", "get_output")
@@ -306,6 +308,23 @@ def unpack_samples(data: bytes) -> Tuple[int, List[Tuple[int, ...]]]:
                          % (len(data), count, n_fields))
     flat = struct.unpack_from("<%dI" % (n_fields * count), data, 4)
     return mode, [flat[i:i + n_fields] for i in range(0, len(flat), n_fields)]
+
+
+def pack_eval(outputs: Sequence[bytes], reply_limit: int) -> bytes:
+    """EVAL_OK (section 3.11): u32 total bytes of all outputs, then as many of their bytes, output
+    0 first, as fit ``reply_limit``."""
+    data = b"".join(outputs)
+    return struct.pack("<I", len(data)) + data[:max(0, reply_limit - 4)]
+
+
+def unpack_eval(data: bytes) -> Tuple[int, bytes]:
+    """(total bytes of all outputs, the leading bytes of their concatenation carried here)."""
+    if len(data) < 4:
+        raise ValueError("EVAL_OK payload of %d bytes has no u32 total_bytes" % len(data))
+    (total,) = struct.unpack_from("<I", data, 0)
+    if len(data) - 4 > total:
+        raise ValueError("EVAL_OK carries %d bytes of outputs that total %d" % (len(data) - 4, total))
+    return total, bytes(data[4:])
 
 
 def max_batch_rows(payload_limit: int) -> int:

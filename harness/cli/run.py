@@ -28,7 +28,7 @@ from harness.cli.common import (
 from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
 from harness.models.micro import UNSUPPORTED_CODE
-from harness.plan import MIN_STABLE_PROCESSES, STABLE_DURATION_S, Plan
+from harness.plan import MIN_STABLE_PROCESSES, STABLE_DURATION_S, EvalPlan, Plan
 from harness.render.text import visible
 from harness.results import store
 from harness.results.summary import summarize
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.render.progress import LiveProgress
-    from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
+    from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs, prepare_eval
     from harness.scenarios.runner import Runner
     from harness.scenarios.variants import variant_matrix
 
@@ -59,9 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 blocks=args.blocks, seed=args.seed, xnnpack=args.xnnpack == "on",
                 inputs=args.inputs.resolve() if args.inputs else None,
                 pipeline=args.pipeline.resolve() if args.pipeline else None,
-                **sizing)
+                eval=eval_plan(args, matrix.compares), **sizing)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
     run_store = store.RunStore(args.results, kind="benchmark")
+    if plan.eval is not None:  # each model's samples, kept with the run (what the boards were fed)
+        jobs, unfit = prepare_eval(jobs, run_store.path / "eval", matrix.domain)
+        refused = [*refused, *unfit]
     run_store.start({"targets_file": str(source), "plan": plan.as_dict(),
                      "targets": {t.name: t.facts() for t in selected},
                      "models": {str(j.model): j.model_sha256 for j in jobs},
@@ -90,6 +93,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     judged = print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes], matrix.variants)
     err.print(f"results: {run_store.path}", markup=False)
     return exit_status(err, outcomes, failed, [j for j in judged if j.collapse is not None])
+
+
+def eval_plan(args: argparse.Namespace, compares: bool) -> EvalPlan | None:
+    """The evaluation pass: on the --eval file; for a run that compares variants with their
+    bases, always, on the timed loop's inputs (--inputs, else its seeded random data)."""
+    if args.eval:
+        return EvalPlan("file", args.eval.resolve())
+    if not compares:
+        return None
+    return EvalPlan("inputs", args.inputs.resolve()) if args.inputs else EvalPlan("random")
 
 
 def exit_status(err: Console, outcomes: Sequence[Outcome], failed: Sequence[Outcome],
@@ -223,6 +236,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", type=existing_file, metavar="FILE", help="inputs as .npy or .npz")
     p.add_argument("--pipeline", type=python_file, metavar="APP.PY",
                    help="a file defining load(i), preprocess(raw), postprocess(outputs)")
+    p.add_argument("--eval", type=existing_file, metavar="FILE.npz",
+                   help="after the timed part, run every sample of FILE once on the board (arrays x "
+                        "and y, or keyed by input name plus y) and report top-1 accuracy from the "
+                        "outputs the board returned")
     p.add_argument("--variants", type=Path, metavar="DIR",
                    help="also run the variants in DIR (harness quantize --out DIR) and their float32 bases, "
                         "found through their recipe files; one table per board compares each with its base")

@@ -23,6 +23,13 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   benchmark. The plan (header and run.json) gains ``processes``, ``until_stable_pct`` and
   ``max_duration_s``. A file without ``process`` lines (version 1 and 2) is one process, index 0.
   Profile files are unchanged.
+- 4: the evaluation pass (``harness run --eval``). After the last process, a host line
+  ``{"type": "eval_set", "source", "file", "samples", "set_sha256", "labels"}`` opens the pass:
+  what follows it is the pass's own (its hello, push, model, then ``eval`` messages with the raw
+  outputs of every sample, then ``eval_summary``; PROTOCOL.md, eval mode), never a process's. The
+  labels (null without them) are kept there, on the host. The plan gains ``eval`` (``source``,
+  ``path``, ``samples``, or null), and a benchmark with an eval planned is complete only with its
+  ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass.
 """
 
 from __future__ import annotations
@@ -32,8 +39,8 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)  # what this harness reads back (store.read_record)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,20 @@ class ProcessRecord:
     resolved_plan: dict[str, Any] = field(default_factory=dict)
     first_invoke_ns: int | None = None
     warmup_ns: tuple[int, ...] = ()
+    summary: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """The evaluation pass as stored: its ``eval_set`` line (source, samples, labels), then what the
+    board said: its ``hello`` and ``model`` (the outputs' dtype, shape and quantization), every
+    ``eval`` message (raw outputs, in chunks of consecutive samples) and ``eval_summary`` (None
+    while it runs or when it was cut short). harness.results.fidelity reads the outputs."""
+
+    eval_set: dict[str, Any]
+    hello: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    chunks: tuple[dict[str, Any], ...] = ()
     summary: dict[str, Any] | None = None
 
 
@@ -93,6 +114,7 @@ class Benchmark:
     end: dict[str, Any] | None = None
     processes: tuple[ProcessRecord, ...] = ()
     stopped_by: str | None = None  # "stable" | "max_duration" with --until-stable, from its stop line
+    eval_pass: EvalRecord | None = None  # the evaluation pass, after its eval_set line
 
     def __post_init__(self) -> None:
         if not self.processes and (self.hello or self.summary is not None or self.blocks):
@@ -115,6 +137,8 @@ class Benchmark:
         (``plan["processes"]`` of them, or with --until-stable until its stop line), and samples of
         both modes came. A benchmark without samples is never complete."""
         if self.error is not None or not self.processes or any(p.summary is None for p in self.processes):
+            return False
+        if self.plan.get("eval") and (self.eval_pass is None or self.eval_pass.summary is None):
             return False
         if not (any(b.loop_ns for b in self.blocks if b.mode == "with")
                 and any(b.loop_ns for b in self.blocks if b.mode == "without")):
@@ -157,26 +181,30 @@ class Benchmark:
 
 # Messages each process sends once, and the ProcessRecord field that keeps each.
 PER_PROCESS = {"hello": "hello", "model": "model_info", "plan": "resolved_plan", "summary": "summary"}
+# Messages of the evaluation pass, and the EvalRecord field that keeps each (eval: every chunk).
+EVAL_FIELDS = {"hello": "hello", "model": "model_info", "eval": "chunks", "eval_summary": "summary"}
 
 
 def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark:
     """Rebuild a Benchmark from a header and the messages that followed it, in order.
 
     A ``process`` line starts the next process; messages before any (files of schema 1 and 2,
-    where a benchmark was one process) belong to process 0.
+    where a benchmark was one process) belong to process 0. An ``eval_set`` line starts the
+    evaluation pass: the hello, model, eval and eval_summary messages after it are the pass's.
     """
     fields: dict[str, Any] = {}
     procs: list[dict[str, Any]] = []
     blocks: list[Block] = []
     extra: list[dict[str, Any]] = []
     pushed = push_ns = 0
+    timed, fields["eval_pass"] = _split_eval(lines)
 
     def current() -> dict[str, Any]:
         if not procs:
             procs.append({"index": 0})
         return procs[-1]
 
-    for msg in lines:
+    for msg in timed:
         kind = msg.get("type")
         if kind == "process":
             procs.append({"index": int(msg["index"])})
@@ -212,6 +240,25 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
         )
     except KeyError as exc:
         raise MeasurementError(f"benchmark header lacks {exc}") from exc
+
+
+def _split_eval(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], EvalRecord | None]:
+    """(the lines without the evaluation pass's own, the pass's record or None). What the pass said
+    of itself stays in its record (its hello is no process's); its push, error or end lines stay
+    in the lines."""
+    at = next((i for i, m in enumerate(lines) if m.get("type") == "eval_set"), len(lines))
+    if at == len(lines):
+        return lines, None
+    fields: dict[str, Any] = {}
+    chunks = []
+    for msg in lines[at + 1:]:
+        kind = msg.get("type")
+        if kind == "eval":
+            chunks.append(msg)
+        elif kind in EVAL_FIELDS:
+            fields[EVAL_FIELDS[kind]] = msg
+    timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in EVAL_FIELDS]
+    return timed, EvalRecord(eval_set=lines[at], chunks=tuple(chunks), **fields)
 
 
 def _block(msg: dict[str, Any], process: int) -> Block:

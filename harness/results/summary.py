@@ -4,6 +4,9 @@ The JSON contract (documented in README.md, "JSON output"); scripts and CI gates
 target, model, model_sha256, threads, runtime, init_ns, first_invoke_ns, inference_share, and
 three blocks ``with_invoke``, ``without_invoke``, ``invoke``, each with n, median_ns, mean_ns,
 p90_ns, p99_ns, stdev_ns (plus min_ns, max_ns). Everything else is added, never renamed.
+With an evaluation pass (``--eval``): ``eval`` (its source and sample count) and ``accuracy``
+(``n``, ``top1``: harness.results.fidelity, from the outputs stored from the board), null without
+labels; ``fidelity`` needs a reference and comes with the variant comparison.
 
 The inference share carries its 95 % interval from the ABBA blocks (stats.block_share_halfwidth)
 and the Amdahl bound: loop with Invoke / loop without it, the most any model could gain.
@@ -20,13 +23,18 @@ one process, whose own samples cannot tell how the next process would differ. Th
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from harness import stats
+from harness.errors import MeasurementError
 from harness.results.benchmark import SCHEMA_VERSION, Benchmark
+from harness.results.fidelity import Accuracy, EvalOutputs, accuracy, eval_outputs
 from harness.results.findings import Finding, check
+
+log = logging.getLogger(__name__)
 
 # Inference share thresholds for the verdict: above half the loop, the model is the lever; under a
 # fifth, even an infinitely fast model saves less than 20 % of the loop.
@@ -51,6 +59,8 @@ class BenchmarkSummary:
     inference_share_ci: tuple[float, float] | None = None  # 95 %, from the blocks; None under 2 blocks
     max_speedup_from_model: float | None = None  # with / without; None under MIN_BOUND_TICKS
     invoke_median_ci: tuple[float, float] | None = None  # ns; from per-process medians, 2+ processes
+    eval_outputs: EvalOutputs | None = None  # the evaluation pass's outputs, as the board sent them
+    accuracy: Accuracy | None = None  # top-1 against the eval set's labels, on the board
 
     @property
     def verdict(self) -> str:
@@ -103,6 +113,9 @@ class BenchmarkSummary:
             "complete": b.complete, "error": b.error and {k: b.error.get(k) for k in ("code", "message", "file", "hint")},
             "pushed_bytes": b.pushed_bytes, "push_ns": b.push_ns,
             "emulated": b.emulated, "timer_resolution_ns": clock.get("resolution_ns"),
+            "eval": ({"source": self.eval_outputs.source, "samples": self.eval_outputs.samples}
+                     if self.eval_outputs else None),
+            "accuracy": self.accuracy.to_json() if self.accuracy else None,
         }
         if "arena_used_bytes" in b.model_info:
             out["arena_used_bytes"] = b.model_info["arena_used_bytes"]
@@ -191,6 +204,11 @@ def summarize(b: Benchmark) -> BenchmarkSummary:
         return replace(stats.describe(values), median=process_median(b.by_process(mode, stage)))
 
     with_s, without_s, invoke_s = maybe("with"), maybe("without"), maybe("with", "invoke")
+    try:
+        outputs = eval_outputs(b)
+    except MeasurementError as exc:  # stored outputs that do not add up: no figure from them
+        log.warning("%s: %s", b.target, exc)
+        outputs = None
     stage_names = [s for s in (b.resolved_plan.get("stages") or []) if b.stage(s)]
     share = stats.share(with_s.median, without_s.median) if with_s and without_s and with_s.median else None
     return BenchmarkSummary(
@@ -201,6 +219,7 @@ def summarize(b: Benchmark) -> BenchmarkSummary:
         max_speedup_from_model=(max_speedup(b, with_s.median, without_s.median)
                                 if share is not None and with_s and without_s else None),
         invoke_median_ci=invoke_median_ci(b),
+        eval_outputs=outputs, accuracy=accuracy(outputs) if outputs else None,
     )
 
 

@@ -7,6 +7,13 @@ microcontroller the model loaded again into a fresh interpreter. ``run_processes
 after the other, within the cell's one turn on the board, and decides after each whether to
 stop (``stop_reason``); a ``process`` line before each keeps every process's messages apart in
 the store.
+
+With an evaluation pass (``Plan.eval``, ``harness run --eval``), ``prepare_eval`` writes each
+model's samples on the host before the run (harness.models.evalset), and after the cell's last
+process, in the same turn on the board and over the same driver connection, ``run_eval`` sends
+every sample through the driver's ``evaluate``: untimed, after every timed block, so it never
+perturbs a timing. An ``eval_set`` line (the source, the samples' digest, the labels, which stay
+on the host) opens its messages in the store.
 """
 
 from __future__ import annotations
@@ -14,17 +21,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import stats
 from harness.config import Target
-from harness.errors import ConfigError, HarnessError, MeasurementError
-from harness.lab.drivers.base import Driver, Emit, Message
+from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
+from harness.lab.drivers.base import Driver, Emit, Evaluator, Message
+from harness.models import evalset
 from harness.models.analysis import analyze
 from harness.models.files import check_model
-from harness.plan import Job, Plan
+from harness.plan import EvalInputs, EvalPlan, Job, Plan
 from harness.results.benchmark import Benchmark, from_lines
 from harness.results.store import RecordWriter, RunStore
 from harness.results.summary import BenchmarkSummary, summarize
@@ -73,6 +81,40 @@ def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequen
     return jobs, refused
 
 
+def prepare_eval(jobs: Sequence[Job], directory: Path, domain: Mapping[Path, Path] | None = None
+                 ) -> tuple[list[Job], list[tuple[Job, HarnessError]]]:
+    """The jobs with their model's eval samples (``Job.eval``), written under ``directory``, and
+    the jobs whose model the samples do not fit (one ``bad_inputs`` error per model, shared by
+    its jobs). Jobs without ``plan.eval`` pass unchanged.
+
+    ``domain`` maps a model to the model whose inputs define the samples' domain, its variants'
+    float32 base: the base's real-valued samples (or random draws) then reach every variant,
+    each quantized with its own input scale. A model not in it is its own domain.
+    """
+    prepared: dict[tuple[Path, Path, EvalPlan, int], EvalInputs | HarnessError] = {}
+    ready: list[Job] = []
+    refused: list[tuple[Job, HarnessError]] = []
+    for job in jobs:
+        plan = job.plan.eval
+        if plan is None:
+            ready.append(job)
+            continue
+        key = (job.model, (domain or {}).get(job.model, job.model), plan, job.plan.seed)
+        if key not in prepared:
+            try:
+                prepared[key] = evalset.prepare(plan, key[0], key[1], key[3], directory)
+            except StoreError:
+                raise  # this machine's disk, not the model: the run stops
+            except HarnessError as exc:
+                prepared[key] = exc
+        got = prepared[key]
+        if isinstance(got, HarnessError):
+            refused.append((job, got))
+        else:
+            ready.append(replace(job, eval=got))
+    return ready, refused
+
+
 def model_facts(model: Path) -> dict[str, object]:
     """The model's totals from harness analyze, for the results; {} when it cannot be analysed
     (the board's runtime is the judge of what runs: a model we cannot count may still run)."""
@@ -117,6 +159,8 @@ class BenchmarkScenario:
 
     def start(self, driver: Driver, job: Job, emit: Emit, cancel: threading.Event) -> None:
         run_processes(driver, job, emit, cancel)
+        if job.eval is not None and not cancel.is_set():
+            run_eval(driver, job, emit, cancel)
 
     def finish(self, store: RunStore, job: Job, writer: RecordWriter, messages: Sequence[Message],
                error: HarnessError | None, cancelled: bool) -> Outcome:
@@ -191,6 +235,16 @@ def _one_process(driver: Driver, job: Job, emit: Emit, cancel: threading.Event, 
 
     driver.benchmark(job, keep, cancel)
     return lines
+
+
+def run_eval(driver: Driver, job: Job, emit: Emit, cancel: threading.Event) -> None:
+    """The evaluation pass of ``job``: its ``eval_set`` line, then the driver's messages."""
+    assert job.eval is not None
+    if not isinstance(driver, Evaluator):
+        raise ConfigError(f"the driver of {job.target} cannot run an evaluation pass", target=job.target,
+                          hint="drop --eval for this target")
+    emit({"type": "eval_set", **job.eval.as_dict(), "host_measured": True})
+    driver.evaluate(job, emit, cancel)
 
 
 def stop_reason(plan: Plan, medians: Sequence[float], done: int, elapsed_s: float,

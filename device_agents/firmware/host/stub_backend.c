@@ -183,6 +183,20 @@ static int run(void *ctx, uint8_t mode, uint16_t count, proto_samples_t *rows, p
     return PROTO_E_OK;
 }
 
+/* EVAL: the loop of run() once with Invoke, without the timer reads and without a sample row. */
+static int eval(void *ctx, proto_error_t *err)
+{
+    stub_backend_t *s = (stub_backend_t *)ctx;
+    if (!s->loaded) {
+        proto_fmt(err->message, sizeof err->message, "no model loaded");
+        return PROTO_E_BAD_STATE;
+    }
+    memcpy(s->arena + IN_OFFSET, s->staged, STUB_INPUT_ELEMS);
+    stub_invoke(s);
+    memcpy(s->output_copy, s->arena + OUT_OFFSET, sizeof s->output_copy);
+    return PROTO_E_OK;
+}
+
 static int profile(void *ctx, uint16_t op_index, uint32_t *ticks, const char **name, proto_error_t *err)
 {
     stub_backend_t *s = (stub_backend_t *)ctx;
@@ -212,4 +226,5 @@ void stub_backend_init(stub_backend_t *stub, const stub_config_t *cfg, proto_bac
     backend->run = run;
     backend->output_data = output_data;
     backend->profile = profile;
+    backend->eval = eval;
 }

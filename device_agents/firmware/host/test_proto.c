@@ -745,7 +745,8 @@ static void test_lengths_and_profile(void)
         uint8_t len;
     } fixed[] = {{PROTO_T_HELLO, 2},      {PROTO_T_UPLOAD_BEGIN, 36}, {PROTO_T_UPLOAD_END, 0},
                  {PROTO_T_USE_BUILTIN, 0}, {PROTO_T_GET_TENSOR, 2},    {PROTO_T_RANDOM_INPUT, 4},
-                 {PROTO_T_RUN, 4},        {PROTO_T_GET_OUTPUT, 7},    {PROTO_T_GET_PROFILE, 2}};
+                 {PROTO_T_RUN, 4},        {PROTO_T_GET_OUTPUT, 7},    {PROTO_T_GET_PROFILE, 2},
+                 {PROTO_T_EVAL, 0}};
     static uint8_t zeros[64];
     proto_backend_t b;
     uint8_t out[PROTO_MAX_PAYLOAD], req[8];
@@ -813,6 +814,169 @@ static void test_lengths_and_profile(void)
     CHECK(request(PROTO_T_GET_PROFILE, seq++, req, 2, out, &olen) == 0x8B && out[4] == 2 && olen == 5 + 2 * 14);
 }
 
+/* ------------------------------------------------------------------ EVAL (3.11)
+ * A backend with one int8 input [1, 8] and two outputs, int8 [1, 50] and int16 [1, 20]: 90 output
+ * bytes, more than a 64-byte reply carries, so the paging through GET_OUTPUT is exercised. Its
+ * eval writes outputs that depend on the staged input and on how often it ran; its run writes a
+ * different pattern, so a test can tell which Invoke GET_OUTPUT describes. */
+
+static uint8_t eb_in[8], eb_out0[50], eb_out1[40];
+static int eb_evals, eb_mode; /* eb_mode: 0 fine, 1 Invoke fails, 2 the interpreter crashes */
+
+static void eb_info(void *ctx, proto_info_t *o)
+{
+    mb_info(ctx, o);
+    o->flags = PROTO_FLAG_EMULATED | PROTO_FLAG_EVAL; /* claimed: the layer keeps it only with eval */
+}
+static int eb_load(void *c, int builtin, proto_model_t *m, proto_error_t *e)
+{
+    mb_load(c, builtin, m, e);
+    m->n_inputs = 1;
+    m->n_outputs = 2;
+    memset(eb_in, 0, sizeof eb_in);
+    return 0;
+}
+static int eb_tensor(void *c, int which, uint8_t i, proto_tensor_t *t, proto_error_t *e)
+{
+    (void)c; (void)e;
+    t->ndims = 2;
+    t->dims[0] = 1;
+    t->dtype = which == 0 || i == 0 ? PROTO_DT_INT8 : PROTO_DT_INT16;
+    t->dims[1] = which == 0 ? 8 : (i == 0 ? 50 : 20);
+    t->bytes = which == 0 ? 8u : (i == 0 ? 50u : 40u);
+    t->name = which == 0 ? "x" : (i == 0 ? "y0" : "y1");
+    return 0;
+}
+static uint8_t *eb_staged(void *c, uint8_t i) { (void)c; (void)i; return eb_in; }
+static const uint8_t *eb_output(void *c, uint8_t i) { (void)c; return i == 0 ? eb_out0 : eb_out1; }
+static int eb_run(void *c, uint8_t mode, uint16_t count, proto_samples_t *rows, proto_error_t *e)
+{
+    uint16_t k;
+    (void)c; (void)e;
+    for (k = 0; k < count; k++)
+        proto_samples_put(rows, 5u, 1u, mode == 0 ? 3u : 0u, 1u);
+    memset(eb_out0, 0xAA, sizeof eb_out0);
+    memset(eb_out1, 0xBB, sizeof eb_out1);
+    return 0;
+}
+static uint8_t eb_want0(int i, int evals) { return (uint8_t)(eb_in[i % 8] + i + evals); }
+static uint16_t eb_want1(int i, int evals) { return (uint16_t)(i * 100 + evals); }
+static int eb_eval(void *c, proto_error_t *e)
+{
+    int i;
+    (void)c;
+    if (eb_mode == 1) {
+        e->detail = 1;
+        proto_fmt(e->message, sizeof e->message, "Invoke returned status 1");
+        return PROTO_E_INVOKE_FAILED;
+    }
+    if (eb_mode == 2)
+        return PROTO_E_CRASHED;
+    eb_evals++;
+    for (i = 0; i < 50; i++)
+        eb_out0[i] = eb_want0(i, eb_evals);
+    for (i = 0; i < 20; i++)
+        proto_put_u16(eb_out1 + 2 * i, eb_want1(i, eb_evals));
+    return 0;
+}
+
+static void init_eval_device(proto_backend_t *b, int with_eval)
+{
+    memset(b, 0, sizeof *b);
+    b->info = eb_info;
+    b->upload_begin = mb_begin;
+    b->upload_write = mb_write;
+    b->upload_data = mb_data;
+    b->load = eb_load;
+    b->tensor = eb_tensor;
+    b->staged_input = eb_staged;
+    b->run = eb_run;
+    b->output_data = eb_output;
+    b->eval = with_eval ? eb_eval : NULL;
+    CHECK(proto_device_init(&g_dev, b, capture, NULL, 256) == 0);
+}
+
+/* Whether out[0..n) is the concatenated outputs of eval number `evals` from byte `from` on. */
+static int eval_bytes(const uint8_t *out, uint32_t from, uint32_t n, int evals)
+{
+    uint32_t k;
+    for (k = from; k < from + n; k++) {
+        uint8_t want;
+        if (k < 50u)
+            want = eb_want0((int)k, evals);
+        else
+            want = (uint8_t)(eb_want1((int)(k - 50u) / 2, evals) >> (8u * ((k - 50u) % 2u)));
+        if (out[k - from] != want)
+            return 0;
+    }
+    return 1;
+}
+
+static void test_eval(void)
+{
+    proto_backend_t b;
+    uint8_t out[PROTO_MAX_PAYLOAD], req[16], seq = 1;
+    uint16_t olen;
+    /* Without a backend eval: flag EVAL is not claimed, EVAL is UNSUPPORTED whatever the state,
+     * after BAD_LENGTH. */
+    init_eval_device(&b, 0);
+    proto_put_u16(req, 256);
+    CHECK(request(PROTO_T_HELLO, seq++, req, 2, out, &olen) == 0x81 && !(proto_get_u16(out + 26) & PROTO_FLAG_EVAL));
+    CHECK(request(PROTO_T_EVAL, seq++, req, 1, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_LENGTH && proto_get_u32(out + 3) == 0);
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_UNSUPPORTED && out[2] == PROTO_T_EVAL);
+
+    init_eval_device(&b, 1);
+    eb_evals = eb_mode = 0;
+    proto_put_u16(req, 64);
+    CHECK(request(PROTO_T_HELLO, seq++, req, 2, out, &olen) == 0x81 && (proto_get_u16(out + 26) & PROTO_FLAG_EVAL));
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == PROTO_T_ERROR && proto_get_u16(out) == PROTO_E_BAD_STATE);
+    {
+        uint8_t begin[36], chunk[12] = {0};
+        proto_put_u32(begin, 8);
+        proto_sha256(chunk + 4, 8, begin + 4);
+        CHECK(request(PROTO_T_UPLOAD_BEGIN, seq++, begin, 36, out, &olen) == 0x82);
+        CHECK(request(PROTO_T_UPLOAD_CHUNK, seq++, chunk, 12, out, &olen) == 0x83);
+        CHECK(request(PROTO_T_UPLOAD_END, seq++, NULL, 0, out, &olen) == 0x84 && out[49] == 2);
+    }
+    memcpy(req, "\0\0\0\0\0\1\2\3\4\5\6\7\x08", 13);
+    CHECK(request(PROTO_T_SET_INPUT, seq++, req, 13, out, &olen) == 0x87);
+    /* At a 64-byte limit: total 90, the 60 bytes that fit (all of y0, 10 of y1). */
+    CHECK(request(PROTO_T_EVAL, seq, NULL, 0, out, &olen) == (PROTO_T_EVAL | PROTO_T_OK));
+    CHECK(olen == 64 && proto_get_u32(out) == 90 && eval_bytes(out + 4, 0, 60, 1) && eb_evals == 1);
+    /* A retransmission is answered from memory: no second Invoke. */
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == 0x8D && olen == 64 && eb_evals == 1);
+    /* The rest of y1 through GET_OUTPUT, which now describes the EVAL. */
+    req[0] = 1;
+    proto_put_u32(req + 1, 10);
+    proto_put_u16(req + 5, 0xFFFF);
+    CHECK(request(PROTO_T_GET_OUTPUT, seq++, req, 7, out, &olen) == 0x8A && olen == 8 + 30);
+    CHECK(proto_get_u32(out) == 40 && proto_get_u32(out + 4) == 10 && eval_bytes(out + 8, 60, 30, 1));
+    /* At 256 everything fits. */
+    proto_put_u16(req, 256);
+    CHECK(request(PROTO_T_HELLO, seq++, req, 2, out, &olen) == 0x81);
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == 0x8D && olen == 94 && eval_bytes(out + 4, 0, 90, 2));
+    /* A RUN's Invoke is the last one now; then an EVAL's again. */
+    memcpy(req, "\0\0\1\0", 4);
+    CHECK(request(PROTO_T_RUN, seq++, req, 4, out, &olen) == 0x89);
+    memcpy(req, "\0\0\0\0\0\xff\xff", 7);
+    CHECK(request(PROTO_T_GET_OUTPUT, seq++, req, 7, out, &olen) == 0x8A && out[8] == 0xAA);
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == 0x8D && eb_evals == 3);
+    CHECK(request(PROTO_T_GET_OUTPUT, seq++, req, 7, out, &olen) == 0x8A && eval_bytes(out + 8, 0, 50, 3));
+    /* A failing Invoke is reported and keeps the model; a crash unloads it. */
+    eb_mode = 1;
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_INVOKE_FAILED && proto_get_u32(out + 3) == 1 && out[7] > 0);
+    CHECK(request(PROTO_T_GET_TENSOR, seq++, (const uint8_t *)"\1\1", 2, out, &olen) == 0x86);
+    eb_mode = 2;
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == PROTO_T_ERROR && proto_get_u16(out) == PROTO_E_CRASHED);
+    CHECK(request(PROTO_T_GET_TENSOR, seq++, (const uint8_t *)"\1\1", 2, out, &olen) == PROTO_T_ERROR &&
+          proto_get_u16(out) == PROTO_E_BAD_STATE);
+    eb_mode = 0;
+    CHECK(request(PROTO_T_EVAL, seq++, NULL, 0, out, &olen) == PROTO_T_ERROR && proto_get_u16(out) == PROTO_E_BAD_STATE);
+}
+
 int main(void)
 {
     test_check_values();
@@ -824,6 +988,7 @@ int main(void)
     test_hello_cuts();
     test_error_text_cuts();
     test_lengths_and_profile();
+    test_eval();
     if (g_failed) {
         fprintf(stderr, "test_proto: %d of %d checks FAILED\n", g_failed, g_checks);
         return 1;

@@ -89,10 +89,14 @@ typedef struct {
     /* count (1..max_batch) iterations of the application loop in mode PROTO_MODE_*; one
      * proto_samples_put per iteration, never while the timer runs. */
     int (*run)(void *ctx, uint8_t mode, uint16_t count, proto_samples_t *rows, proto_error_t *err);
-    /* Output index after the last Invoke (tensor bytes long). */
+    /* Output index after the last Invoke, a run's or an eval's (tensor bytes long). */
     const uint8_t *(*output_data)(void *ctx, uint8_t index);
     /* Op op_index (< n_ops) of the last Invoke: its ticks and name. NULL when no profiler. */
     int (*profile)(void *ctx, uint16_t op_index, uint32_t *ticks, const char **name, proto_error_t *err);
+    /* EVAL (section 3.11): one iteration of the application loop with Invoke, untimed and
+     * outside any batch: copy the staged inputs in, Invoke, copy the outputs out, so that
+     * output_data then returns them. NULL: no EVAL (HELLO then clears flag EVAL). */
+    int (*eval)(void *ctx, proto_error_t *err);
 } proto_backend_t;
 
 #ifdef __cplusplus

@@ -166,6 +166,11 @@ int proto_device_init(proto_device_t *dev, const proto_backend_t *backend, proto
     backend->info(backend->ctx, &dev->info);
     if (dev->info.timer_resolution_ns == 0)
         dev->info.timer_resolution_ns = 1;
+    /* Flag EVAL says what this layer can answer, so a backend cannot claim it without eval. */
+    if (backend->eval != NULL)
+        dev->info.flags |= PROTO_FLAG_EVAL;
+    else
+        dev->info.flags &= (uint16_t)~PROTO_FLAG_EVAL;
     return 0;
 }
 
@@ -698,6 +703,50 @@ static int on_get_profile(proto_device_t *dev, const uint8_t *p, uint32_t len, s
     return 0;
 }
 
+/* EVAL (section 3.11): the backend's untimed Invoke, then total_bytes and as many output bytes as
+ * fit, output 0 first; the host pages the rest with GET_OUTPUT. */
+static int on_eval(proto_device_t *dev, const uint8_t *p, uint32_t len, struct reply *r, proto_error_t *err)
+{
+    proto_tensor_t t;
+    uint64_t total = 0;
+    uint8_t i;
+    int rc;
+    (void)p;
+    NEED_LEN(0u);
+    if (dev->backend->eval == NULL)
+        FAIL(PROTO_E_UNSUPPORTED, 0, "this firmware has no EVAL request");
+    NEED_MODEL();
+    for (i = 0; i < dev->model.n_outputs; i++) {
+        rc = get_tensor(dev, 1, i, &t, err);
+        if (rc != PROTO_E_OK)
+            return rc;
+        total += t.bytes;
+    }
+    if (total > 0xFFFFFFFFu)
+        FAIL(PROTO_E_INTERNAL, 0, "outputs of more than 4 GiB");
+    rc = dev->backend->eval(dev->backend->ctx, err);
+    if (rc != PROTO_E_OK) {
+        if (rc == PROTO_E_CRASHED)
+            unload(dev);
+        return rc;
+    }
+    dev->invoked = 1;
+    put_u32(r, (uint32_t)total);
+    for (i = 0; i < dev->model.n_outputs && r->len < r->cap; i++) {
+        const uint8_t *data;
+        uint32_t n;
+        rc = get_tensor(dev, 1, i, &t, err);
+        if (rc != PROTO_E_OK)
+            return rc;
+        data = dev->backend->output_data(dev->backend->ctx, i);
+        if (data == NULL)
+            FAIL(PROTO_E_INTERNAL, 0, "backend has no data for output %u", (unsigned)i);
+        n = r->cap - r->len < t.bytes ? r->cap - r->len : t.bytes;
+        put_bytes(r, data, n);
+    }
+    return 0;
+}
+
 typedef int (*handler_fn)(proto_device_t *, const uint8_t *, uint32_t, struct reply *, proto_error_t *);
 
 static handler_fn handler_for(uint8_t type)
@@ -715,6 +764,7 @@ static handler_fn handler_for(uint8_t type)
     case PROTO_T_GET_OUTPUT: return on_get_output;
     case PROTO_T_GET_PROFILE: return on_get_profile;
     case PROTO_T_PING: return on_ping;
+    case PROTO_T_EVAL: return on_eval;
     default: return NULL;
     }
 }

@@ -33,6 +33,7 @@ enum proto_type {
     PROTO_T_GET_OUTPUT = 0x0A,
     PROTO_T_GET_PROFILE = 0x0B,
     PROTO_T_PING = 0x0C,
+    PROTO_T_EVAL = 0x0D,
     PROTO_T_OK = 0x80,
     PROTO_T_BOOT = 0xF0,
     PROTO_T_ERROR = 0xFF
@@ -65,6 +66,7 @@ enum proto_error_code {
 #define PROTO_FLAG_PROFILER 0x0002u
 #define PROTO_FLAG_BUILTIN 0x0004u
 #define PROTO_FLAG_CYCLE_COUNTER 0x0008u
+#define PROTO_FLAG_EVAL 0x0010u /* set by the protocol layer when the backend has eval */
 
 #define PROTO_MODE_WITH 0u
 #define PROTO_MODE_WITHOUT 1u

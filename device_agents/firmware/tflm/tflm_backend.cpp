@@ -327,6 +327,21 @@ int run(void* ctx, uint8_t mode, uint16_t count, proto_samples_t* rows, proto_er
   return PROTO_E_OK;
 }
 
+// EVAL (SERIAL_PROTOCOL.md 3.11): one iteration of run()'s loop with Invoke, untimed, no sample row;
+// the profiler records it like any Invoke, so GET_PROFILE afterwards describes this one.
+int eval(void* ctx, proto_error_t* err) {
+  (void)ctx;
+  if (g.interp == nullptr) return fail(err, PROTO_E_BAD_STATE, 0, "no model loaded%s", "");
+  g.profiler.Clear();
+  for (uint8_t i = 0; i < g.n_in; i++) memcpy(g.in_tensor[i], g.staged[i], g.in_bytes[i]);
+  const TfLiteStatus status = g.interp->Invoke();
+  for (uint8_t i = 0; i < g.n_out; i++) memcpy(g.out_copy[i], g.out_tensor[i], g.out_bytes[i]);
+  if (status != kTfLiteOk)
+    return fail(err, PROTO_E_INVOKE_FAILED, static_cast<uint32_t>(status), "Invoke returned status %s%lu", "",
+                static_cast<unsigned long>(status));
+  return PROTO_E_OK;
+}
+
 int profile(void* ctx, uint16_t op_index, uint32_t* ticks, const char** name, proto_error_t* err) {
   (void)ctx;
   (void)err;
@@ -361,4 +376,5 @@ void tflm_backend_init(const TflmBoard* board, proto_backend_t* backend) {
   backend->run = run;
   backend->output_data = output_data;
   backend->profile = profile;
+  backend->eval = eval;
 }

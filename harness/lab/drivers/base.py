@@ -4,8 +4,9 @@ A driver turns a board-specific conversation (the Linux agent's JSON lines over 
 the framed serial protocol of a microcontroller) into the *normalized messages* documented in
 device_agents/wire/PROTOCOL.md: plain dicts with a ``"type"``. A driver has one method per
 scenario it can run, each with the same shape ``(job, emit, cancel)``: ``benchmark`` (every
-driver: hello, model, first_invoke, warmup, progress, samples, summary) and ``profile`` (boards
-that run the Linux agent: hello, models, plan, round, summary). The scenarios store the messages
+driver: hello, model, first_invoke, warmup, progress, samples, summary), ``evaluate`` (every
+driver: hello, model, eval, eval_summary; the evaluation pass) and ``profile`` (boards that run
+the Linux agent: hello, models, plan, round, summary). The scenarios store the messages
 verbatim and compute every figure from them, so every board kind lands in the same result store,
 tables and JSON.
 """
@@ -18,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.plan import Job, Plan, ProfileJob
 
-__all__ = ["Driver", "Emit", "Job", "Message", "Plan", "Profiler"]
+__all__ = ["Driver", "Emit", "Evaluator", "Job", "Message", "Plan", "Profiler"]
 
 Message = dict[str, Any]
 Emit = Callable[[Message], None]
@@ -37,6 +38,19 @@ class Driver(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """A driver that runs the evaluation pass (both drivers of this package)."""
+
+    def evaluate(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        """Run every sample of ``job.eval`` once through ``job.model``, untimed and apart from any
+        timed block, calling ``emit`` for each message as it arrives: hello, model, then ``eval``
+        messages with the raw outputs of consecutive samples, then ``eval_summary`` (PROTOCOL.md,
+        eval mode); the same contract as ``Driver.benchmark`` otherwise. Returns after the
+        ``eval_summary`` message."""
+        ...
 
 
 @runtime_checkable

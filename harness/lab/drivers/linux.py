@@ -1,7 +1,7 @@
 """The Linux agent driver: device_agents/linux/tflite_agent.py over any command transport.
 
-One method per scenario (``benchmark``: the agent's ``run`` mode; ``profile``: its ``profile``
-mode; later stream and soak) stages the agent and the job's files on the board and builds the
+One method per scenario (``benchmark``: the agent's ``run`` mode; ``evaluate``: its ``eval``
+mode, the evaluation pass; ``profile``: its ``profile`` mode; later stream and soak) stages the agent and the job's files on the board and builds the
 agent's argv (every plan parameter explicit). All of them hand the started agent to the one
 relay, ``LinuxAgentDriver._relay``: it reads the agent's JSON lines, checks the protocol
 version, passes each message on as it arrives until the scenario's last message type, and turns
@@ -93,6 +93,18 @@ def profile_argv(python: str, agent: str, models: list[str], job: ProfileJob, ta
     return [*argv, *models]
 
 
+def eval_argv(python: str, agent: str, model: str, inputs: str, job: Job, target: Target,
+              heartbeat_s: float | None = None) -> list[str]:
+    """The agent's eval-mode command line: the job's runtime, threads and XNNPACK setting, so the
+    outputs are those of the model as it was timed."""
+    xnnpack = job.plan.xnnpack if target.xnnpack is None else target.xnnpack
+    argv = [python, agent, "eval", "--model", model, "--inputs", inputs, "--threads", str(job.threads),
+            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off", "--lifeline"]
+    if heartbeat_s:
+        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
+    return argv
+
+
 def parse_line(line: str, target: str) -> Message | None:
     """A protocol message, or None for a line that is not one (runtime chatter on stdout)."""
     if not line.startswith("{"):
@@ -132,6 +144,15 @@ class LinuxAgentDriver:
         argv = agent_argv(self.python, agent, model, job, self.target, inputs, pipeline,
                           self.transport.heartbeat_s)
         self._run(argv, f"benchmarking {job.model.name}", emit, cancel, last="summary")
+
+    def evaluate(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        """The evaluation pass: the agent's eval mode on the job's prepared samples (``job.eval``)."""
+        assert job.eval is not None  # the scenario runs the pass only for jobs that have one
+        agent = self._stage(agent_path(), emit, "agent").remote_path
+        model = self._stage(job.model, emit, "model").remote_path
+        inputs = self._stage(job.eval.path, emit, "eval").remote_path
+        argv = eval_argv(self.python, agent, model, inputs, job, self.target, self.transport.heartbeat_s)
+        self._run(argv, f"evaluating {job.model.name}", emit, cancel, last="eval_summary")
 
     def profile(self, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
         """Time the job's prefixes and the whole model in the agent's profile mode."""

@@ -17,6 +17,9 @@ with ``"partial": true``, so nothing received is lost.
 Each ``benchmark`` call loads the model again (UPLOAD, or USE_BUILTIN), which makes the device
 build a fresh interpreter: on a microcontroller that is what one *process* of a benchmark of
 several processes is (harness.scenarios.benchmark.run_processes calls it once per process).
+
+``evaluate`` runs the evaluation pass (mcu_eval.py) on firmware with flag EVAL, on the model the
+last ``benchmark`` left loaded when the device still holds it (no second upload), else loading it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from device_agents.linux.tflite_agent import Schedule, median_ns, schedule
 from device_agents.wire import serial_frames as sf
@@ -46,6 +47,7 @@ from harness.lab.drivers.mcu_messages import (
     samples_message,
     ticks_to_ns,
 )
+from harness.lab.drivers.mcu_outputs import outputs_message, profile_message, run_eval
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models import micro
 from harness.models.arena import ArenaFit, measure_arena
@@ -89,6 +91,7 @@ class McuDriver:
             self.close()
             raise
         self.info: dict[str, Any] = {}
+        self._loaded: tuple[str, dict[str, Any]] | None = None  # (sha256, MODEL_INFO) last loaded here
 
     # ------------------------------------------------------------------ plumbing
 
@@ -121,6 +124,14 @@ class McuDriver:
     # ------------------------------------------------------------------ the job
 
     def benchmark(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        self._cancellable(cancel, self._benchmark, job, emit)
+
+    def evaluate(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        """The evaluation pass (Evaluator.evaluate): every sample of ``job.eval`` through EVAL."""
+        self._cancellable(cancel, self._evaluate, job, emit)
+
+    def _cancellable(self, cancel: threading.Event, fn: Any, job: Job, emit: Emit) -> None:
+        """``fn(job, emit)``, stopped promptly when the runner sets ``cancel``."""
         stop = threading.Event()
 
         def forward() -> None:  # cancel is the runner's event; the link polls ours
@@ -132,7 +143,7 @@ class McuDriver:
         watcher = threading.Thread(target=forward, daemon=True, name=f"{self.target.name}-cancel")
         watcher.start()
         try:
-            self._benchmark(job, emit)
+            fn(job, emit)
         except Cancelled:
             log.info("%s: cancelled", self.target.name)
         finally:
@@ -158,8 +169,42 @@ class McuDriver:
         timer_hz = int(info["timer_hz"])
         emit(model_message(job.model.name, len(model), minfo, inputs, outputs, timer_hz))
         self._measure(job, emit, self._stage_inputs(job, inputs), timer_hz)
-        self._outputs(emit, outputs)
-        self._profile(emit, timer_hz)
+        emit(outputs_message(self._req, name, outputs, self.link.max_payload))
+        if info["flags"] & sf.FLAG_PROFILER:
+            emit(profile_message(self._req, timer_hz))
+
+    def _evaluate(self, job: Job, emit: Emit) -> None:
+        name = self.target.name
+        assert job.eval is not None  # the scenario runs the pass only for jobs that have one
+        info = self.info = self.link.hello()
+        emit({**hello_message(info, self.baud), "mode": "eval"})
+        if not info["flags"] & sf.FLAG_EVAL:
+            raise AgentError(f"the firmware on {self.link.link.port} has no EVAL request (HELLO flag EVAL is "
+                             "not set): it cannot send the outputs of every sample", code="unsupported",
+                             target=name, hint="flash the firmware that ships with this harness "
+                                               "(device_agents/firmware), or run without --eval on this board")
+        model = self._micro_model(job, emit)
+        minfo = self._model_on_device(job, model, emit, info)
+        inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
+        outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
+        emit(model_message(job.model.name, len(model), minfo, inputs, outputs, int(info["timer_hz"])))
+        staged = DeviceInputs(job.eval.path.name, read_samples(job.eval.path, inputs, name), self._send_input,
+                              self.link.max_payload)
+        run_eval(self._req, name, staged, outputs, emit, self.link.max_payload, self.timeout_s)
+
+    def _model_on_device(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
+        """MODEL_INFO of the job's model: the one loaded last over this link if the device still
+        holds it (GET_TENSOR answers BAD_STATE after a reset), else uploaded (or built in) now."""
+        if self._loaded is not None and self._loaded[0] == sha256(model):
+            try:
+                self._tensor(1, 0)
+                return self._loaded[1]
+            except AgentError as exc:
+                if exc.code != "bad_state":
+                    raise
+                log.info("%s: the device lost %s (reset?): loading it again", self.target.name, job.model.name)
+        self._fit_check(job.model, model, info)
+        return self._load_model(job, model, emit, info)
 
     def _fit_check(self, path: Path, model: bytes, info: dict[str, Any]) -> None:
         """Refuse before uploading what cannot fit, naming the limit and the fix."""
@@ -219,15 +264,18 @@ class McuDriver:
 
     def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
         """Load ``model``; a refusal that means TFLite Micro cannot run it is ``unsupported_model``."""
+        self._loaded = None
         try:
-            return self._load(job, model, emit, info)
+            minfo = self._upload_or_builtin(job, model, emit, info)
         except AgentError as exc:
             unsupported = micro.refused(exc, job.model.name)
             if unsupported is None:
                 raise
             raise unsupported from exc
+        self._loaded = (sha256(model), minfo)
+        return minfo
 
-    def _load(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
+    def _upload_or_builtin(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
         digest = bytes.fromhex(sha256(model))
         if info["flags"] & sf.FLAG_BUILTIN:
             minfo = sf.unpack_model_info(self._req(sf.T.USE_BUILTIN, work_s=self.timeout_s,
@@ -375,39 +423,3 @@ class McuDriver:
         finally:
             if rows:
                 emit(samples_message(mode, block, rows, settle, partial=len(rows) < sched.per_block))
-
-    def _outputs(self, emit: Emit, outputs: list[dict[str, Any]]) -> None:
-        """The output values of the last Invoke, so accuracy can be checked against a reference."""
-        values = []
-        for index, spec in enumerate(outputs):
-            data = b""
-            while True:
-                want = min(0xFFFF, self.link.max_payload - 8)
-                reply = self._req(sf.T.GET_OUTPUT, struct.pack("<BIH", index, len(data), want),
-                                  what=f"GET_OUTPUT {index}")
-                total, _ = struct.unpack_from("<II", reply.payload)
-                data += reply.payload[8:]
-                if len(data) >= total or len(reply.payload) == 8:
-                    break
-            arr = np.frombuffer(data, dtype=spec["dtype_name"]).reshape(spec["shape"])
-            values.append({"name": spec["name"], "shape": spec["shape"], "dtype": spec["dtype_name"],
-                           "values": arr.ravel().tolist()})
-        emit({"v": PROTOCOL_VERSION, "type": "outputs", "outputs": values})
-
-    def _profile(self, emit: Emit, timer_hz: int) -> None:
-        if not self.info["flags"] & sf.FLAG_PROFILER:
-            return
-        ops: list[dict[str, Any]] = []
-        total = None
-        while total is None or len(ops) < total:
-            p = self._req(sf.T.GET_PROFILE, struct.pack("<H", len(ops)), what="GET_PROFILE").payload
-            total, _, count = struct.unpack_from("<HHB", p)
-            offset = 5
-            for _ in range(count):
-                index, ticks = struct.unpack_from("<HI", p, offset)
-                op, offset = sf.unpack_str8(p, offset + 6)
-                ops.append({"index": index, "op": op, "ns": ticks_to_ns(ticks, timer_hz)})
-            if not count:
-                break
-        emit({"v": PROTOCOL_VERSION, "type": "op_profile", "ops": ops, "source": "firmware profiler, last Invoke"})
-
