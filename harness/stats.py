@@ -158,7 +158,8 @@ def mean_ratio_interval(numerator: Sequence[float], denominator: Sequence[float]
     if va + vb == 0:
         return centre, centre
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = t975(max(1, int(df))) * math.sqrt(va + vb)
+    # (1e-9: a df that is a whole number but for rounding, such as 2 for two equal sides, stays it)
+    half = t975(max(1, int(df + 1e-9))) * math.sqrt(va + vb)
     return centre * math.exp(-half), centre * math.exp(half)
 
 

@@ -115,8 +115,12 @@ def exit_status(err: Console, outcomes: Sequence[Outcome], failed: Sequence[Outc
         err.print(Text(f"{len(failed)} of {len(outcomes)} benchmarks failed", style="red"))
         status = 1
     if collapsed:
-        err.print(Text(f"{len(collapsed)} variant{'s' if len(collapsed) > 1 else ''} collapsed against "
-                       "the float32 base on the same board (not speed-ups; see above)", style="bold red"))
+        where: dict[str, list[str]] = {}
+        for j in collapsed:
+            where.setdefault(j.summary.benchmark.model, []).append(j.summary.benchmark.target)
+        listed = "; ".join(f"{m} on {', '.join(dict.fromkeys(t))}" for m, t in where.items())
+        err.print(Text(f"accuracy collapse against the float32 base on the same board: {visible(listed)} "
+                       "(never a speed-up; the lines under the tables say why)", style="bold red"))
         status = 1
     if outcomes and all(o.error is not None and o.error.code == UNSUPPORTED_CODE for o in outcomes):
         err.print(Text("nothing ran: every model is unsupported on its board", style="red"))

@@ -177,11 +177,11 @@ def _legend(rows: list[Judged], labelled: bool, emulated: bool, target: str) -> 
     unit = " / ".join(f"per-{u} medians" for u in sorted(units)) or "block or process medians"
     evals = [j.summary.eval_outputs for j in rows if j.summary.eval_outputs is not None]
     samples = f"{evals[0].samples} samples ({evals[0].source})" if evals else "no eval pass"
-    lines = [f"Speed-up: the base's median Invoke over the variant's (above 1: faster), 95 % interval from {unit}"]
+    lines = [f"Speed-up: base median Invoke / variant's (above 1: faster), 95 % interval from {unit}"]
     if labelled:
-        lines.append(f"Accuracy: top-1 on the board, {samples}; Δ: points against the base on this board")
+        lines.append(f"Accuracy: top-1 on this board, {samples}; Δ: points against the base")
     else:
-        lines.append(f"Top-1 agree, Cosine: the variant's outputs against its base's on this board, {samples}")
+        lines.append(f"Top-1 agree, Cosine: outputs against the base's on this board, {samples}")
     if emulated:
         lines.append(f"{EMULATED_MARK} {EMULATED_NOTE} ({target})")
     return tuple(lines)

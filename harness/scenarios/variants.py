@@ -3,9 +3,10 @@ base among them): which models run, in which order, and what the comparison need
 
 It runs on the one path of every benchmark (harness.scenarios.benchmark, the runner): this
 module only builds the matrix. Every variant (a .tflite with a recipe file beside it,
-harness.models.recipes) is paired with its float32 base, found by the recipe's sha256 among the
---model files and the files of DIR, else at the path the recipe recorded, and the base runs
-too. Models are ordered so that on every target a base runs before its variants (the runner
+harness.models.recipes) is paired with its float32 base, found by the recipe's sha256: for a
+variant of DIR among the --model files and the files of DIR, else at the path the recipe
+recorded, and the base runs too; for a variant named by --model, among the --model files only
+(else it runs without a comparison, and a note says how to get one). Models are ordered so that on every target a base runs before its variants (the runner
 runs a target's jobs in order): a variant's result is judged against its base run as soon as
 it finishes (summary.jsonl holds the judgement). The evaluation pass runs on every model of
 such a run, each variant's samples in its base's domain (harness.models.evalset), so a float
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.models.files import sha256
 from harness.models.recipes import Recipe, recipe_for
 from harness.models.variants import KINDS
 from harness.results.variants import COLLAPSE_POINTS, VariantInfo, VariantSet
@@ -67,8 +69,12 @@ def variant_matrix(models: Sequence[Path], variants_dir: Path | None = None,
     plain = [p for p in [*given, *from_dir] if p not in recipes]
     bases: dict[Path, list[Path]] = {}
     notes: list[str] = []
+    digests = {p: sha256(p) for p in plain if p.is_file()}
     for path, recipe in recipes.items():
-        base = recipe.locate_base(plain)
+        # a variant of DIR may find its base where its recipe says; one named by --model, only
+        # among the --model files (the run was asked for those)
+        base = (recipe.locate_base(plain) if path in from_dir else
+                next((p for p, d in digests.items() if d == recipe.base_sha256), None))
         if base is None and path in from_dir:
             raise ConfigError(f"{recipe.path}: its base {recipe.base_path} (sha256 {recipe.base_sha256[:12]}) is "
                               f"neither among --model nor at {recipe.base_resolved} as it was",
