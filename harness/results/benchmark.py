@@ -30,6 +30,12 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   labels (null without them) are kept there, on the host. The plan gains ``eval`` (``source``,
   ``path``, ``samples``, or null), and a benchmark with an eval planned is complete only with its
   ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass.
+- 4 (unchanged version): a run that compares variants with their bases (``harness run
+  --variants``) records in run.json ``variants`` (each variant file's ``sha256``, ``kind``,
+  ``name``, ``base_sha256``, ``recipe``) and ``collapse_threshold``; a serial board's record may
+  hold host ``repair`` lines (a model sent with its offset buffers inlined) and the error code
+  ``unsupported_model``. summary.jsonl objects gain ``variant``, ``fidelity``, ``speedup`` and
+  ``flags`` (harness.results.variants). A run without ``variants`` has none.
 """
 
 from __future__ import annotations
