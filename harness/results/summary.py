@@ -103,6 +103,7 @@ class BenchmarkSummary:
             "complete": b.complete, "error": b.error and {k: b.error.get(k) for k in ("code", "message", "file", "hint")},
             "pushed_bytes": b.pushed_bytes, "push_ns": b.push_ns,
             "emulated": b.emulated, "timer_resolution_ns": clock.get("resolution_ns"),
+            "place": b.place, "place_tags": b.place_tags, "pool": b.pool, "moved_from": list(b.moved_from),
         }
         if "arena_used_bytes" in b.model_info:
             out["arena_used_bytes"] = b.model_info["arena_used_bytes"]

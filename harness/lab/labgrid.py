@@ -1,0 +1,205 @@
+"""labgrid places as targets: acquire (or reserve) a place, turn its resources into a target, release it.
+
+A target of ``kind = "labgrid"`` (harness.config.LabgridOptions) names a place of a labgrid
+coordinator (``HOST:PORT``: the target's ``coordinator``, else ``$LG_COORDINATOR``, else
+127.0.0.1:20408), or a pool of them by tags. Holding a place (``hold``):
+
+- ``reserve = false``: the place is acquired at once; held by someone else, harness waits for it
+  up to ``wait_s`` (``--wait``), then stops with one line naming who holds it;
+- ``reserve = true``: a reservation (filter ``name=PLACE``) waits its turn in the coordinator's
+  queue, polled every second (a reservation nobody polls expires after 60 s), up to ``wait_s``
+  (default 300 s), then the place is acquired;
+- a place this user already acquired on this host (``labgrid-client acquire`` by hand) is used as
+  it is and left acquired: harness releases only what it acquired.
+
+The place's resources become a plain target (``resolve``), so the ssh and serial transports and
+the drivers run exactly as for a target of those kinds:
+
+    NetworkService     {address, username, port}       -> kind "ssh": host, user, port
+    NetworkSerialPort  {host, port, speed, protocol}   -> kind "serial": rfc2217://HOST:PORT?ign_set_control
+                                                          (protocol "rfc2217", what an exporter's ser2net
+                                                          serves), socket://HOST:PORT (protocol "raw")
+
+``ign_set_control``: ser2net cannot set modem lines on every port (a pty, some USB bridges) and
+harness uses none, so the client does not wait for the answer. A NetworkService with a password is
+refused: harness logs in with keys only.
+
+labgrid's client is asyncio; harness's workers are threads. Each ``Session`` runs labgrid's
+``ClientSession`` on an event loop in a thread of its own, and uses only its gRPC stub and its
+mirrors of the places and resources, never the client's commands, which read argparse objects.
+labgrid is imported here, lazily, so harness without the ``lab`` extra runs every other kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from harness.config import DEFAULT_COORDINATOR, LabgridOptions
+from harness.errors import ConfigError, TransportError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0  # reaching the coordinator; its answers take milliseconds
+CALL_TIMEOUT_S = 10.0
+POLL_S = 0.25  # how often a wait looks at the place again (the session mirrors it: no request)
+RESERVATION_POLL_S = 1.0  # labgrid-client's own interval; each poll keeps the reservation alive
+RESOURCE_WAIT_S = 10.0  # an exporter publishes its ser2net port a moment after the acquire
+T = TypeVar("T")
+
+
+def address_of(opts: LabgridOptions) -> str:
+    return opts.coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
+
+
+def _client() -> tuple[Any, Any]:
+    """labgrid's client module and protobuf messages, or a ConfigError naming the extra."""
+    # harness starts programs (emulators, ser2net) while gRPC runs: gRPC's fork handler would
+    # only race with them (labgrid's own tests turn it off for the same reason).
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    try:
+        from labgrid.remote import client
+        from labgrid.remote.generated import labgrid_coordinator_pb2
+    except ImportError as exc:
+        raise ConfigError(f"labgrid targets need labgrid, which does not import here ({exc})",
+                          hint="pip install -e '.[lab]' (labgrid 25 or later)") from exc
+    return client, labgrid_coordinator_pb2
+
+
+@dataclass(frozen=True)
+class PlaceState:
+    """A place as the coordinator last said: ``acquired`` is "host/user" or None."""
+
+    name: str
+    tags: dict[str, str]
+    acquired: str | None
+    reservation: str | None
+    changed: float
+    matches: tuple[str, ...]
+
+    def holder(self) -> str:
+        host, _, user = (self.acquired or "").partition("/")
+        since = datetime.fromtimestamp(self.changed).strftime("%Y-%m-%d %H:%M")
+        return f"{user or '?'} on {host or '?'} (since {since})"
+
+
+class Session:
+    """One client session of a coordinator, on an event loop in its own thread."""
+
+    def __init__(self, address: str, who: str) -> None:
+        client, self.pb = _client()
+        self.address, self.who = address, who
+        self.me = f"{os.environ.get('LG_HOSTNAME') or _hostname()}/{os.environ.get('LG_USERNAME') or _user()}"
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._session = client.start_session(address, loop=self._loop)
+            except Exception as exc:  # labgrid's ServerError, grpc's errors: all "cannot reach"
+                failure.append(exc)
+                return
+            finally:
+                started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name=f"labgrid-{who}", daemon=True)
+        self._thread.start()
+        if not started.wait(CONNECT_TIMEOUT_S) or failure:
+            why = str(failure[0]).removeprefix("Error: ") if failure else f"no answer within {CONNECT_TIMEOUT_S:g} s"
+            raise TransportError(f"cannot reach the labgrid coordinator at {address}: {why}", target=who,
+                                 hint="start labgrid-coordinator there, or set coordinator = \"HOST:PORT\" "
+                                      "in targets.toml (or LG_COORDINATOR)", code="coordinator")
+
+    def call(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+        """Run a coroutine on the session's loop; gRPC errors become one TransportError."""
+        future = asyncio.run_coroutine_threadsafe(make(), self._loop)
+        try:
+            return future.result(CALL_TIMEOUT_S)
+        except TimeoutError as exc:
+            future.cancel()
+            raise TransportError(f"the labgrid coordinator at {self.address} did not answer {what} within "
+                                 f"{CALL_TIMEOUT_S:g} s", target=self.who, code="coordinator") from exc
+        except Exception as exc:
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            raise TransportError(f"labgrid coordinator at {self.address}: {what} failed: {details}",
+                                 target=self.who, code="coordinator") from exc
+
+    async def _rpc(self, method: str, request: Any) -> Any:
+        reply = await getattr(self._session.stub, method)(request)
+        await self._session.sync_with_coordinator()  # our mirror of the places has caught up
+        return reply
+
+    def rpc(self, method: str, request: Any) -> Any:
+        return self.call(lambda: self._rpc(method, request), method)
+
+    def places(self) -> dict[str, PlaceState]:
+        async def snapshot() -> dict[str, PlaceState]:
+            return {name: PlaceState(name, dict(p.tags), p.acquired, p.reservation, p.changed,
+                                     tuple(str(m) for m in p.matches))
+                    for name, p in self._session.places.items()}
+
+        return self.call(snapshot, "the list of places")
+
+    def place(self, name: str) -> PlaceState:
+        places = self.places()
+        if name not in places:
+            known = ", ".join(sorted(places)) or "none"
+            raise ConfigError(f"the labgrid coordinator at {self.address} has no place {name!r} (places: {known})",
+                              target=self.who, code="no_place",
+                              hint=f"labgrid-client -p {name} create, then add-match EXPORTER/GROUP/*")
+        return places[name]
+
+    def resources(self, name: str, *, acquired: bool = True) -> list[tuple[str, dict[str, Any], bool]]:
+        """The place's resources, (class, parameters, available): those it acquired, or with
+        ``acquired=False`` those its matches would acquire now."""
+        async def collect() -> list[tuple[str, dict[str, Any], bool]]:
+            place = self._session.places[name]
+            if acquired:
+                paths = [tuple(p) for p in place.acquired_resources]
+            else:
+                paths = [(exporter, group, entry.cls, rname)
+                         for exporter, groups in self._session.resources.items()
+                         for group, entries in groups.items() for rname, entry in entries.items()
+                         if place.hasmatch((exporter, group, entry.cls, rname))]
+            found = []
+            for exporter, group, cls, rname in paths:
+                entry = self._session.resources.get(exporter, {}).get(group, {}).get(rname)
+                if entry is not None:
+                    found.append((cls, {**entry.args, "extra": dict(entry.extra)}, bool(entry.avail)))
+            return found
+
+        return self.call(collect, "the place's resources")
+
+    def close(self) -> None:
+        async def stop() -> None:
+            await self._session.stop()
+            await self._session.close()
+
+        if self._thread.is_alive():
+            try:
+                self.call(stop, "closing the session")
+            except TransportError as exc:
+                log.debug("%s: %s", self.who, exc)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(CALL_TIMEOUT_S)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
