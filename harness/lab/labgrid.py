@@ -24,9 +24,10 @@ the drivers run exactly as for a target of those kinds:
 harness uses none, so the client does not wait for the answer. A NetworkService with a password is
 refused: harness logs in with keys only.
 
-labgrid's client is asyncio; harness's workers are threads. Each ``Session`` runs labgrid's
-``ClientSession`` on an event loop in a thread of its own, and uses only its gRPC stub and its
-mirrors of the places and resources, never the client's commands, which read argparse objects.
+labgrid's client is asyncio; harness's workers are threads. Each ``Session`` is one of labgrid's
+``ClientSession`` on an event loop in a thread of its own (one for the process: gRPC's asyncio
+layer allows no more), and uses only its gRPC stub and its mirrors of the places and resources,
+never the client's commands, which read argparse objects.
 labgrid is imported here, lazily, so harness without the ``lab`` extra runs every other kind.
 """
 
@@ -89,35 +90,57 @@ class PlaceState:
         return f"{user or '?'} on {host or '?'} (since {since})"
 
 
+# gRPC's asyncio layer runs one event loop per process, and channels to one address share their
+# connection, which the coordinator takes for one client: so every Session of this process runs on
+# one event loop (in a thread of its own, started with the first) and shares one labgrid client
+# session per coordinator, counted by its users and stopped with the last of them.
+_LOOP: list[asyncio.AbstractEventLoop] = []
+_CLIENTS: dict[str, list[Any]] = {}  # coordinator address -> [labgrid ClientSession, users]
+_LOCK = threading.Lock()
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    if not _LOOP:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="labgrid", daemon=True).start()
+        _LOOP.append(loop)
+    return _LOOP[0]
+
+
 class Session:
-    """One client session of a coordinator, on an event loop in its own thread."""
+    """A client of one coordinator (labgrid's ClientSession, shared by the process's Sessions)."""
 
     def __init__(self, address: str, who: str) -> None:
         client, self.pb = _client()
         self.address, self.who = address, who
         self.me = f"{os.environ.get('LG_HOSTNAME') or _hostname()}/{os.environ.get('LG_USERNAME') or _user()}"
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        failure: list[BaseException] = []
+        with _LOCK:
+            self._loop = _shared_loop()
+            shared = _CLIENTS.get(address)
+            if shared is None or shared[0].stopping.is_set():  # none yet, or its coordinator went away
+                shared = _CLIENTS[address] = [self._start(client), 0]
+            shared[1] += 1
+        self._session = shared[0]
+        self._closed = False
 
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-            try:
-                self._session = client.start_session(address, loop=self._loop)
-            except Exception as exc:  # labgrid's ServerError, grpc's errors: all "cannot reach"
-                failure.append(exc)
-                return
-            finally:
-                started.set()
-            self._loop.run_forever()
+    def _start(self, client: Any) -> Any:
+        from labgrid.util.proxy import proxymanager
 
-        self._thread = threading.Thread(target=serve, name=f"labgrid-{who}", daemon=True)
-        self._thread.start()
-        if not started.wait(CONNECT_TIMEOUT_S) or failure:
-            why = str(failure[0]).removeprefix("Error: ") if failure else f"no answer within {CONNECT_TIMEOUT_S:g} s"
-            raise TransportError(f"cannot reach the labgrid coordinator at {address}: {why}", target=who,
+        async def start() -> Any:
+            grpc_address = proxymanager.get_grpc_address(self.address, default_port=20408)
+            session = client.ClientSession(grpc_address, self._loop)
+            await session.start()
+            return session
+
+        future = asyncio.run_coroutine_threadsafe(start(), self._loop)
+        try:
+            return future.result(CONNECT_TIMEOUT_S)
+        except Exception as exc:  # labgrid's ServerError, grpc's errors, a timeout: all "cannot reach"
+            future.cancel()
+            why = str(exc).removeprefix("Error: ") or f"no answer within {CONNECT_TIMEOUT_S:g} s"
+            raise TransportError(f"cannot reach the labgrid coordinator at {self.address}: {why}", target=self.who,
                                  hint="start labgrid-coordinator there, or set coordinator = \"HOST:PORT\" "
-                                      "in targets.toml (or LG_COORDINATOR)", code="coordinator")
+                                      "in targets.toml (or LG_COORDINATOR)", code="coordinator") from exc
 
     def call(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         """Run a coroutine on the session's loop; gRPC errors become one TransportError."""
@@ -180,17 +203,27 @@ class Session:
         return self.call(collect, "the place's resources")
 
     def close(self) -> None:
+        """Leave the shared client; the last one to leave stops it (never raises)."""
+        with _LOCK:
+            if self._closed:
+                return
+            self._closed = True
+            shared = _CLIENTS.get(self.address)
+            if shared is None or shared[0] is not self._session:
+                return  # replaced after its coordinator went away
+            shared[1] -= 1
+            if shared[1] > 0:
+                return
+            del _CLIENTS[self.address]
+
         async def stop() -> None:
             await self._session.stop()
             await self._session.close()
 
-        if self._thread.is_alive():
-            try:
-                self.call(stop, "closing the session")
-            except TransportError as exc:
-                log.debug("%s: %s", self.who, exc)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(CALL_TIMEOUT_S)
+        try:
+            self.call(stop, "closing the session")
+        except TransportError as exc:
+            log.debug("%s: %s", self.who, exc)
 
 
 def _hostname() -> str:
