@@ -73,8 +73,9 @@ def _harness(args: list[str], env: SshEnv, coordinator: str | None = None, **kw:
 
 def test_this_venv_has_labgrids_serial_package() -> None:
     """The serial tests run here too: they prove harness works with pyserial-labgrid's serial."""
-    import serial
     from importlib.metadata import distribution
+
+    import serial
 
     files = distribution("pyserial-labgrid").files or []
     assert any(str(f).startswith("serial/") for f in files)
