@@ -13,3 +13,4 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     openssh-server socat ser2net iproute2 procps gcc make python3-venv \
     qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi >/dev/null
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+bash tests/lab_venv.sh  # .venv-lab: the lab extra (labgrid) beside the main install, for tests/test_lab_install.py
