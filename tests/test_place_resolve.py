@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from harness.config import LabgridOptions, SerialOptions, SshOptions, Target, pa
 from harness.errors import ConfigError
 from harness.lab.labgrid_place import resolve, serial_url
 from harness.plan import Job, Plan
+from harness.results.summary import BenchmarkSummary
 from harness.scenarios.pool import Entry, JobQueue
 
 PI = parse_targets('[targets.pi]\nkind = "labgrid"\nplace = "rpi4-03"\npython = "/opt/venv/bin/python"\n'
@@ -81,3 +83,23 @@ def test_a_plain_target_never_gives_up_its_jobs() -> None:
                                                        plan=Plan()))])
     entry = q.take()
     assert entry is not None and q.pool is None and q.placed(entry, t) is entry.job and not q.give_up(entry, t)
+
+
+def test_the_pool_line_names_boards_that_differ_and_keeps_them_apart() -> None:
+    from harness.render.notes import pools
+    from harness.results.summary import summarize
+    from tests.test_render import bench
+
+    def on(place: str, model: str, version: str, **kw: Any) -> BenchmarkSummary:
+        b = bench(place, model)
+        hello = {**b.hello, "runtime": {"name": "ai_edge_litert", "version": version}, "board": {"model": "Pi 4"}}
+        return summarize(replace(b, hello=hello, pool="rpis", place=place, place_tags={"board": "rpi4"}, **kw))
+
+    same = [on("pi-1", "a.tflite", "1.4"), on("pi-2", "b.tflite", "1.4", moved_from=("pi-3",))]
+    line = [t.plain for t in pools(same)]
+    assert line == ["pool rpis: 2 benchmarks on pi-1 (1), pi-2 (1); pi-3 failed: b t1 moved to pi-2; "
+                    "2 identical boards: Pi 4 · ai_edge_litert 1.4"]
+    differ = [t.plain for t in pools([*same, on("pi-4", "c.tflite", "1.2")])]
+    assert "boards differ, so their rows are not one pool's: pi-1, pi-2: Pi 4 · ai_edge_litert 1.4; " \
+           "pi-4: Pi 4 · ai_edge_litert 1.2" in differ[0]
+    assert not list(pools([summarize(bench("local", "a.tflite"))]))  # no pool, no line

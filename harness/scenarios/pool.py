@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from harness.config import LabgridOptions, Target
+from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class JobQueue(Generic[J]):
 
 
 def _replace(job: J, **changes: Any) -> J:
-    if not hasattr(job, "moved_from"):
-        raise TypeError(f"{type(job).__name__} jobs cannot run on a board pool")
+    if not hasattr(job, "moved_from"):  # a per-layer profile is of one board, not of a pool
+        raise ConfigError(f"a board pool runs benchmarks only, not {type(job).__name__}s",
+                          target=str(getattr(job, "target", "")), hint="name one place (place = \"NAME\")")
     return replace(job, **changes)  # type: ignore[type-var]
