@@ -4,7 +4,8 @@ The boards are real sshd servers, each in its own network namespace (tests/sshd.
 the same board venv. A real labgrid coordinator and exporter (tests/labgridkit.py) publish each as
 a NetworkService of a place tagged board=bench. Each round runs `harness run` three ways, all 16
 boards in parallel each time, in an order that rotates from round to round: the 16 direct ssh
-targets, the 16 places as labgrid targets, and the pool (`--pool board=bench`). For each run:
+targets, the 16 places as labgrid targets, and the pool (`--pool board=bench`, given 16 copies of
+the model, so that it too has 16 jobs, which its boards share). For each run:
 the wall time and harness's own CPU (user + sys of the harness process, RUSAGE_CHILDREN). For
 the labgrid runs, a watcher also times, per board, from the moment the coordinator recorded the
 place as acquired (the place's ``changed`` time) to the moment the first samples line of that
@@ -41,11 +42,13 @@ from tests.labgridkit import Farm, farm  # noqa: E402
 from tests.sshd import Lab  # noqa: E402
 
 
-def harness_run(args: list[str], home: Path, results: Path, iterations: int, coordinator: str) -> tuple[float, float]:
+def harness_run(args: list[str], home: Path, results: Path, iterations: int, coordinator: str,
+                models: list[Path]) -> tuple[float, float]:
     """(wall seconds, harness CPU seconds) of one `harness run`."""
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     env.update(HOME=str(home), LG_COORDINATOR=coordinator)
-    argv = [sys.executable, "-m", "harness", "run", *args, "--model", str(MODEL), "--json", "--results",
+    argv = [sys.executable, "-m", "harness", "run", *args, *(a for m in models for a in ("--model", str(m))),
+            "--json", "--results",
             str(results), "--iterations", str(iterations), "--blocks", "2", "--warmup", "2", "--warmup-time", "0"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -125,9 +128,14 @@ def main() -> None:
             "labgrid places": [arg for p in places for arg in ("--target", f"lg-{p}")],
             "labgrid pool": ["--pool", "board=bench"],
         }
+        copies = []
+        for i in range(args.boards):  # the pool's 16 jobs: one model, 16 files (cached by content)
+            copies.append(Path(tmp) / f"copy{i:02d}-{MODEL.name}")
+            copies[-1].write_bytes(MODEL.read_bytes())
+        models = {"direct ssh": [MODEL], "labgrid places": [MODEL], "labgrid pool": copies}
         warm = ["--targets", str(targets)]
         for name, extra in variants.items():  # every board's cache filled, for every workdir
-            harness_run([*warm, *extra], home, Path(tmp) / f"warm-{name}", args.iterations, f.address)
+            harness_run([*warm, *extra], home, Path(tmp) / f"warm-{name}", args.iterations, f.address, models[name])
         walls: dict[str, list[float]] = {v: [] for v in variants}
         cpus: dict[str, list[float]] = {v: [] for v in variants}
         timings: list[tuple[float, float]] = []
@@ -136,7 +144,8 @@ def main() -> None:
             for name in order[r % len(order):] + order[:r % len(order)]:
                 results = Path(tmp) / f"r{r}-{name.replace(' ', '-')}"
                 watcher = Watcher(f, places, results) if name == "labgrid places" else None
-                wall, cpu = harness_run([*warm, *variants[name]], home, results, args.iterations, f.address)
+                wall, cpu = harness_run([*warm, *variants[name]], home, results, args.iterations, f.address,
+                                        models[name])
                 walls[name].append(wall)
                 cpus[name].append(cpu)
                 if watcher:

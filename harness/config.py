@@ -49,14 +49,25 @@ cite the file and the key. Passwords are refused: use keys, ssh-agent and ~/.ssh
 from __future__ import annotations
 
 import logging
-import math
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.config_values import (
+    parse_size,
+    parse_tags,
+    read_address,
+    read_bytes,
+    read_flag,
+    read_positive_int,
+    read_seconds,
+    read_tcp_port,
+    read_text,
+    read_use,
+    read_wait,
+)
 from harness.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -72,20 +83,14 @@ SILENCE_TIMEOUT_S = 120.0  # longest a board may stay quiet: one block of a very
 DEFAULT_WORKDIR = "~/.cache/harness"  # the per-user cache of pushed files on an SSH board
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default (LG_COORDINATOR overrides it)
 RESERVE_WAIT_S = 300.0  # how long a reservation waits for its place unless wait_s / --wait says
-USES = ("ssh", "serial")
 # What a labgrid place supplies itself (its NetworkService: address, username, port), so a labgrid
 # target takes the other keys of an ssh target; of a serial target's keys, those of the line.
 PLACE_SUPPLIES = ("host", "user", "port")
 LABGRID_SERIAL_KEYS = ("baud", "command_timeout_s")
-TAG = re.compile(r"[a-z][a-z0-9_]+")  # labgrid's tag keys; values are words of [a-z0-9_-]
-TAG_VALUE = re.compile(r"[a-z0-9_][a-z0-9_-]*")
 
 _COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w",
            "threads", "runtime", "xnnpack"}
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}
-
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 
 
 @dataclass(frozen=True)
@@ -199,123 +204,25 @@ class Target:
         return self.kind == "serial" or (isinstance(self.options, LabgridOptions) and self.options.use == "serial")
 
 
-def _size_of(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
-        if m and m.group(2).lower() in _UNITS:
-            return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    return None
-
-
-def parse_size(value: Any, *, where: str) -> int:
-    """Bytes from an int or a string such as "512KiB" or "4 GB"."""
-    size = _size_of(value)
-    if size is None:
-        raise ConfigError(f"{where}: {value!r} is not a size", hint='write bytes or e.g. "512KiB", "4GB"')
-    return size
-
-
 def _check_type(value: Any, types: tuple[type, ...], where: str, what: str) -> Any:
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         raise ConfigError(f"{where}: expected {what}, got {value!r}")
     return value
 
 
-# Readers of option values: the value as stored, or ValueError saying what it must be.
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _seconds(value: Any) -> float:
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or value <= 0):
-        raise ValueError("must be a positive number of seconds")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _tcp_port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError("must be a TCP port, a whole number from 1 to 65535")
-    return value
-
-
-def _address(value: Any) -> str:
-    text = _text(value)
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError('must be "HOST:PORT", e.g. "labhost:20408"')
-    return text
-
-
-def _use(value: Any) -> str:
-    if value not in USES:
-        raise ValueError(f"must be one of {', '.join(USES)}")
-    return str(value)
-
-
-def _wait(value: Any) -> float:
-    if value == 0 and not isinstance(value, bool):
-        return 0.0  # do not wait: refuse a held place at once
-    return _seconds(value)
-
-
-def parse_tags(value: Any) -> tuple[tuple[str, str], ...]:
-    """Tags that select places, from "board=rpi4,ram=4g" or a TOML table; ValueError if malformed."""
-    if isinstance(value, str):
-        pairs = [part.partition("=") for part in value.split(",") if part.strip()]
-        if any(not sep for _, sep, _ in pairs):
-            raise ValueError('must be tags as "KEY=VALUE[,KEY=VALUE]", e.g. "board=rpi4"')
-        items = [(k.strip(), v.strip()) for k, _, v in pairs]
-    elif isinstance(value, dict):
-        items = list(value.items())
-    else:
-        raise ValueError('must be tags, "board=rpi4" or a table {board = "rpi4"}')
-    if not items:
-        raise ValueError("names no tag")
-    for k, v in items:
-        if not isinstance(v, str) or not TAG.fullmatch(k) or not TAG_VALUE.fullmatch(v):
-            raise ValueError(f"has tag {k}={v}: keys are [a-z][a-z0-9_]+ and values words of [a-z0-9_-]")
-    return tuple(sorted(items))
-
-
-def _bytes(value: Any) -> int:
-    size = _size_of(value)
-    if size is None:
-        raise ValueError('is not a size: write bytes or e.g. "512KiB", "4MiB"')
-    if size <= 0:
-        raise ValueError("must be more than 0 bytes")
-    return size
-
-
 _READERS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "local": {"python": _text, "timeout_s": _seconds},
-    "ssh": {"host": _text, "user": _text, "port": _tcp_port, "identity_file": _text, "known_hosts": _text,
-            "python": _text, "workdir": _text, "accept_new_host_key": _flag, "connect_timeout_s": _seconds,
-            "timeout_s": _seconds},
+    "local": {"python": read_text, "timeout_s": read_seconds},
+    "ssh": {"host": read_text, "user": read_text, "port": read_tcp_port, "identity_file": read_text,
+            "known_hosts": read_text, "python": read_text, "workdir": read_text, "accept_new_host_key": read_flag,
+            "connect_timeout_s": read_seconds, "timeout_s": read_seconds},
     # timeout_s: the old name of command_timeout_s on serial targets (see _serial_options)
-    "serial": {"port": _text, "baud": _positive_int, "emulator": _flag, "arena": _bytes, "max_model": _bytes,
-               "command_timeout_s": _seconds, "timeout_s": _seconds},
+    "serial": {"port": read_text, "baud": read_positive_int, "emulator": read_flag, "arena": read_bytes,
+               "max_model": read_bytes, "command_timeout_s": read_seconds, "timeout_s": read_seconds},
 }
 # A labgrid target: its own keys, an ssh target's but what the place supplies, a serial line's.
 _LABGRID_OWN: dict[str, Callable[[Any], Any]] = {
-    "place": _text, "pool": parse_tags, "coordinator": _address, "reserve": _flag, "wait_s": _wait,
-    "use": _use}
+    "place": read_text, "pool": parse_tags, "coordinator": read_address, "reserve": read_flag, "wait_s": read_wait,
+    "use": read_use}
 _LABGRID_SSH = {k: read for k, read in _READERS["ssh"].items() if k not in PLACE_SUPPLIES}
 _READERS["labgrid"] = {**_LABGRID_OWN, **_LABGRID_SSH, **{k: _READERS["serial"][k] for k in LABGRID_SERIAL_KEYS}}
 
@@ -365,8 +272,9 @@ def _serial_options(values: dict[str, Any], where: str, name: str, source: str) 
 
 def _labgrid_options(values: dict[str, Any], where: str) -> LabgridOptions:
     if ("place" in values) == ("pool" in values):
-        raise ConfigError(f"{where}: a labgrid target needs place = \"NAME\" or pool = \"TAG=VALUE\" (one of them)",
-                          hint='place names one place of the coordinator; pool = "board=rpi4" every free place so tagged')
+        raise ConfigError(f"{where}: a labgrid target needs place = \"NAME\" or pool = \"TAG=VALUE\" "
+                          "(one of them)", hint='place names one place of the coordinator; pool = "board=rpi4" '
+                                                "every free place so tagged")
     ssh = {k: values.pop(k) for k in list(values) if k in _LABGRID_SSH}
     return LabgridOptions(ssh=SshOptions(host="", **ssh), **values)
 

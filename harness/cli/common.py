@@ -114,9 +114,10 @@ def with_pools(targets: dict[str, config.Target], selected: list[config.Target],
     defaults, named after its tags. Without --target (``named``), --pool uses the pools only."""
     out = list(selected) if named or not pools else []
     for tags in pools:
-        known = [t for t in targets.values() if isinstance(t.options, config.LabgridOptions) and t.options.pool == tags]
-        pool = known[0] if known else config.Target(name=config.LabgridOptions(pool=tags).pool_name, kind="labgrid",
-                                                    options=config.LabgridOptions(pool=tags))
+        known = [t for t in targets.values()
+                 if isinstance(t.options, config.LabgridOptions) and t.options.pool == tags]
+        adhoc = config.LabgridOptions(pool=tags)
+        pool = known[0] if known else config.Target(name=adhoc.pool_name, kind="labgrid", options=adhoc)
         if pool.name not in {t.name for t in out}:
             out.append(pool)
     return out

@@ -59,6 +59,24 @@ def address_of(opts: LabgridOptions) -> str:
     return opts.coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
 
 
+class _LabgridLog(logging.Filter):
+    """labgrid's client logs to the root logger ("coordinator is unavailable: ..."); what it says
+    reaches the user in harness's own one-line errors, so its records go to this module's logger
+    at debug level (shown with -vv) instead, the last one kept for the error that follows it."""
+
+    last = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}labgrid{os.sep}" not in record.pathname:
+            return True
+        self.last = record.getMessage()
+        log.debug("labgrid: %s", self.last)
+        return False
+
+
+_LABGRID_LOG = _LabgridLog()
+
+
 def _client() -> tuple[Any, Any]:
     """labgrid's client module and protobuf messages, or a ConfigError naming the extra."""
     # harness starts programs (emulators, ser2net) while gRPC runs: gRPC's fork handler would
@@ -70,6 +88,8 @@ def _client() -> tuple[Any, Any]:
     except ImportError as exc:
         raise ConfigError(f"labgrid targets need labgrid, which does not import here ({exc})",
                           hint="pip install -e '.[lab]' (labgrid 25 or later)") from exc
+    if _LABGRID_LOG not in logging.getLogger().filters:
+        logging.getLogger().addFilter(_LABGRID_LOG)
     return client, labgrid_coordinator_pb2
 
 
@@ -138,6 +158,8 @@ class Session:
         except Exception as exc:  # labgrid's ServerError, grpc's errors, a timeout: all "cannot reach"
             future.cancel()
             why = str(exc).removeprefix("Error: ") or f"no answer within {CONNECT_TIMEOUT_S:g} s"
+            said = _LABGRID_LOG.last.partition("unavailable: ")[2]
+            why += f" ({said})" if said else ""
             raise TransportError(f"cannot reach the labgrid coordinator at {self.address}: {why}", target=self.who,
                                  hint="start labgrid-coordinator there, or set coordinator = \"HOST:PORT\" "
                                       "in targets.toml (or LG_COORDINATOR)", code="coordinator") from exc

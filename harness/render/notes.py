@@ -35,7 +35,8 @@ def pools(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
             moved = ", ".join(f"{job} moved to {to}" for job, frm, to in r.moves if place in frm)
             line += f"; {place} failed: {moved}"
         if r.identical and r.identities:
-            line += f"; {len(next(iter(r.identities.values())))} identical boards: {describe(next(iter(r.identities)))}"
+            (ident, places), = r.identities.items()
+            line += f"; {len(places)} identical boards: {describe(ident)}"
         elif r.identities:
             groups = "; ".join(f"{', '.join(places)}: {describe(i)}" for i, places in r.identities.items())
             line += f"; boards differ, so their rows are not one pool's: {groups}"
