@@ -34,6 +34,8 @@ labgrid is imported here, lazily, so harness without the ``lab`` extra runs ever
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -113,9 +115,10 @@ class PlaceState:
 # gRPC's asyncio layer runs one event loop per process, and channels to one address share their
 # connection, which the coordinator takes for one client: so every Session of this process runs on
 # one event loop (in a thread of its own, started with the first) and shares one labgrid client
-# session per coordinator, counted by its users and stopped with the last of them.
+# session per coordinator. It lives until the process exits: a client stopped and started again at
+# once would reach the coordinator before it forgot the old one, on the same connection.
 _LOOP: list[asyncio.AbstractEventLoop] = []
-_CLIENTS: dict[str, list[Any]] = {}  # coordinator address -> [labgrid ClientSession, users]
+_CLIENTS: dict[str, Any] = {}  # coordinator address -> labgrid ClientSession
 _LOCK = threading.Lock()
 
 
@@ -124,7 +127,19 @@ def _shared_loop() -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name="labgrid", daemon=True).start()
         _LOOP.append(loop)
+        atexit.register(_stop_clients)
     return _LOOP[0]
+
+
+def _stop_clients() -> None:
+    """At exit: end each client's stream and channel, so the coordinator sees it leave."""
+    async def stop(session: Any) -> None:
+        await session.stop()
+        await session.close()
+
+    for session in list(_CLIENTS.values()):
+        with contextlib.suppress(Exception):  # the process is ending: nothing left to tell
+            asyncio.run_coroutine_threadsafe(stop(session), _LOOP[0]).result(2.0)
 
 
 class Session:
@@ -136,12 +151,10 @@ class Session:
         self.me = f"{os.environ.get('LG_HOSTNAME') or _hostname()}/{os.environ.get('LG_USERNAME') or _user()}"
         with _LOCK:
             self._loop = _shared_loop()
-            shared = _CLIENTS.get(address)
-            if shared is None or shared[0].stopping.is_set():  # none yet, or its coordinator went away
-                shared = _CLIENTS[address] = [self._start(client), 0]
-            shared[1] += 1
-        self._session = shared[0]
-        self._closed = False
+            session = _CLIENTS.get(address)
+            if session is None or session.stopping.is_set():  # none yet, or its coordinator went away
+                session = _CLIENTS[address] = self._start(client)
+        self._session = session
 
     def _start(self, client: Any) -> Any:
         from labgrid.util.proxy import proxymanager
@@ -225,27 +238,7 @@ class Session:
         return self.call(collect, "the place's resources")
 
     def close(self) -> None:
-        """Leave the shared client; the last one to leave stops it (never raises)."""
-        with _LOCK:
-            if self._closed:
-                return
-            self._closed = True
-            shared = _CLIENTS.get(self.address)
-            if shared is None or shared[0] is not self._session:
-                return  # replaced after its coordinator went away
-            shared[1] -= 1
-            if shared[1] > 0:
-                return
-            del _CLIENTS[self.address]
-
-        async def stop() -> None:
-            await self._session.stop()
-            await self._session.close()
-
-        try:
-            self.call(stop, "closing the session")
-        except TransportError as exc:
-            log.debug("%s: %s", self.who, exc)
+        """Done with the coordinator for now (its client stays, shared, until the process exits)."""
 
 
 def _hostname() -> str:
