@@ -1,5 +1,6 @@
 """Boards of a real labgrid farm as targets: runs through places over SSH and serial, a place
-someone else holds (refused, waited for, reserved), release after Ctrl-C and SIGTERM, doctor.
+someone else holds (refused, waited for, reserved), release after Ctrl-C and SIGTERM, doctor,
+--pool on the command line.
 
 The farm (tests/labgridkit.py): a real coordinator and exporter; places pi-1..pi-3 are the SSH
 lab's sshd boards (NetworkService) tagged board=rpi4, mcu-1 an emulated MCU behind the ser2net
@@ -203,3 +204,19 @@ def test_a_password_on_the_network_service_is_refused_naming_the_place(
     assert len(errors) == 1 and "place pw-1: its NetworkService has a password" in errors[0], p.stderr
     assert "raspberry" not in p.stderr + p.stdout
     assert lab_farm.place("pw-1").acquired is None  # released after the refusal
+
+
+def test_pool_on_the_command_line_uses_the_targets_table_with_those_tags(
+        lab_farm: Farm, ssh_env: SshEnv, ssh_lab: Lab, litert_python: Path, tmp_path: Path) -> None:
+    models = [write_model(tmp_path, f"fc{i}.tflite", fc_model(seed=i)) for i in range(2)]
+    targets = _targets(tmp_path, lab_farm, litert_python, ssh_lab, rpis={"pool": "board=rpi4"},
+                       mcu={"place": "mcu-1", "use": "serial"})
+    given = [arg for m in models for arg in ("--model", str(m))]
+    p = _harness(["run", "--targets", str(targets), "--pool", "board=rpi4", *given, *QUICK, "--results",
+                  str(tmp_path / "r"), "--json"], ssh_env)
+    assert p.returncode == 0, p.stderr
+    objs = json_objects(p.stdout)
+    assert len(objs) == 2 and all(o["pool"] == "rpis" and o["complete"] for o in objs)  # mcu-1 did not run
+    assert all(o["target"] == o["place"] and o["place"] in ("pi-1", "pi-2", "pi-3") for o in objs)
+    assert "pool rpis: 2 benchmarks on" in _harness(["show", "--results", str(tmp_path / "r")], ssh_env).stdout
+    assert all(lab_farm.place(f"pi-{i}").acquired is None for i in (1, 2, 3))
