@@ -42,7 +42,8 @@ class EvalPlan:
         return self.path.name if self.source == "file" and self.path else self.source
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.label, "path": str(self.path) if self.path else None, "samples": self.samples}
+        samples = RANDOM_EVAL_SAMPLES if self.source == "random" and self.samples is None else self.samples
+        return {"source": self.label, "path": str(self.path) if self.path else None, "samples": samples}
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class Plan:
       is then at least MIN_STABLE_PROCESSES) until the 95 % interval of the median Invoke is
       within ± that many % of it, or until ``max_duration_s`` of wall time (host clock) would be
       passed by the next process (the first process always runs).
+    - ``eval`` None: no evaluation pass, so a plain run costs what it did; with --eval every
+      sample of the file runs once after the timed part (EvalPlan).
     """
 
     warmup: int = 10
@@ -147,6 +150,14 @@ class Job:
     model_facts: dict[str, Any] = field(default_factory=dict, compare=False)
     # The eval pass's samples for this model (harness.scenarios.benchmark.prepare_eval); None: no pass.
     eval: EvalInputs | None = field(default=None, compare=False)
+    # A job of a board pool (harness.scenarios.pool): the pool's name, ``target`` the place that
+    # runs it, and the places whose failure moved it here, in order.
+    pool: str | None = None
+    moved_from: tuple[str, ...] = ()
+
+    def placement(self) -> dict[str, Any]:
+        """What the record's header says of a pool job ({} for the others, whose header is unchanged)."""
+        return {"pool": self.pool, "moved_from": list(self.moved_from)} if self.pool else {}
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,17 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import serial
 
 from device_agents.wire import serial_frames as sf
 from tests.environment import have, require
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.plan import EvalInputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "device_agents" / "firmware"
@@ -210,3 +216,16 @@ def sanitizer_env() -> dict[str, str]:
     env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0:halt_on_error=1"
     env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
     return env
+
+
+def stub_eval_inputs(directory: Path, samples: np.ndarray) -> EvalInputs:
+    """Eval samples for host-c-stub's one int8 [1, 64] input ``stub_input`` (N x 64 int8), as
+    harness.models.evalset would write them for a model with that input; no labels."""
+    import numpy as np
+
+    from harness.models import evalset
+    from harness.plan import EvalInputs
+
+    path = directory / "stub-eval.npz"
+    evalset.write({"stub_input": np.asarray(samples, dtype=np.int8).reshape(-1, 1, 64)}, path)
+    return EvalInputs(path=path, source="random", samples=len(samples), set_sha256="stub")

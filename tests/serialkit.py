@@ -22,6 +22,7 @@ import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from device_agents.wire import serial_frames as sf
 from harness.config import SerialOptions, Target
 from harness.lab.drivers.emulator import EmulatedMcu
 from harness.plan import Plan
@@ -213,3 +214,75 @@ def noisy(rate: float, seed: int = 1) -> Fault:
 def wrong_baud(data: bytes) -> bytes:
     """What a receiver at the wrong baud rate makes of a byte stream: framing garbage."""
     return bytes((b * 7 + 0x35) & 0xFF for b in data[: max(1, len(data) // 2)])
+
+
+def stub_like_model() -> bytes:
+    """A real model with host-c-stub's tensor layout, byte for byte in GET_TENSOR: int8 [1, 64]
+    ``stub_input`` (scale 1/128) in, int32 [1, 4] ``stub_output`` out, two ops (STRIDED_SLICE of
+    the first 4 values, CAST to int32). The emulator runs it with TFLite Micro; the C firmware's
+    stub never interprets it. So the two devices answer every request alike but for the values
+    computed: the emulator's output is the first 4 inputs, the stub's its fixed workload."""
+    buffers = [schema.BufferT()]
+
+    def buf(arr: np.ndarray) -> int:
+        b = schema.BufferT()
+        b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8).tolist()
+        buffers.append(b)
+        return len(buffers) - 1
+
+    def tensor(name: str, shape: list[int], ttype: int, buffer: int = 0, scale: float | None = None) -> object:
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, ttype, buffer
+        if scale is not None:
+            q = schema.QuantizationParametersT()
+            q.scale, q.zeroPoint = [scale], [0]
+            t.quantization = q
+        return t
+
+    sg = schema.SubGraphT()
+    sg.tensors = [tensor("stub_input", [1, 64], schema.TensorType.INT8, 0, 1 / 128),
+                  tensor("begin", [2], schema.TensorType.INT32, buf(np.array([0, 0], np.int32))),
+                  tensor("end", [2], schema.TensorType.INT32, buf(np.array([1, 4], np.int32))),
+                  tensor("strides", [2], schema.TensorType.INT32, buf(np.array([1, 1], np.int32))),
+                  tensor("sliced", [1, 4], schema.TensorType.INT8, 0, 1 / 128),
+                  tensor("stub_output", [1, 4], schema.TensorType.INT32)]
+    sg.inputs, sg.outputs = [0], [5]
+    ops, codes = [], []
+    for k, (builtin, options_type, options, ins, outs) in enumerate([
+            (schema.BuiltinOperator.STRIDED_SLICE, schema.BuiltinOptions.StridedSliceOptions,
+             schema.StridedSliceOptionsT(), [0, 1, 2, 3], [4]),
+            (schema.BuiltinOperator.CAST, schema.BuiltinOptions.CastOptions, schema.CastOptionsT(), [4], [5])]):
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = k, ins, outs
+        op.builtinOptionsType, op.builtinOptions = options_type, options
+        ops.append(op)
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = builtin
+        code.version = 1
+        codes.append(code)
+    sg.operators = ops
+    model = schema.ModelT()
+    model.version, model.subgraphs, model.operatorCodes, model.buffers = 3, [sg], codes, buffers
+    model.description = "harness stub-shaped test model"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+class Reframer:
+    """A LineProxy fault that works on whole frames: each intact frame is passed to ``edit`` (which
+    returns it changed or as is) and re-encoded with fresh CRCs; ``seen`` lists every frame."""
+
+    def __init__(self, edit: Callable[[sf.Frame], sf.Frame] = lambda f: f) -> None:
+        self.edit = edit
+        self.decoder = sf.Decoder()
+        self.seen: list[sf.Frame] = []
+
+    def __call__(self, data: bytes) -> bytes:
+        out = b""
+        for event in self.decoder.feed(data):
+            assert isinstance(event, sf.Frame), event
+            self.seen.append(event)
+            frame = self.edit(event)
+            out += sf.encode(frame.type, frame.seq, frame.payload)
+        return out

@@ -90,6 +90,16 @@ def test_system_python_gets_a_venv_not_pip() -> None:
     assert f.level == ERROR and f.fix is not None
     assert "/usr/bin/python3 -m venv ~/harness-venv && ~/harness-venv/bin/pip install" in f.fix
     assert 'python = "~/harness-venv/bin/python" in [targets.pi]' in f.fix
+    assert "apt-get" not in f.fix  # this python has ensurepip (GOOD does not say otherwise)
+
+
+def test_system_python_without_ensurepip_gets_python3_venv_first() -> None:
+    """A stock Debian 12 board: no venv module with pip until python3.11-venv is installed."""
+    system = {**GOOD, "venv": False, "prefix": "/usr", "ensurepip": False,
+              "runtimes": {"ai_edge_litert": None, "tflite_runtime": None, "tensorflow": None}}
+    f = by_check(findings_from_report(PI, "/usr/bin/python3", system), "runtime")[0]
+    assert f.fix is not None
+    assert f.fix.startswith("sudo apt-get install python3.11-venv && /usr/bin/python3 -m venv ~/harness-venv")
 
 
 def test_views() -> None:

@@ -254,3 +254,16 @@ def test_a_tampered_board_changes_the_fidelity(tmp_path: Path, tampered_python: 
     # the samples and the model are the host's and unchanged: only the board's answers differ
     assert garbage.set_sha256 == honest.set_sha256
     assert np.array_equal(garbage.outputs[0].values, honest.outputs[0].values[:, ::-1])
+
+
+def test_an_eval_file_that_does_not_fit_a_model_fails_that_benchmark_alone(tmp_path: Path) -> None:
+    kws = DIGITS.with_name("ds_cnn_kws.tflite")
+    p = harness("run", "--targets", str(ROOT / "targets.toml"), "--target", "local", "--model", str(DIGITS),
+                "--model", str(kws), "--eval", str(DIGITS_TEST), *QUICK, "--results", str(tmp_path / "r"), "--json",
+                cwd=tmp_path)
+    assert p.returncode == 1
+    by_model = {o["model"]: o for o in json_objects(p.stdout)}
+    assert by_model[DIGITS.name]["complete"] and by_model[DIGITS.name]["accuracy"]["n"] == 450
+    error = by_model[kws.name]["error"]
+    assert error["code"] == "bad_inputs" and by_model[kws.name]["with_invoke"] is None
+    assert "digits_test.npz" in error["message"] and "ds_cnn_kws" in error["message"] and error["hint"]

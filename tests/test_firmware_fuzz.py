@@ -8,7 +8,7 @@ intact frame within the reply limit; the test then fails with the sanitizer's re
 Three kinds of input: raw byte streams; mutations (flip, drop, duplicate, insert, truncate) of
 sequences of valid frames built with the Python reference codec, which reach command handling;
 and the driver's structured grammar (first byte odd, see fuzz_driver.c), which also uploads
-models with correct hashes so RUN, GET_OUTPUT and GET_PROFILE are fuzzed with a model loaded.
+models with correct hashes so RUN, EVAL, GET_OUTPUT and GET_PROFILE are fuzzed with a model loaded.
 The long run (millions of inputs, libFuzzer) is device_agents/firmware/fuzz.sh.
 """
 
@@ -84,7 +84,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
 
 REQUEST_TYPES = [sf.T.HELLO, sf.T.UPLOAD_BEGIN, sf.T.UPLOAD_CHUNK, sf.T.UPLOAD_END, sf.T.USE_BUILTIN,
                  sf.T.GET_TENSOR, sf.T.SET_INPUT, sf.T.RANDOM_INPUT, sf.T.RUN, sf.T.GET_OUTPUT,
-                 sf.T.GET_PROFILE, sf.T.PING]
+                 sf.T.GET_PROFILE, sf.T.PING, sf.T.EVAL]
 frame_items = st.tuples(st.one_of(st.sampled_from(REQUEST_TYPES), st.integers(0, 255)), st.integers(0, 255),
                         st.one_of(st.binary(max_size=12), st.binary(max_size=300)))
 mutation = st.tuples(st.sampled_from(["flip", "drop", "dup", "insert", "truncate", "none"]),
@@ -133,7 +133,8 @@ def test_structured_sessions(driver: Driver, first: int, data: bytes) -> None:
 
 def test_structured_session_reaches_a_loaded_model(driver: Driver) -> None:
     """A hand-made session through the structured grammar: HELLO, upload, RANDOM_INPUT, RUN,
-    GET_OUTPUT, GET_PROFILE, then truncated and over-long frames. It must simply survive."""
+    GET_OUTPUT, GET_PROFILE, EVAL (at a 64-byte limit too), then truncated and over-long frames.
+    It must simply survive."""
     model = b"\x00" * 64
     ops = bytes([1, 16])  # structured, max_payload 64 + 16 * 16 = 320
     ops += bytes([3, sf.T.HELLO, 1, 2, 0]) + struct.pack("<H", 4096)
@@ -142,6 +143,8 @@ def test_structured_session_reaches_a_loaded_model(driver: Driver) -> None:
     ops += bytes([3, sf.T.RUN, 3, 4, 0]) + struct.pack("<BBH", 0, 0, 19)
     ops += bytes([3, sf.T.GET_OUTPUT, 4, 7, 0]) + struct.pack("<BIH", 0, 0, 0xFFFF)
     ops += bytes([3, sf.T.GET_PROFILE, 5, 2, 0]) + struct.pack("<H", 0)
+    ops += bytes([3, sf.T.EVAL, 8, 0, 0]) + bytes([3, sf.T.EVAL, 9, 1, 0, 0])  # EVAL, and one with a payload
+    ops += bytes([3, sf.T.HELLO, 10, 2, 0]) + struct.pack("<H", 64) + bytes([3, sf.T.EVAL, 11, 0, 0])
     ops += bytes([7, sf.T.RUN, 6, 4, 0]) + struct.pack("<BBH", 0, 0, 1) + bytes([5, 0, 1])
     ops += bytes([3, sf.T.PING, 7]) + struct.pack("<H", 370) + bytes(370)  # longer than 320
     ops += bytes([4, 5])

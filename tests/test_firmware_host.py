@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from device_agents.wire import serial_frames as sf
@@ -30,6 +31,7 @@ from tests.firmwarekit import (
     sanitizer_env,
     sanitizer_report,
     sine_model,
+    stub_eval_inputs,
     stub_output,
 )
 
@@ -175,6 +177,62 @@ def test_upload_real_model_in_chunks_then_run_with_and_without_invoke(link: Link
     n_ops, first, count = struct.unpack_from("<HHB", prof)
     assert (n_ops, first, count) == (2, 0, 2)
     assert b"STUB_MAC" in prof and b"STUB_CLAMP" in prof
+
+
+def test_eval_is_one_untimed_invoke_whose_reply_carries_the_outputs(link: Link) -> None:
+    """SERIAL_PROTOCOL.md 3.11 in the C code: EVAL on the staged input, its outputs in the reply,
+    GET_OUTPUT describing it afterwards, a retransmission answered from memory."""
+    info = link.hello()
+    assert info["flags"] & sf.FLAG_EVAL
+    e = link.error(sf.T.EVAL)
+    assert e["name"] == "BAD_STATE" and e["request_type"] == sf.T.EVAL
+    link.upload(sine_model())
+    e = link.error(sf.T.EVAL, b"\x00")
+    assert e["name"] == "BAD_LENGTH" and e["detail"] == 0
+    for seed in (1, 2):
+        data = bytes(v & 0xFF for v in sf.random_values(seed, [("int8", 64)])[0])
+        link.ok(sf.T.SET_INPUT, struct.pack("<BI", 0, 0) + data)
+        total, outputs = sf.unpack_eval(link.ok(sf.T.EVAL))
+        assert total == 16 and list(struct.unpack("<4i", outputs)) == stub_output(data, WORK)
+    raw = link.ok(sf.T.GET_OUTPUT, struct.pack("<BIH", 0, 0, 100))
+    assert raw[8:] == outputs  # the EVAL was the last Invoke
+    seq = link.next_seq()
+    frame = sf.encode(sf.T.EVAL, seq, b"")
+    link.write(frame)
+    first = link.frame(seq)
+    link.write(frame)  # the reply was "lost": the same bytes again, no second Invoke
+    assert link.frame(seq) == first
+
+
+def test_the_harness_serial_driver_evaluates_on_the_c_firmware(fw: FwHost, tmp_path: Path) -> None:
+    """McuDriver.evaluate after a benchmark over the same link: the model stays loaded (no second
+    upload), every sample goes through SET_INPUT + EVAL, and the outputs are the stub's."""
+    from harness.config import SerialOptions, Target
+    from harness.models.files import sha256
+    from harness.plan import Job, Plan
+
+    model = tmp_path / "sine.tflite"
+    model.write_bytes(sine_model())
+    samples = np.random.default_rng(4).integers(-128, 128, size=(5, 64), dtype=np.int8)
+    job = Job(target="fw-host", model=model, model_sha256=sha256(model), threads=1,
+              plan=Plan(warmup=1, warmup_time_s=0.0, iterations=4, blocks=1, settle=0),
+              eval=stub_eval_inputs(tmp_path, samples))
+    driver = mcu.McuDriver(Target(name="fw-host", kind="serial",
+                                  options=SerialOptions(port=fw.port, baud=115200, command_timeout_s=2.0)))
+    messages: list[dict] = []
+    try:
+        driver.benchmark(job, messages.append, threading.Event())
+        start = len(messages)
+        driver.evaluate(job, messages.append, threading.Event())
+    finally:
+        driver.close()
+    kinds = [m["type"] for m in messages[start:]]
+    assert kinds[0] == "hello" and messages[start]["mode"] == "eval" and kinds[-1] == "eval_summary"
+    assert "push" not in kinds and "error" not in kinds
+    chunks = [m for m in messages[start:] if m["type"] == "eval"]
+    values = [v for m in chunks for v in m["outputs"][0]]
+    assert values == [v for s in samples for v in stub_output(s.tobytes(), WORK)]
+    assert messages[-1]["samples"] == 5
 
 
 def test_refusals_name_the_problem(fw_build: Path) -> None:

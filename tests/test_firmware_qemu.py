@@ -23,13 +23,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import serial
 
 from device_agents.wire import serial_frames as sf
 from harness.lab.drivers import mcu
 from tests.environment import have, needs
-from tests.firmwarekit import Link, build_firmware, sine_model
+from tests.firmwarekit import Link, build_firmware, sine_model, stub_eval_inputs, stub_output
 
 pytestmark = needs(have("qemu-system-arm", "arm-none-eabi-gcc"),
                    "needs qemu-system-arm and arm-none-eabi-gcc (apt-get install --no-install-recommends "
@@ -121,6 +122,12 @@ def test_upload_run_and_refusals_on_the_cortex_m3(qemu_link: Link) -> None:
         assert got == mode and len(rows) == 30
         assert all(r[0] >= r[1] + r[2] + r[3] for r in rows)
         assert all((r[2] > 0) == (mode == sf.MODE_WITH) for r in rows)
+    # EVAL (SERIAL_PROTOCOL.md 3.11) on the Cortex-M3: the stub's outputs of the staged input
+    assert qemu_link.hello()["flags"] & sf.FLAG_EVAL
+    data = bytes(range(100, 164))
+    qemu_link.ok(sf.T.SET_INPUT, struct.pack("<BI", 0, 0) + data)
+    total, outputs = sf.unpack_eval(qemu_link.ok(sf.T.EVAL))
+    assert total == 16 and list(struct.unpack("<4i", outputs)) == stub_output(data, 2000)
     e = qemu_link.error(sf.T.UPLOAD_BEGIN, struct.pack("<I", 70_000) + bytes(32))
     assert e["name"] == "MODEL_TOO_LARGE" and e["detail"] == 65536
     assert qemu_link.error(sf.T.PING, bytes(1025))["name"] == "FRAME_TOO_LONG"
@@ -145,15 +152,22 @@ def test_the_harness_serial_driver_benchmarks_the_cortex_m3(qemu_elf: Path, tmp_
     model = tmp_path / "sine.tflite"
     model.write_bytes(sine_model())
     plan = Plan(warmup=2, warmup_time_s=0.0, iterations=20, blocks=2, settle=1, seed=3)
+    samples = np.random.default_rng(9).integers(-128, 128, size=(3, 64), dtype=np.int8)
+    job = Job(target="qemu-m3", model=model, model_sha256=sha256(model), threads=1, plan=plan,
+              eval=stub_eval_inputs(tmp_path, samples))
     messages: list[dict] = []
+    evaluated: list[dict] = []
     with running_qemu(qemu_elf) as url:
         driver = mcu.McuDriver(Target(name="qemu-m3", kind="serial",
                                       options=SerialOptions(port=url, baud=115200, command_timeout_s=2.0)))
         try:
-            driver.benchmark(Job(target="qemu-m3", model=model, model_sha256=sha256(model), threads=1,
-                                 plan=plan), messages.append, threading.Event())
+            driver.benchmark(job, messages.append, threading.Event())
+            driver.evaluate(job, evaluated.append, threading.Event())  # the evaluation pass, after
         finally:
             driver.close()
+    assert [m["type"] for m in evaluated][-1] == "eval_summary" and "push" not in [m["type"] for m in evaluated]
+    got = [v for m in evaluated if m["type"] == "eval" for v in m["outputs"][0]]
+    assert got == [v for s in samples for v in stub_output(s.tobytes(), 2000)]
     kinds = [m["type"] for m in messages]
     assert "error" not in kinds, messages[-1]
     hello = messages[0]

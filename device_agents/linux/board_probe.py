@@ -7,7 +7,8 @@ old python still reports *that* it is old instead of failing with a SyntaxError.
 
     argv: WORKDIR   the board's cache directory (free disk is measured where it is, or would be)
 
-Prints one JSON object: python, executable, prefix, venv; numpy or numpy_error; runtimes (for
+Prints one JSON object: python, executable, prefix, venv; ensurepip (False when this python can
+make no venv with pip: Debian and Ubuntu ship it in pythonX.Y-venv); numpy or numpy_error; runtimes (for
 ai_edge_litert and tflite_runtime: None when absent, {"version"} when it imports, {"error"} when it
 does not; tensorflow is reported as installed, never imported); disk_free and disk_path, or
 disk_error; model, machine, cores; governors (cpuN: scaling_governor); throttled (vcgencmd
@@ -105,7 +106,8 @@ def hottest():  # type: () -> object
 
 def probe(workdir):  # type: (str) -> dict
     out = {"python": platform.python_version(), "executable": sys.executable, "prefix": sys.prefix,
-           "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)}
+           "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+           "ensurepip": importlib.util.find_spec("ensurepip") is not None}
     try:
         import numpy
         out["numpy"] = numpy.__version__

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from harness import config
 from harness.render.results import run_view, run_width
 from harness.render.table import json_lines
 from harness.results import store
@@ -98,6 +99,30 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds, 0 or more")
     return value
+
+
+def pool_tags(text: str) -> tuple[tuple[str, str], ...]:
+    """--pool TAG=VALUE[,TAG=VALUE]: the tags of a board pool's places."""
+    try:
+        return config.parse_tags(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc}") from None
+
+
+def with_pools(targets: dict[str, config.Target], selected: list[config.Target],
+               pools: list[tuple[tuple[str, str], ...]], named: bool) -> list[config.Target]:
+    """The targets to use with --pool: each pool is the labgrid target of targets.toml with those
+    tags (``pool = "board=rpi4"``, which holds its keys), else a pool of the coordinator's
+    defaults, named after its tags. Without --target (``named``), --pool uses the pools only."""
+    out = list(selected) if named or not pools else []
+    for tags in pools:
+        known = [t for t in targets.values()
+                 if isinstance(t.options, config.LabgridOptions) and t.options.pool == tags]
+        adhoc = config.LabgridOptions(pool=tags)
+        pool = known[0] if known else config.Target(name=adhoc.pool_name, kind="labgrid", options=adhoc)
+        if pool.name not in {t.name for t in out}:
+            out.append(pool)
+    return out
 
 
 def add_wide(p: argparse.ArgumentParser) -> None:

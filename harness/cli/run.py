@@ -7,6 +7,7 @@ import contextlib
 import math
 import signal
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,14 @@ from harness.cli.common import (
     add_wide,
     count,
     existing_file,
+    pool_tags,
     positive,
     print_results,
     python_file,
     seconds,
     stderr,
     threads_list,
+    with_pools,
 )
 from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
@@ -47,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sizing = process_options(args)  # usage errors before anything starts
     targets, source = config.load_targets(args.targets)
     selected = config.select(targets, args.target or [], source)
+    selected = lab_options(args, with_pools(targets, selected, args.pool or [], bool(args.target)))
     given = [Path(m) for m in args.model] if args.model else [] if args.variants else example_models()
     matrix = variant_matrix(given, args.variants, args.collapse_threshold)
     models = list(matrix.models)
@@ -78,8 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         per_target[j.target] = per_target.get(j.target, 0) + 1
     try:
         with LiveProgress(err, per_target) as progress:
-            scenario = BenchmarkScenario(matrix.variants)
-            outcomes = Runner(run_store, selected, scenario, progress).run(jobs, refused)
+            runner = Runner(run_store, selected, BenchmarkScenario(matrix.variants), progress)
+            outcomes = runner.run(jobs, refused)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (harness.cli.stop_signals)
         return _interrupted(args, run_store, Interrupted.of(exc))
     except HarnessError as exc:
@@ -88,7 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:
         run_store.fail(f"bug: {type(exc).__name__}: {exc}")
         raise
-    failed = [o for o in outcomes if o.error is not None and o.error.code != UNSUPPORTED_CODE]
+    # a pool job that failed on one board and ran again on another is the second attempt's; a
+    # model unsupported on a board is a result, not a failure
+    failed = [o for o in outcomes if o.error is not None and not runner.moved(o) and o.error.code != UNSUPPORTED_CODE]
     run_store.finish("complete" if not failed else "complete_with_errors")
     judged = print_results(args, {"run_id": run_store.run_id}, [o.summary for o in outcomes], matrix.variants)
     err.print(f"results: {run_store.path}", markup=False)
@@ -138,6 +144,22 @@ def _interrupted(args: argparse.Namespace, run_store: store.RunStore, sig: signa
         stderr().print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in "
                                      f"{run_store.path} (harness show {run_store.run_id})"))
     return 128 + sig
+
+
+def lab_options(args: argparse.Namespace, targets: list[config.Target]) -> list[config.Target]:
+    """--reserve and --wait applied to the labgrid targets (a usage error without any)."""
+    if args.reserve is False and args.wait is None:
+        return targets
+    if not any(isinstance(t.options, config.LabgridOptions) for t in targets):
+        args.run_parser.error("--reserve and --wait apply to labgrid targets (kind = \"labgrid\" or --pool), "
+                              "and none is selected")
+    out = []
+    for t in targets:
+        if isinstance(t.options, config.LabgridOptions):
+            wait_s = t.options.wait_s if args.wait is None else args.wait
+            t = replace(t, options=replace(t.options, reserve=t.options.reserve or args.reserve, wait_s=wait_s))
+        out.append(t)
+    return out
 
 
 def process_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -214,6 +236,18 @@ def _add_process_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(iterations=None, duration=None, run_parser=p)
 
 
+def _add_lab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pool", action="append", type=pool_tags, metavar="TAG=VALUE[,…]",
+                   help="a board pool: every free labgrid place with these tags runs a share of the "
+                        "matrix (repeatable; the keys of the labgrid target with pool = the same tags; "
+                        "without --target, only the pools run)")
+    p.add_argument("--reserve", action="store_true",
+                   help="labgrid places: queue for each with a reservation instead of acquiring it at once")
+    p.add_argument("--wait", type=seconds, metavar="SECONDS",
+                   help="labgrid places: wait up to SECONDS for a place someone else holds "
+                        "(default 0: refuse at once; 300 with --reserve)")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = Plan()
     p = sub.add_parser("run", help="benchmark models on targets",
@@ -253,6 +287,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
     add_wide(p)
+    _add_lab_options(p)
     _add_process_options(p)
     p.set_defaults(func=cmd_run)
 

@@ -120,6 +120,7 @@ def kws_data(n_per_class_train: int, n_per_class_test: int) -> tuple[np.ndarray,
     templates = {k: ridges(rng) for k in range(2, len(KWS_LABELS))}
 
     def sample(label: int) -> np.ndarray:
+        img: np.ndarray
         if label == 0:
             img = np.zeros((KWS_FRAMES, KWS_COEFFS))
         elif label == 1:

@@ -34,6 +34,7 @@ from harness.models.precision import (
     SCHEME_DETAILS,
     SCHEMES,
     contract_scheme,
+    model_scheme,
     op_precision,
     scheme_of,
 )
@@ -100,7 +101,8 @@ class OpInfo:
 class ModelAnalysis:
     """A whole model. Totals over ops with a rule; ``uncounted_ops`` lists the rest.
 
-    ``scheme`` is the contract's scheme, ``scheme_detail`` the finer one (harness.models.precision)."""
+    ``scheme`` is the contract's scheme, ``scheme_detail`` the finer one, and ``small_float_layers``
+    the float32 ops under the converters' size rule that took no part in it (harness.models.precision)."""
 
     path: str
     size_bytes: int
@@ -112,6 +114,7 @@ class ModelAnalysis:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     assumptions: tuple[str, ...] = ()
+    small_float_layers: tuple[int, ...] = ()
 
     @property
     def scheme(self) -> str:
@@ -146,6 +149,7 @@ class ModelAnalysis:
             "total_macs": self.total_macs, "total_flops": self.total_flops,
             "total_params": self.total_params, "total_weight_bytes": self.total_weight_bytes,
             "scheme": self.scheme, "scheme_detail": self.scheme_detail,
+            "small_float_layers": list(self.small_float_layers),
             "layers_by_precision": {k: list(v) for k, v in self.layers_by_precision.items()},
             "uncounted_ops": list(self.uncounted_ops), "assumptions": list(self.assumptions),
             "inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs],
@@ -180,12 +184,13 @@ def analyze_model(model: Any, *, path: str = "<memory>", size_bytes: int = 0) ->
     graph = _Subgraph(model)
     seen: dict[int, tuple[int, int]] = {}  # constant tensor -> (elements, bytes), once for the totals
     ops = [graph.op_info(k, seen) for k in range(len(graph.ops))]
+    scheme = model_scheme(ops)
     return ModelAnalysis(
-        path=path, size_bytes=size_bytes, subgraph=graph.index, ops=tuple(ops), scheme_detail=scheme_of(ops),
+        path=path, size_bytes=size_bytes, subgraph=graph.index, ops=tuple(ops), scheme_detail=scheme.detail,
         total_params=sum(n for n, _ in seen.values()), total_weight_bytes=sum(b for _, b in seen.values()),
         inputs=tuple(graph.infos[i] for i in (graph.sg.inputs or [])),
         outputs=tuple(graph.infos[i] for i in (graph.sg.outputs or [])),
-        assumptions=tuple(graph.assumptions),
+        assumptions=tuple(graph.assumptions), small_float_layers=scheme.small_float_layers,
     )
 
 

@@ -31,7 +31,7 @@ from device_agents.linux.tflite_agent import AgentFailure, random_input
 from harness.errors import ConfigError, StoreError
 from harness.models.analysis import load_model
 from harness.models.files import sha256
-from harness.plan import RANDOM_EVAL_SAMPLES, EvalInputs, EvalPlan
+from harness.plan import EvalInputs, EvalPlan
 
 HINT = ("an eval file holds `x` (N stacked samples) and `y` (N labels), or one array per input name "
         "plus `y`; harness analyze MODEL lists the inputs")
@@ -251,11 +251,14 @@ def prepare(plan: EvalPlan, model: Path, domain: Path, seed: int, directory: Pat
     Raises ConfigError (code ``bad_inputs``) naming the file and the model when they do not fit."""
     specs = model_inputs(model)
     domain_specs = specs if domain == model else model_inputs(domain)
-    if plan.source == "random":
-        eset = random_set(domain_specs, seed, plan.samples or RANDOM_EVAL_SAMPLES)
-    else:
-        assert plan.path is not None  # EvalPlan checks it
-        eset = load(plan.path, domain_specs, plan.label, plan.samples)
+    try:
+        if plan.source == "random":
+            eset = random_set(domain_specs, seed, plan.as_dict()["samples"])
+        else:
+            assert plan.path is not None  # EvalPlan checks it
+            eset = load(plan.path, domain_specs, plan.label, plan.samples)
+    except ConfigError as exc:  # name the model the file was read for
+        raise ConfigError(f"{domain.name}: {exc.message}", code=exc.code, hint=exc.hint) from exc
     arrays = for_model(eset, specs, model.name)
     digest = eset.sha256()
     path = directory / f"{model.stem}-{sha256(model)[:12]}-{digest[:12]}.npz"

@@ -9,12 +9,21 @@ The model's quantization scheme comes in two fields (``ModelAnalysis.to_json`` g
   weight_only_int4 (quantized weights, float activations) are ``scheme`` dynamic_int8, and
   legacy uint8 (full integer) is ``scheme`` int8. Kernels differ between these (a weight-only
   model runs float32 kernels), so throughput is fitted per ``scheme_detail``.
+
+Which ops vote (``model_scheme``): only ops with weights, once there are any. Weight tensors under
+``SMALL_WEIGHTS`` elements that stayed float32 do not vote either when the large layers agree on a
+float-activation scheme (dynamic range, weight-only, float16): TensorFlow's converter leaves
+exactly those in float32 by rule, so its ``Optimize.DEFAULT`` output is ``dynamic_int8``, not
+``mixed``. ``ModelAnalysis.small_float_layers`` names them. In a full-integer model a float32
+layer is no converter rule (the converter quantizes every layer it calibrates, whatever its size),
+so there it still makes the model ``mixed``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harness.models.flops import KIND_COMPUTE, KIND_CONVERT, WEIGHTED
@@ -36,6 +45,12 @@ _CONTRACT_SCHEME = {"weight_only_int8": "dynamic_int8", "dynamic_int4": "dynamic
                     "weight_only_int4": "dynamic_int8", "uint8": "int8"}
 # Why the finer schemes fold that way: the first three keep float activations and quantized
 # weights (the contract's dynamic_int8 family); uint8 is full-integer like int8.
+
+SMALL_WEIGHTS = 1024
+"""Weight tensors with fewer elements stay float32 in dynamic-range quantization: TFLite's
+``kWeightsMinNumElementsDefault`` (quantize_weights.cc), the MLIR quantizer's
+``tfl-min-elements-for-weights`` default, and ai-edge-quantizer's ``dynamic_legacy_wi8_afp32``
+recipe (``min_weight_elements``) all use 1024. Their float16 conversion has no such rule."""
 
 SCHEME_DESCRIPTIONS = {
     "weight_only_int8": "weight-only int8: weights dequantized once, float32 kernels",
@@ -87,24 +102,46 @@ def op_precision(op_type: str, kind: str, infos: Sequence[TensorInfo], activatio
     return label
 
 
-def scheme_of(ops: Sequence[OpInfo]) -> str:
-    """The whole model's ``scheme_detail`` (one of ``SCHEME_DETAILS``), or ``mixed`` when its
-    compute ops do not agree.
+@dataclass(frozen=True)
+class Scheme:
+    """The whole model's scheme: ``detail`` is one of ``SCHEME_DETAILS``; ``small_float_layers``
+    are the indices of the float32 ops left out of the vote by the size rule (``SMALL_WEIGHTS``)."""
 
-    Weighted ops (conv, fully connected, ...) name the scheme; the other compute ops must then
-    run in the activation type that scheme implies (float32 for float16 / dynamic / weight-only
-    models). Conversions, data movement, unknown ops and integer index math do not vote.
+    detail: str
+    small_float_layers: tuple[int, ...] = ()
+
+
+def weight_elements(op: OpInfo) -> int:
+    """Elements of the op's largest constant input: the weight tensor a quantizer's size rule sees."""
+    return max((math.prod(t.shape) for t in op.inputs if t.constant), default=0)
+
+
+def model_scheme(ops: Sequence[OpInfo]) -> Scheme:
+    """The whole model's scheme, or ``mixed`` when the ops that vote do not agree.
+
+    Weighted ops (conv, fully connected, ...) vote; small float32 ones only where a converter
+    would not have left them float (see the module's docstring). A model without weighted ops
+    is named by its other compute ops. Conversions, data movement, unknown ops and integer index
+    math never vote.
     """
     votes = [op for op in ops if op.kind == KIND_COMPUTE and op.precision in _SCHEME_LABELS]
-    weighted = {op.precision for op in votes if op.type in WEIGHTED and op.params}
-    rest = {op.precision for op in votes if not (op.type in WEIGHTED and op.params)}
-    if not weighted and not rest:
-        shape_like = {op.precision for op in ops if op.precision in _SCHEME_LABELS}
-        return shape_like.pop() if len(shape_like) == 1 else ("float32" if not shape_like else "mixed")
+    weighted = [op for op in votes if op.type in WEIGHTED and op.params]
     if not weighted:
-        return rest.pop() if len(rest) == 1 else "mixed"
-    if len(weighted) > 1:
-        return "mixed"
-    scheme = next(iter(weighted))
-    implied = "float32" if scheme in _FLOAT_ACT_SCHEMES else scheme
-    return scheme if rest <= {implied, scheme} else "mixed"
+        rest = {op.precision for op in votes}
+        if not rest:
+            shape_like = {op.precision for op in ops if op.precision in _SCHEME_LABELS}
+            if len(shape_like) == 1:
+                return Scheme(shape_like.pop())
+            return Scheme("mixed" if shape_like else "float32")
+        return Scheme(rest.pop() if len(rest) == 1 else "mixed")
+    small = [op for op in weighted if op.precision == "float32" and weight_elements(op) < SMALL_WEIGHTS]
+    large = {op.precision for op in weighted if op not in small}
+    if len(large) == 1 and small and next(iter(large)) in _FLOAT_ACT_SCHEMES - {"float32"}:
+        return Scheme(large.pop(), tuple(op.index for op in small))
+    precisions = {op.precision for op in weighted}
+    return Scheme(precisions.pop() if len(precisions) == 1 else "mixed")
+
+
+def scheme_of(ops: Sequence[OpInfo]) -> str:
+    """The whole model's ``scheme_detail`` (one of ``SCHEME_DETAILS``): ``model_scheme(ops).detail``."""
+    return model_scheme(ops).detail

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from harness.models.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo
 from harness.models.arena import ArenaFit, FitRow
+from harness.models.precision import SMALL_WEIGHTS, weight_elements
 from harness.render.text import plain
 from harness.results.layers import LayerProfile
 from harness.results.prediction import PredictionCheck, Throughput
@@ -86,6 +87,11 @@ def analysis_lines(a: ModelAnalysis) -> list[str]:
     ]
     for precision, layers in a.layers_by_precision.items():
         lines.append(f"  {precision}: ops {_ranges(layers)}")
+    if a.small_float_layers:
+        small = ", ".join(f"op {op.index} {op.type} ({weight_elements(op)} weights)"
+                          for op in a.ops if op.index in a.small_float_layers)
+        # Why these do not make the model mixed: converters leave small weights float by rule.
+        lines.append(f"  small layers left float32 by rule (< {SMALL_WEIGHTS} weights): {small}")
     if a.uncounted_ops:
         lines.append(f"FLOPs unknown for {len(a.uncounted_ops)} op(s) ({_ranges(a.uncounted_ops)}): "
                      "the totals leave them out")

@@ -12,6 +12,8 @@ version in every file, see harness.results.benchmark for its history)::
         benchmarks/NNN-<target>-<model>-t<threads>.jsonl          (kind "benchmark")
                                      header line, the board's messages verbatim, end line
         summary.jsonl                one `harness run --json` object per finished benchmark
+        eval/*.npz                   with --eval: each model's samples as its boards were fed them
+                                     (harness.models.evalset; written by the CLI, no labels)
         profiles/NNN-<target>-<model>-t<threads>.jsonl            (kind "profile")
                                      header line (the profile plan, each op's index, type and
                                      FLOPs), the agent's profile-mode messages verbatim (hello,
@@ -172,7 +174,7 @@ class RunStore:
     def open_benchmark(self, job: Job) -> RecordWriter:
         return self._open("benchmark", job.target, job.model, job.threads, {
             "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
-            "model_facts": job.model_facts})
+            "model_facts": job.model_facts, **job.placement()})
 
     def open_profile(self, job: ProfileJob) -> RecordWriter:
         return self._open("profile", job.target, job.model, job.threads, {

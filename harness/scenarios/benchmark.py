@@ -70,7 +70,7 @@ def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequen
         for model in models:
             digest, error = checked[model]
             # a microcontroller runs TFLite Micro on one core: --threads does not multiply it
-            counts = (1,) if target.kind == "serial" else (threads or target.threads)
+            counts = (1,) if target.serial_board else (threads or target.threads)
             for t in counts:
                 job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan,
                           model_facts=facts.get(model, {}))
@@ -193,7 +193,8 @@ class BenchmarkScenario:
 def header(job: Job) -> dict[str, object]:
     """What from_lines needs of the job (the store's header line holds the same and more)."""
     return {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
-            "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
+            "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts,
+            **job.placement()}
 
 
 def run_processes(driver: Driver, job: Job, emit: Emit, cancel: threading.Event,

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import selectors
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ START_TIMEOUT_S = 20.0  # python start-up + numpy import on a busy 2-core machin
 
 
 def emulator_path() -> Path:
-    return Path(str(resources.files("device_agents").joinpath("mcu", "emulator.py")))
+    return Path(str(resources.files("device_agents") / "mcu" / "emulator.py"))
 
 
 class EmulatedMcu:
@@ -62,7 +63,8 @@ class EmulatedMcu:
             tail = self.stderr_tail()
             self.stop()
             raise TransportError(f"the emulated MCU failed to start: {tail or line!r}", target=self.target,
-                                 hint="pip install tflite-micro numpy") from exc
+                                 hint=f"{shlex.quote(sys.executable)} -m pip install tflite-micro numpy "
+                                      "(sh harness/bootstrap.sh installs them into .venv)") from exc
 
     @property
     def pid(self) -> int:

@@ -18,7 +18,7 @@ Each ``benchmark`` call loads the model again (UPLOAD, or USE_BUILTIN), which ma
 build a fresh interpreter: on a microcontroller that is what one *process* of a benchmark of
 several processes is (harness.scenarios.benchmark.run_processes calls it once per process).
 
-``evaluate`` runs the evaluation pass (mcu_eval.py) on firmware with flag EVAL, on the model the
+``evaluate`` runs the evaluation pass (mcu_outputs.py) on firmware with flag EVAL, on the model the
 last ``benchmark`` left loaded when the device still holds it (no second upload), else loading it.
 """
 
@@ -28,6 +28,7 @@ import logging
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ class McuDriver:
         """The evaluation pass (Evaluator.evaluate): every sample of ``job.eval`` through EVAL."""
         self._cancellable(cancel, self._evaluate, job, emit)
 
-    def _cancellable(self, cancel: threading.Event, fn: Any, job: Job, emit: Emit) -> None:
+    def _cancellable(self, cancel: threading.Event, fn: Callable[[Job, Emit], None], job: Job, emit: Emit) -> None:
         """``fn(job, emit)``, stopped promptly when the runner sets ``cancel``."""
         stop = threading.Event()
 
