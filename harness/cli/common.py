@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -67,16 +68,19 @@ def python_file(text: str) -> Path:
     return path
 
 
-def _integer(text: str) -> int:
+def _parse(text: str, convert: Callable[[str], Any], what: str) -> Any:
     try:
-        return int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if isinstance(value, float) and not math.isfinite(value):  # nan or inf: no deadline can use them
+        raise argparse.ArgumentTypeError(f"{text}: give a finite {what.removeprefix('a ')}")
+    return value
 
 
 def count(text: str) -> int:
     """An integer >= 0 (a count where 0 means none, or "derive it", as --iterations 0 does)."""
-    value = _integer(text)
+    value: int = _parse(text, int, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more")
     return value
@@ -84,20 +88,41 @@ def count(text: str) -> int:
 
 def positive(text: str) -> int:
     """An integer >= 1."""
-    value = _integer(text)
+    value: int = _parse(text, int, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
     return value
 
 
 def seconds(text: str) -> float:
-    """A finite number of seconds >= 0 (never nan or inf, which no deadline can use)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
+    """A finite number of seconds >= 0."""
+    value: float = _parse(text, float, "a number of seconds")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds, 0 or more")
+    return value
+
+
+def above_zero(text: str) -> float:
+    """A finite number > 0 (a percentage to reach, a time bound)."""
+    value: float = _parse(text, float, "a number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
+    return value
+
+
+def percent(text: str) -> float:
+    """A finite percentage >= 0."""
+    value: float = _parse(text, float, "a number of percent")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a finite percentage, 0 or more")
+    return value
+
+
+def points(text: str) -> float:
+    """Accuracy points, from 0 to 100 (--collapse-threshold)."""
+    value: float = _parse(text, float, "a number of points")
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text}: give accuracy points from 0 to 100")
     return value
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import signal
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,9 +15,11 @@ from rich.text import Text
 
 from harness import __version__, config
 from harness.cli.common import (
+    above_zero,
     add_wide,
     count,
     existing_file,
+    points,
     pool_tags,
     positive,
     print_results,
@@ -189,48 +190,18 @@ def process_options(args: argparse.Namespace) -> dict[str, Any]:
             "max_duration_s": d.max_duration_s if args.max_duration is None else args.max_duration}
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
-    return value
-
-
-def _points(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of points") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text!r}: give accuracy points from 0 to 100")
-    return value
-
-
 def _add_process_options(p: argparse.ArgumentParser) -> None:
     d = Plan()
-    p.add_argument("--processes", type=_count, metavar="N",
+    p.add_argument("--processes", type=positive, metavar="N",
                    help="run each benchmark in N processes one after the other (fresh agents; on a "
                         "microcontroller the model loaded again); the interval of the median Invoke "
                         "comes from their medians (default 1; with --until-stable at least and by "
                         f"default {MIN_STABLE_PROCESSES})")
-    p.add_argument("--until-stable", type=_positive, metavar="PCT",
+    p.add_argument("--until-stable", type=above_zero, metavar="PCT",
                    help="add processes until the 95 %% interval of the median Invoke is within ±PCT %% "
                         f"of it (each process runs {STABLE_DURATION_S:g} s per mode); replaces "
                         "--duration and --iterations")
-    p.add_argument("--max-duration", type=_positive, metavar="S",
+    p.add_argument("--max-duration", type=above_zero, metavar="S",
                    help=f"with --until-stable: wall seconds per benchmark at most (default {d.max_duration_s:g})")
     # None: seen as "not given", which --until-stable needs to know (process_options fills them in)
     p.set_defaults(iterations=None, duration=None, run_parser=p)
@@ -281,7 +252,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", type=Path, metavar="DIR",
                    help="also run the variants in DIR (harness quantize --out DIR) and their float32 bases, "
                         "found through their recipe files; one table per board compares each with its base")
-    p.add_argument("--collapse-threshold", type=_points, default=COLLAPSE_POINTS, metavar="PTS",
+    p.add_argument("--collapse-threshold", type=points, default=COLLAPSE_POINTS, metavar="PTS",
                    help="a variant whose top-1 accuracy is more than PTS points below its base's on the same "
                         f"board is collapsed: flagged, never a speed-up, exit status 1 (default {COLLAPSE_POINTS:g})")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
