@@ -23,9 +23,11 @@ from rich.console import Console
 from rich.text import Text
 
 from harness import config
-from harness.render.results import natural_width, results_view
+from harness.render.results import run_view, run_width
 from harness.render.table import json_lines
 from harness.results import store
+from harness.results.summary import BenchmarkSummary
+from harness.results.variants import Judged, VariantSet
 
 PIPE_WIDTH = 200
 TABLE_WIDTH = 100
@@ -116,6 +118,14 @@ def percent(text: str) -> float:
     return value
 
 
+def points(text: str) -> float:
+    """Accuracy points, from 0 to 100 (--collapse-threshold)."""
+    value: float = _parse(text, float, "a number of points")
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text}: give accuracy points from 0 to 100")
+    return value
+
+
 def pool_tags(text: str) -> tuple[tuple[str, str], ...]:
     """--pool TAG=VALUE[,TAG=VALUE]: the tags of a board pool's places."""
     try:
@@ -145,22 +155,27 @@ def add_wide(p: argparse.ArgumentParser) -> None:
                    help="every column of the results table (runtime, init, first Invoke, loop tails, …)")
 
 
-def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence) -> None:
+def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence[BenchmarkSummary],
+                  variants: VariantSet | None = None) -> list[Judged]:
+    """Print a run's results (JSON lines with --json, else the tables), each benchmark judged
+    against its base run when it is a variant (``variants``, else those recorded in ``meta``);
+    returns the judgements."""
     run_id = meta.get("run_id")
+    judged = (variants if variants is not None else VariantSet.from_meta(meta)).judge_all(summaries)
     if args.json:
-        for obj in json_lines(summaries, run_id):
+        for obj in json_lines(judged, run_id):
             print(obj, flush=True)
-        return
+        return judged
     out = stdout()
     wide = bool(getattr(args, "wide", False))
-    title = f"harness run {run_id}" if run_id else None
     if out.is_terminal:
-        view = results_view(summaries, title, wide, out.width)
+        view = run_view(judged, run_id, wide, out.width)
     else:
-        view = results_view(summaries, title, wide, None if wide else TABLE_WIDTH)
-        out = Console(width=max(PIPE_WIDTH, natural_width(summaries, wide)), no_color=True)
+        view = run_view(judged, run_id, wide, None if wide else TABLE_WIDTH)
+        out = Console(width=max(PIPE_WIDTH, run_width(judged, wide)), no_color=True)
     for item in view:
         out.print(item, soft_wrap=isinstance(item, Text) and not out.is_terminal, highlight=False)
+    return judged
 
 
 def run_dir(results: Path, ref: str) -> Path:

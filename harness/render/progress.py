@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from harness.lab.drivers.base import Message
+from harness.models.micro import UNSUPPORTED_CODE
 from harness.plan import Job
 from harness.render.text import visible
 from harness.scenarios.benchmark import Outcome
@@ -76,8 +77,10 @@ class LiveProgress:
         job = outcome.job
         with self._lock:
             self._done[job.pool or job.target] = self._done.get(job.pool or job.target, 0) + 1
-            phase = "done" if outcome.error is None else "[red]failed"
+            unsupported = outcome.error is not None and outcome.error.code == UNSUPPORTED_CODE
+            phase = "done" if outcome.error is None else "[yellow]unsupported" if unsupported else "[red]failed"
             self._progress.update(self._task(job.target), phase=phase)
         if outcome.error is not None and id(outcome.error) not in self._reported:
             self._reported.add(id(outcome.error))
-            self.console.print(Text.assemble(("error", "red"), f": {visible(str(outcome.error))}"))
+            what = ("unsupported", "yellow") if unsupported else ("error", "red")
+            self.console.print(Text.assemble(what, f": {visible(str(outcome.error))}"))

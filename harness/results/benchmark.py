@@ -35,6 +35,12 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   ``{"type": "place", "place", "tags"}`` (``place`` and ``place_tags`` in ``--json``); the header
   of a board pool's job has ``pool`` (the pool's name; ``target`` is the place that ran it) and
   ``moved_from`` (the places whose failure moved the job, in order).
+- 4 (unchanged version): a run that compares variants with their bases (``harness run
+  --variants``) records in run.json ``variants`` (each variant file's ``sha256``, ``kind``,
+  ``name``, ``base_sha256``, ``recipe``) and ``collapse_threshold``; a serial board's record may
+  hold host ``repair`` lines (a model sent with its offset buffers inlined) and the error code
+  ``unsupported_model``. summary.jsonl objects gain ``variant``, ``fidelity``, ``speedup`` and
+  ``flags`` (harness.results.variants). A run without ``variants`` has none.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from harness.plan import EvalInputs, EvalPlan, Job, Plan
 from harness.results.benchmark import Benchmark, from_lines
 from harness.results.store import RecordWriter, RunStore
 from harness.results.summary import BenchmarkSummary, summarize
+from harness.results.variants import VariantSet
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,15 @@ def no_samples(job: Job, benchmark: Benchmark) -> MeasurementError:
 
 
 class BenchmarkScenario:
-    """Jobs of `harness run`: stored under benchmarks/, summarized into summary.jsonl."""
+    """Jobs of `harness run`: stored under benchmarks/, summarized into summary.jsonl, each
+    summary judged by ``variants`` against its base run when it is a variant (harness.results.variants)."""
 
     kind = "benchmark"
+
+    def __init__(self, variants: VariantSet | None = None) -> None:
+        self.variants = variants or VariantSet()
+        self._done: list[BenchmarkSummary] = []  # what a variant is judged against: its base ran before it
+        self._lock = threading.Lock()
 
     def open(self, store: RunStore, job: Job) -> RecordWriter:
         return store.open_benchmark(job)
@@ -176,7 +183,10 @@ class BenchmarkScenario:
         writer.end(complete=benchmark.complete, reason=reason, error=benchmark.error)
         outcome = Outcome(job=job, benchmark=benchmark, summary=summarize(benchmark), error=error,
                           path=writer.path)
-        store.add_summary(outcome.summary.to_json(store.run_id))
+        with self._lock:
+            self._done.append(outcome.summary)
+            done = list(self._done)
+        store.add_summary(self.variants.judge(outcome.summary, done).to_json(store.run_id))
         return outcome
 
 
