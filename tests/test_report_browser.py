@@ -25,7 +25,7 @@ __all__ = ["report_page", "report_runs"]  # session fixtures (tests/reportkit.py
 pytestmark = needs(binary() is not None, "needs a headless Chromium: apt-get install chromium")
 
 # For each figure and each part in its data-marks: the keys of the rows that should have a mark
-# (their cells in the named columns hold a figure), the keys of the marks drawn, and whether
+# (their cells in the named columns hold a figure: a digit), the keys of the marks drawn, and whether
 # each mark has geometry on the page.
 MARKS_JS = r"""
 [...document.querySelectorAll('figure[data-figure]')].flatMap(fig => {
@@ -37,7 +37,7 @@ MARKS_JS = r"""
     const need = cols ? cols.split(',') : [];
     const want = rows.filter(tr => need.every(c => {
       const td = tr.querySelector(`td[data-col="${c}"]`);
-      return td !== null && td.textContent.trim() !== '–';
+      return td !== null && /[0-9]/.test(td.textContent);
     })).map(tr => tr.dataset.key);
     const marks = [...svg.querySelectorAll(`[data-part="${part}"]`)];
     return {figure: fig.dataset.figure, part, want, got: marks.map(m => m.dataset.key),

@@ -89,6 +89,7 @@ class Point:
     latency_ns: float
     size_bytes: float | None
     accuracy: float | None
+    collapsed: bool = False  # its accuracy collapsed against its base: drawn as an x
 
 
 @dataclass(frozen=True)
@@ -212,12 +213,13 @@ def paired_bars(name: str, rows: Sequence[Bars], parts: Sequence[tuple[str, str]
     for n, (part, text) in enumerate(parts):
         ax = axes[n] if panels else axes[0]
         offset = 0 if panels else (n - (len(parts) - 1) / 2) * height
+        labelled = False  # the part's first bar names it in the legend
         for y, r in zip(ys, rows, strict=True):
             v = r.values.get(part)
             if v is not None:
                 ax.barh([y + offset], [v], height=height * 0.9, color=COLORS[n % len(COLORS)],
-                        label=text if y == next(i for i, q in enumerate(rows) if q.values.get(part) is not None)
-                        else None)[0].set_gid(f"mark--{r.key}--{part}")
+                        label=None if labelled else text)[0].set_gid(f"mark--{r.key}--{part}")
+                labelled = True
         if log:
             _log_axis(ax)
         ax.set_xlabel(text if panels else xlabel, fontsize=9)
@@ -226,7 +228,7 @@ def paired_bars(name: str, rows: Sequence[Bars], parts: Sequence[tuple[str, str]
     return _svg(fig, name)
 
 
-def tradeoff(points: Sequence[Point]) -> str:
+def tradeoff(points: Sequence[Point], name: str = "tradeoff") -> str:
     """Each benchmark as a point: Invoke latency against model size, and against accuracy (the
     benchmarks with an accuracy only), one colour per target."""
     fig, (left, right) = _figure(0, 2, extra_in=3.6, sharey=False)
@@ -237,8 +239,9 @@ def tradeoff(points: Sequence[Point]) -> str:
             if y is None:
                 continue
             value = y / 1024 if part == "size" else 100 * y
-            ax.plot([p.latency_ns], [value], linestyle="none", marker="o", markersize=6, color=color,
-                    gid=f"mark--{p.key}--{part}")
+            ax.plot([p.latency_ns], [value], linestyle="none", marker="X" if p.collapsed else "o",
+                    markersize=8 if p.collapsed else 6, color=color, markeredgecolor="#c62828" if p.collapsed
+                    else color, gid=f"mark--{p.key}--{part}")
             if part == "size" and len(points) <= 24:  # names on one panel: the other's points crowd
                 ax.annotate(_tex(p.label), (p.latency_ns, value), xytext=(4, 3), textcoords="offset points",
                             fontsize=6.5)
@@ -256,7 +259,7 @@ def tradeoff(points: Sequence[Point]) -> str:
             ax.plot([], [], linestyle="none", marker="o", color=COLORS[n % len(COLORS)], label=_tex(g))
     for ax in (left, right):
         ax.legend(fontsize=7, frameon=False)
-    return _svg(fig, "tradeoff")
+    return _svg(fig, name)
 
 
 def comparison(rows: Sequence[Ratio]) -> str:

@@ -25,6 +25,7 @@ from harness.results import store
 from harness.results.compare import Side, sides, variant_recipes
 from harness.results.layers import ProfileRecord, stored_profiles
 from harness.results.summary import BenchmarkSummary, summarize
+from harness.results.variants import VariantInfo, VariantSet
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,15 @@ class Material:
         bases = {sha: r.base_sha256 for sha, r in self.recipes(run).items()} if recipes else {}
         return sides(run.meta, [e.summary.benchmark for e in self.of(run)], run.run_id, bases)
 
+    def variants(self, run: StoredRun) -> VariantSet:
+        """The variants ``run`` compared, as its run.json recorded them; for a run made before
+        run.json recorded them, those whose recipe files are beside the models as run."""
+        recorded = VariantSet.from_meta(run.meta)
+        if recorded.infos:
+            return recorded
+        return VariantSet(tuple(VariantInfo(r.variant_sha256, r.kind, r.name, r.base_sha256, str(r.path))
+                                for r in self.recipes(run).values()))
+
     def recipes(self, run: StoredRun) -> dict[str, Recipe]:
         """{variant sha256: its recipe} for the variants benchmarked in ``run`` (read once)."""
         if run.path not in self._recipes:
@@ -87,7 +97,8 @@ class Material:
 class Figure:
     """An SVG figure (harness.render.plots) of the table ``table`` (an id in its section).
     ``marks``: (part, columns) pairs: each row of that table has one mark of ``part`` when its
-    cells in ``columns`` all hold a figure (not "–"); with no columns, every row has one."""
+    cells in ``columns`` all hold a figure (a digit: not "–", "failed" or "unsupported"); with no
+    columns, every row has one."""
 
     name: str
     svg: str

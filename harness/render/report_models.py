@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.render import plots
-from harness.render.analysis import human_bytes, human_count
-from harness.render.compare import comparison_grid, context, factor, label, ordered, refusal, sentence
-from harness.render.grid import Cell, Column, Grid, Row, cell, name, words
+from harness.render.analysis import human_count
+from harness.render.compare import comparison_grid, context, label, ordered, refusal, sentence
+from harness.render.grid import Column, Grid, Row, cell, name
 from harness.render.report_model import Entry, Figure, Material, Section, StoredRun
 from harness.render.table import duration, percent
+from harness.render.variants import comparison_grids, comparison_notes
 from harness.results import pairing
-from harness.results.compare import Comparison, Pair, compare
+from harness.results.compare import Pair, compare
 from harness.results.layers import LayerProfile
+from harness.results.variants import Judged
 
 TOP = 10
 DASH = "–"
@@ -68,91 +70,47 @@ def _layers_grid(p: LayerProfile, top: int, prefix: str) -> Grid:
     return Grid(columns, tuple(rows), title, legend)
 
 
-def _roles(m: Material) -> dict[str, tuple[str, str | None]]:
-    """{entry key: (variant name or "base", base sha256 or None)} for the models with a recipe and
-    the bases they name."""
-    roles: dict[str, tuple[str, str | None]] = {}
-    for run in m.benchmark_runs():
-        recipes = m.recipes(run)
-        bases = {r.base_sha256 for r in recipes.values()}
-        for e in m.of(run):
-            sha = e.summary.benchmark.model_sha256
-            if sha in recipes:
-                roles[e.key] = (recipes[sha].name, recipes[sha].base_sha256)
-            elif sha in bases:
-                roles[e.key] = ("base", None)
-    return roles
-
-
-def _variant_speedups(m: Material) -> dict[tuple[str, str, str, int], Comparison]:
-    """Each variant's comparison with its base: {(run id, target, model sha256, threads): comparison}."""
-    found = {}
-    for run in m.benchmark_runs():
-        if not run.benchmarks:
-            continue
-        pairs, _ = pairing.within(m.sides(run, recipes=True), "variant")
-        for p in pairs:
-            b = p.candidate.benchmark
-            found[run.run_id, b.target, b.model_sha256, b.threads] = compare(p)
-    return found
-
-
-VARIANT_COLUMNS = (
-    Column("target", "Target", "left", repeat=True), Column("model", "Model", "left", repeat=True),
-    Column("threads", "Thr", repeat=True), Column("variant", "Variant", "left"), Column("scheme", "Scheme", "left"),
-    Column("size", "Size"), Column("invoke", "Invoke"), Column("speedup", "vs base (Invoke)"),
-    Column("accuracy", "Top-1 accuracy"), Column("change", "Change"), Column("status", "Status", "left"),
-)
-
-
 def variants_section(m: Material) -> Section:
-    roles = _roles(m)
-    entries = [e for e in m.entries if e.key in roles] or (
-        list(m.entries) if len({e.summary.benchmark.model_sha256 for e in m.entries}) > 1 else [])
-    if not entries:
+    """Each benchmark run's variants judged against their bases (harness.results.variants, as
+    `harness run` and `harness show` judge them), in the per-board tables of the terminal
+    (harness.render.variants), and one scatter of them all."""
+    tables: list[tuple[str, Grid]] = []
+    points: list[plots.Point] = []
+    notes: list[str] = []
+    keys = {id(e.summary): e.key for e in m.entries}
+    for run in m.benchmark_runs():
+        entries = m.of(run)
+        judged = m.variants(run).judge_all([e.summary for e in entries])
+        for grid in comparison_grids(judged, run.run_id, lambda j: keys[id(j.summary)]):
+            tables.append((f"t-variants-{len(tables) + 1}", grid))
+        notes += [line.plain for line in comparison_notes(judged)]
+        points += [_point(keys[id(j.summary)], j) for j in judged if j.role is not None and _point_of(j)]
+    if not tables:
         return Section("variants", "Variants: latency, accuracy and size", notes=(
-            "one model only: `harness quantize MODEL` makes variants, and `harness run --model` with each "
-            "(or --variants DIR) benchmarks them beside their base",))
-    speedups = _variant_speedups(m)
-    rows, points = [], []
-    for e in entries:
-        s, b = e.summary, e.summary.benchmark
-        role, base_sha = roles.get(e.key, (DASH, None))
-        c = speedups.get((e.run.run_id, b.target, b.model_sha256, b.threads)) if s.invoke else None
-        base = next((o for o in m.entries if o.run is e.run and o.summary.benchmark.target == b.target
-                     and o.summary.benchmark.threads == b.threads and o.summary.benchmark.model_sha256 == base_sha), None)
-        acc, base_acc = s.accuracy, base.summary.accuracy if base is not None else None
-        change = f"{100 * (acc.top1 - base_acc.top1):+.1f} pt" if acc and base_acc else DASH
-        size = b.model_facts.get("size_bytes")
-        status = "ok" if b.complete else f"failed: {(b.error or {}).get('message', 'no samples')}"
-        rows.append(Row((name(b.target + ("*" if b.emulated else "")), name(b.model), cell(str(b.threads)),
-                         name(role), name(str(b.model_facts.get("scheme") or DASH)),
-                         cell(human_bytes(size) if size else DASH),
-                         cell(duration(s.invoke.median) if s.invoke else DASH), _speedup_cell(c),
-                         cell(f"{100 * acc.top1:.1f} %" if acc else DASH), cell(change), words(status[:160])),
-                        None if b.complete else "red", e.key))
-        if s.invoke is not None and s.invoke.median:
-            points.append(plots.Point(e.key, role if role != DASH else b.model, b.target, s.invoke.median,
-                                      size, acc.top1 if acc else None))
-    grid = Grid(VARIANT_COLUMNS, tuple(rows), "Variants beside their float32 base, per board", (
-        "vs base: the base's Invoke over the variant's, from harness compare --by variant (block or run "
-        "medians, 95 % interval); 'no significant difference' when that is the answer",
-        "accuracy: top-1 on the board, from the outputs of the evaluation pass (harness run --eval)"))
-    fig = Figure("tradeoff", plots.tradeoff(points), "Each benchmark: Invoke median against model size (left) "
-                 "and against top-1 accuracy (right), one colour per target", "t-variants",
-                 (("size", ("invoke", "size")), ("accuracy", ("invoke", "accuracy"))))
+            "no variants in these runs: `harness quantize MODEL` makes them, and `harness run --variants DIR` "
+            "(or --model with each variant and its base) benchmarks them beside their float32 base",))
+    marks = (("size", ("invoke", "size")), ("accuracy", ("invoke", "accuracy")))
+    figures = tuple(Figure(f"tradeoff-{n}" if n > 1 else "tradeoff", plots.tradeoff(
+        [p for p in points if p.key in {r.key for r in grid.rows}], f"tradeoff-{n}" if n > 1 else "tradeoff"),
+        f"{grid.title}: Invoke median against model size (left) and top-1 accuracy on the board (right); "
+        "x: a collapsed variant", table_id, marks) for n, (table_id, grid) in enumerate(tables, 1))
     return Section("variants", "Variants: latency, accuracy and size", intro=(
-        "Which variant of a model should run on which board, and what it costs in accuracy.",),
-        tables=(("t-variants", grid),), figures=(fig,))
+        "Which variant of a model should run on which board, and what it costs in accuracy: each variant "
+        "against its float32 base on the same board (the tables of `harness run --variants`).",),
+        tables=tuple(tables), figures=figures, notes=tuple(notes))
 
 
-def _speedup_cell(c: Comparison | None) -> Cell:
-    if c is None:
-        return cell(DASH)
-    if c.verdict in ("faster", "slower"):
-        figure, word = factor(c)
-        return cell(figure, f" {word}", style="green" if word == "faster" else "red")
-    return words(c.verdict)
+def _point_of(j: Judged) -> bool:
+    s = j.summary
+    return s.invoke is not None and bool(s.invoke.median) and j.unsupported is None
+
+
+def _point(key: str, j: Judged) -> plots.Point:
+    s, b = j.summary, j.summary.benchmark
+    assert s.invoke is not None
+    label = j.variant.name if j.variant else "base"
+    return plots.Point(key, label, b.target, s.invoke.median, b.model_facts.get("size_bytes"),
+                       s.accuracy.top1 if s.accuracy else None, j.collapse is not None)
 
 
 def comparison_pairs(m: Material, by: str | None) -> tuple[list[Pair], list[str]]:
