@@ -242,7 +242,7 @@ def tradeoff(points: Sequence[Point], name: str = "tradeoff") -> str:
             ax.plot([p.latency_ns], [value], linestyle="none", marker="X" if p.collapsed else "o",
                     markersize=8 if p.collapsed else 6, color=color, markeredgecolor="#c62828" if p.collapsed
                     else color, gid=f"mark--{p.key}--{part}")
-            if part == "size" and len(points) <= 24:  # names on one panel: the other's points crowd
+            if len(points) <= 12:  # beyond that the names would cover each other
                 ax.annotate(_tex(p.label), (p.latency_ns, value), xytext=(4, 3), textcoords="offset points",
                             fontsize=6.5)
     accuracies = [100 * p.accuracy for p in points if p.accuracy is not None]
