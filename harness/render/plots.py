@@ -146,6 +146,8 @@ def _ns_axis(ax: Any, values: Sequence[float], label: str) -> None:
     unit, scale = ("ms", 1e6) if positive and max(positive) >= 1e6 else ("µs", 1e3)
     if positive and max(positive) / min(positive) > 20:
         ax.set_xscale("log")
+        # Room either side: log autoscaling puts the fastest row's p1 cap on the axis itself.
+        ax.set_xlim(min(positive) / 1.25, max(positive) * 1.25)
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / scale:g}"))
@@ -176,7 +178,8 @@ def latency(rows: Sequence[Distribution]) -> str:
     _ns_axis(ax, every, "Invoke time")
     ax.plot([], [], color="#555555", linewidth=0.8, label="p1 – p99")
     ax.plot([], [], linestyle="none", marker="o", markersize=3, color="#c62828", label="block medians")
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    # Above the axes, as in the bottleneck figure: inside, it would cover the slowest row's box.
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, fontsize=7, frameon=False)
     return _svg(fig, "latency")
 
 
