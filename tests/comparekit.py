@@ -47,12 +47,15 @@ class Bench:
 
 
 def write_run(root: Path, benches: Sequence[Bench], *, run_id: str | None = None, seed: int = 0,
-              harness_version: str | None = None) -> Path:
-    """A complete benchmark run under ``root``; returns its directory."""
+              harness_version: str | None = None, targets: dict[str, dict] | None = None) -> Path:
+    """A complete benchmark run under ``root``; returns its directory. ``targets``: run.json's
+    targets facts, {name: Target.facts()-like dict (price_usd, power_w, ...)}."""
     rng = np.random.default_rng(seed)
     run = RunStore(root, run_id, kind="benchmark")
     meta: dict = {"plan": Plan().as_dict(),
                   "matrix": [{"target": b.target, "model": b.model, "threads": b.threads} for b in benches]}
+    if targets is not None:
+        meta["targets"] = targets
     if harness_version is not None:
         meta["harness_version"] = harness_version
     run.start(meta)
