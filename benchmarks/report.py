@@ -15,8 +15,6 @@ seconds, not minutes.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.render.report import SECTIONS, Options, html_page  # noqa: E402
 from harness.render.report_model import load  # noqa: E402
-from tests.comparekit import Bench, steady, write_run  # noqa: E402
+from tests.comparekit import Bench, best_cli_time, steady, write_run  # noqa: E402
 
 FACTS = {"local": {"kind": "local", "price_usd": 600.0, "power_w": 65.0, "idle_power_w": 20.0},
          "mcu": {"kind": "serial", "price_usd": 8.0, "power_w": 0.25, "idle_power_w": None}}
@@ -40,20 +38,6 @@ def build(results: Path, benchmarks: int, samples: int) -> Path:
                      board=("mcu-emulator", "host CPU") if target == "mcu" else (None, "AMD EPYC"))
                for target in ("local", "mcu") for m in range(benchmarks // 2)]
     return write_run(results, benches, run_id="big", seed=1, targets=FACTS)
-
-
-def timed(results: Path, out: Path, repeat: int) -> float:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "harness", "report", "big", "--results", str(results),
-                            "-o", str(out), "--csv", str(out.parent / "csv")],
-                           capture_output=True, text=True, env=env, check=False)
-        best = min(best, time.perf_counter() - t0)
-        if p.returncode != 0:
-            raise SystemExit(f"harness report failed ({p.returncode}): {p.stderr}")
-    return best
 
 
 def main() -> None:
@@ -84,7 +68,9 @@ def main() -> None:
         parts.append(f"page {time.perf_counter() - t0:.2f} s ({len(page.encode()) / 2**20:.1f} MiB)")
         print("in process: " + ", ".join(parts))
         out = Path(tmp) / "report.html"
-        print(f"harness report: {timed(results, out, args.repeat):.2f} s (best of {args.repeat}, process "
+        wall = best_cli_time(["report", "big", "--results", str(results), "-o", str(out), "--csv",
+                              str(out.parent / "csv")], args.repeat)
+        print(f"harness report: {wall:.2f} s (best of {args.repeat}, process "
               "start-up included)")
 
 
