@@ -28,7 +28,7 @@ so (``Estimate.extrapolated``): the class's float32 rate, else its closest measu
 else the board's median rate over every measured class. An op whose FLOPs are unknown costs its
 per-op time only, and is named too.
 
-Pure functions over plain data; numpy only.
+Pure functions over plain data; the solver is scipy's ``nnls`` (Lawson and Hanson's active set).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import nnls
 
 from harness.models.flops import KIND_SHAPE, KIND_UNKNOWN
 
@@ -224,42 +225,6 @@ def _precision_distance(a: str, b: str) -> int:
     return 0 if integer(a) == integer(b) else 1
 
 
-def nnls(a: np.ndarray, b: np.ndarray, max_iter: int | None = None) -> np.ndarray:
-    """argmin ||a x - b|| subject to x >= 0 (Lawson and Hanson's active-set method).
-
-    ``a`` is m x n, ``b`` m; returns x (n). Stops after ``max_iter`` outer steps (default 3 n),
-    with the best point so far: the problems here have tens of unknowns.
-    """
-    m, n = a.shape
-    x = np.zeros(n)
-    passive = np.zeros(n, dtype=bool)
-    tol = 10 * np.finfo(float).eps * max(m, n) * (np.abs(a).sum(axis=0).max() if a.size else 0.0)
-    w = a.T @ (b - a @ x)
-    for _ in range(max_iter if max_iter is not None else 3 * n):
-        if passive.all() or not (w[~passive] > tol).any():
-            break
-        passive[int(np.argmax(np.where(passive, -np.inf, w)))] = True
-        s = _solve(a, b, passive)
-        while (s[passive] <= tol).any():
-            bad = passive & (s <= tol)
-            step = x[bad] - s[bad]
-            alpha = float(np.min(np.divide(x[bad], step, out=np.zeros_like(step), where=step > 0)))
-            x = x + alpha * (s - x)
-            passive &= x > tol
-            s = _solve(a, b, passive)
-        x = s
-        w = a.T @ (b - a @ x)
-    return x
-
-
-def _solve(a: np.ndarray, b: np.ndarray, passive: np.ndarray) -> np.ndarray:
-    """Unconstrained least squares on the passive columns, zero elsewhere."""
-    s = np.zeros(a.shape[1])
-    if passive.any():
-        s[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
-    return s
-
-
 class _Columns:
     """The unknowns' column indices: one per (class, precision) with FLOPs, one per class, one Invoke."""
 
@@ -305,9 +270,11 @@ def fit(group: Group, wholes: Sequence[Whole], layers: Sequence[Layers]) -> Fit:
     a, b = np.array(rows), np.array(rhs)
     norms = np.linalg.norm(a, axis=0)
     norms[norms == 0] = 1.0
-    x = nnls(a / norms, b) / norms  # scaled columns: ns per FLOP and ns per op differ 10^4-fold
+    # Scaled columns: ns per FLOP and ns per op differ 10^4-fold, and the solver's tolerance is absolute.
+    x = nnls(a / norms, b, maxiter=50 * a.shape[1])[0] / norms
     return Fit(group, {k: float(x[i]) for k, i in cols.rate.items()},
-               {c: float(x[i]) for c, i in cols.op.items()}, float(x[cols.invoke]), tuple(sorted({w.model.name for w in wholes})), tuple(sorted({p.model.name for p in layers})),
+               {c: float(x[i]) for c, i in cols.op.items()}, float(x[cols.invoke]),
+               tuple(sorted({w.model.name for w in wholes})), tuple(sorted({p.model.name for p in layers})),
                len(rows))
 
 
