@@ -9,10 +9,10 @@ import pytest
 from harness.results.fit import Group, Layers, Model, Op, Whole, fit, leave_one_out, op_class
 
 PI = Group("pi", 1, False)
-# ns per FLOP by (class, precision), ns per op by class, and the empty Invoke: the board's truth.
+# ns per FLOP by (class, precision), ns per op, and the empty Invoke: the board's truth.
 NS_PER_FLOP = {("conv", "float32"): 0.25, ("depthwise", "float32"): 1.0, ("fully_connected", "float32"): 0.5,
                ("elementwise", "float32"): 2.0, ("conv", "int8"): 0.125}
-PER_OP = {"conv": 800.0, "depthwise": 400.0, "fully_connected": 300.0, "elementwise": 100.0}
+PER_OP = 300.0
 INVOKE = 1500.0
 TYPES = {"conv": "CONV_2D", "depthwise": "DEPTHWISE_CONV_2D", "fully_connected": "FULLY_CONNECTED",
          "elementwise": "ADD"}
@@ -27,7 +27,7 @@ def model(name: str, *ops: Op) -> Model:
 
 
 def op_ns(o: Op) -> float:
-    return (o.flops or 0) * NS_PER_FLOP[(o.cls, o.precision)] + PER_OP[o.cls]
+    return (o.flops or 0) * NS_PER_FLOP[(o.cls, o.precision)] + PER_OP
 
 
 def whole(m: Model, group: Group = PI, scale: float = 1.0) -> Whole:
@@ -54,12 +54,12 @@ MODELS = [
 def test_hand_worked_example() -> None:
     """Two one-conv models (1,000 and 3,000 FLOPs) measured whole at 2,500 and 4,500 ns, and the first
     profiled: empty Invoke 500 ns, its conv 2,000 ns. Then 500 + p + 1000 r = 2500 and
-    500 + p + 3000 r = 4500 give r = 1 ns/FLOP (1 GFLOP/s) and p = 1,000 ns per conv, and two convs
+    500 + p + 3000 r = 4500 give r = 1 ns/FLOP (1 GFLOP/s) and p = 1,000 ns per op, and two convs
     of 500 FLOPs take 500 + 2 * (1000 + 500) = 3,500 ns."""
     small, large = model("small", op("conv", 1000)), model("large", op("conv", 3000))
     fitted = fit(PI, [Whole(PI, small, 2500), Whole(PI, large, 4500)], [Layers(PI, small, (2000.0,), 500, 2500)])
     assert fitted.gflops(("conv", "float32")) == pytest.approx(1.0)
-    assert fitted.per_op_ns["conv"] == pytest.approx(1000)
+    assert fitted.per_op_ns == pytest.approx(1000)
     assert fitted.invoke_ns == pytest.approx(500)
     estimate = fitted.estimate(model("two", op("conv", 500), op("conv", 500)))
     assert estimate.ns == pytest.approx(3500)
@@ -76,8 +76,7 @@ def test_fit_recovers_the_rates_it_was_built_from() -> None:
     assert set(fitted.ns_per_flop) == set(NS_PER_FLOP)
     for key, ns in NS_PER_FLOP.items():
         assert fitted.ns_per_flop[key] == pytest.approx(ns, rel=1e-6), key
-    for cls, ns in PER_OP.items():
-        assert fitted.per_op_ns[cls] == pytest.approx(ns, rel=1e-6), cls
+    assert fitted.per_op_ns == pytest.approx(PER_OP, rel=1e-6)
     assert fitted.invoke_ns == pytest.approx(INVOKE, rel=1e-6)
     assert fitted.models == tuple(m.name for m in MODELS)
     assert fitted.profiles == ("a", "b", "c")
@@ -129,19 +128,17 @@ def test_leave_one_out_matches_the_model_by_file_or_by_family() -> None:
 
 
 def test_extrapolation_is_named_and_falls_back_to_float32() -> None:
-    """A board that never ran int8 depthwise nor any SOFTMAX: the int8 depthwise takes the float32
-    depthwise rate, the softmax the median per-op time, and both are said."""
+    """A board that never ran int8 depthwise, any SOFTMAX or any RESHAPE: the int8 depthwise takes
+    the float32 depthwise rate, the int8 softmax the float32 elementwise one, and all are said."""
     fitted = fit(PI, [whole(m) for m in MODELS], [profile(m) for m in MODELS[:3]])
     new = Model("q", "sha-q", "int8", (Op("DEPTHWISE_CONV_2D", "depthwise", "int8", 1000),
                                        Op("SOFTMAX", op_class("SOFTMAX", "elementwise"), "int8", 10),
                                        Op("RESHAPE", "shape", "int8", 0)))
     e = fitted.estimate(new)
-    fallback_pool = sorted(PER_OP.values())
-    median_op = (fallback_pool[1] + fallback_pool[2]) / 2  # 300 and 400
-    assert e.ns == pytest.approx(INVOKE + 1000 * 1.0 + PER_OP["depthwise"] + 10 * 2.0 + PER_OP["elementwise"]
-                                 + median_op, rel=1e-6)
+    assert e.ns == pytest.approx(INVOKE + 1000 * 1.0 + 10 * 2.0 + 3 * PER_OP, rel=1e-6)
     assert any("DEPTHWISE_CONV_2D int8 never measured" in n and "depthwise float32" in n for n in e.extrapolated)
-    assert any("SOFTMAX int8 never measured" in n for n in e.extrapolated)
+    assert any("SOFTMAX (elementwise) never measured" in n for n in e.extrapolated)
+    assert any("SOFTMAX int8 never measured" in n and "elementwise float32" in n for n in e.extrapolated)
     assert any("RESHAPE (shape) never measured" in n for n in e.extrapolated)
     assert {p.cls for p in e.parts if p.extrapolated} == {"depthwise", "elementwise", "shape"}
 
@@ -149,7 +146,7 @@ def test_extrapolation_is_named_and_falls_back_to_float32() -> None:
 def test_unknown_flops_cost_their_per_op_time_and_are_named() -> None:
     fitted = fit(PI, [whole(m) for m in MODELS], [profile(m) for m in MODELS])
     e = fitted.estimate(model("u", Op("ADD", "elementwise", "float32", None)))
-    assert e.ns == pytest.approx(INVOKE + PER_OP["elementwise"], rel=1e-6)
+    assert e.ns == pytest.approx(INVOKE + PER_OP, rel=1e-6)
     assert e.extrapolated == ("ADD: FLOPs unknown; only its per-op time is counted",)
 
 

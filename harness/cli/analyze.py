@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from harness import config
-from harness.cli.common import count, positive, run_dir, stderr, stdout
+from harness.cli.common import TABLE_WIDTH, count, positive, run_dir, stderr, stdout
 from harness.config import Target
 from harness.errors import ConfigError
 from harness.render.text import visible
@@ -154,7 +154,9 @@ def _print(r: Report, top: int) -> None:
     if r.prediction is not None:
         from harness.render.prediction import prediction_renderables
 
-        for renderable in prediction_renderables(r.analysis, r.prediction, top):
+        # Fitted to the terminal, else to the 100 columns a pipe or file gets (as the results table).
+        width = out.width if out.is_terminal else TABLE_WIDTH
+        for renderable in prediction_renderables(r.analysis, r.prediction, top, width):
             out.print(renderable)
         for why in r.prediction.skipped:
             stderr().print(f"left out: {why}")

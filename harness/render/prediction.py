@@ -1,6 +1,8 @@
 """Human rendering of a latency prediction (harness.results.prediction): the predicted Invoke per
 board, where its time goes by op class and precision, what was extrapolated, and the
-leave-one-out table of both methods side by side. Returns rich renderables and never prints.
+leave-one-out table of both methods side by side. Tables are Grids (harness.render.grid) laid out
+by harness.render.terminal to the width asked for (100 columns into a pipe): names wrap, figures
+never break. Returns rich renderables and never prints.
 """
 
 from __future__ import annotations
@@ -8,13 +10,49 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import RenderableType
+from rich.text import Text
 
 from harness.models.analysis import ModelAnalysis
+from harness.render import terminal
 from harness.render.analysis import human_count, human_ns
-from harness.render.text import plain
+from harness.render.grid import Column, Grid, Row, cell, name
+from harness.render.text import visible
 from harness.results.prediction import BoardPrediction, Prediction, PredictionCheck
+
+EXTRAPOLATED_MARK = "*"
+EXTRAPOLATED_NOTE = ("* extrapolated: an op class or precision its board never ran (without this model); "
+                     "--json lists what")
+
+BOARD_COLUMNS = (
+    Column("target", "Target", "left", repeat=True, shrink=1),
+    Column("threads", "Threads", repeat=True, shrink=8),
+    Column("xnnpack", "XNNPACK", shrink=8),
+    Column("predicted", "Predicted", shrink=9),
+    Column("single", "Single rate", shrink=7),
+    Column("fitted_on", "Fitted on", "left", shrink=2),
+    Column("loo", "LOO |error| (models)", shrink=6),
+    Column("single_loo", "Single rate LOO", shrink=6),
+)
+PART_COLUMNS = (
+    Column("class", "Op class", "left", repeat=True, shrink=3),
+    Column("precision", "Precision", "left", repeat=True, shrink=3),
+    Column("ops", "Ops", shrink=8),
+    Column("flops", "FLOPs", shrink=7),
+    Column("gflops", "GFLOP/s", shrink=7),
+    Column("time", "Time", shrink=9),
+    Column("share", "Share", shrink=8),
+)
+CHECK_COLUMNS = (
+    Column("target", "Target", "left", repeat=True, shrink=1),
+    Column("model", "Model", "left", repeat=True, shrink=0),
+    Column("precision", "Precision", "left", shrink=2),
+    Column("threads", "Threads", shrink=8),
+    Column("measured", "Measured", shrink=9),
+    Column("predicted", "Predicted", shrink=9),
+    Column("error", "Error", shrink=9),
+    Column("single", "Single rate", shrink=7),
+)
 
 
 def _board_checks(b: BoardPrediction, checks: Sequence[PredictionCheck]) -> list[PredictionCheck]:
@@ -23,7 +61,8 @@ def _board_checks(b: BoardPrediction, checks: Sequence[PredictionCheck]) -> list
             == (g.target, g.threads, g.xnnpack)]
 
 
-def _median_abs(errors: Sequence[float | None]) -> float | None:
+def median_abs(errors: Sequence[float | None]) -> float | None:
+    """The median of |error| over the known ones (None when none is)."""
     known = [abs(e) for e in errors if e is not None]
     return statistics.median(known) if known else None
 
@@ -32,44 +71,42 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f} %"
 
 
-def prediction_table(a: ModelAnalysis, p: Prediction) -> Table:
+def prediction_grid(a: ModelAnalysis, p: Prediction) -> Grid:
     """The model's predicted Invoke on each board (per-op fit, and the single rate beside it), with
     each board's median absolute leave-one-out error by both methods."""
-    table = Table(title=plain(f"{a.path}: {human_count(a.total_flops)} FLOPs, {len(a.ops)} ops, predicted "
-                              "per board from per-op-type rates"), title_justify="left")
-    for name in ("target", "threads", "XNNPACK", "predicted", "single rate", "fitted on", "LOO |error|",
-                 "single rate LOO"):
-        table.add_column(name, justify="left" if name in ("target", "fitted on") else "right")
+    rows = []
     for b in p.boards:
         g, checks = b.fit.group, _board_checks(b, p.checks)
         single = [t for t in p.throughputs if (t.target, t.threads, t.precision)
                   == (g.target, g.threads, a.scheme_detail + ("+xnnpack" if g.xnnpack else ""))]
-        note = " *" if b.estimate.extrapolated else ""
-        table.add_row(plain(g.target), str(g.threads), "on" if g.xnnpack else "off", human_ns(b.estimate.ns) + note,
-                      human_ns(single[0].predict_ns(a.total_flops)) if single else "n/a",
-                      f"{len(b.fit.models)} runs, {len(b.fit.profiles)} profiles",
-                      f"{_pct(_median_abs([c.error for c in checks]))} ({len(checks)})" if checks else "n/a",
-                      _pct(_median_abs([c.single_rate_error for c in checks])) if checks else "n/a")
-    return table
+        rows.append(Row((
+            name(g.target), cell(str(g.threads)), cell("on" if g.xnnpack else "off"),
+            cell(human_ns(b.estimate.ns), EXTRAPOLATED_MARK if b.estimate.extrapolated else ""),
+            cell(human_ns(single[0].predict_ns(a.total_flops)) if single else "n/a"),
+            cell(f"{len(b.fit.models)} runs, ", f"{len(b.fit.profiles)} profiles"),
+            cell(f"{_pct(median_abs([c.error for c in checks]))} ({len(checks)})" if checks else "n/a"),
+            cell(_pct(median_abs([c.single_rate_error for c in checks])) if checks else "n/a"))))
+    title = (f"{visible(str(a.path))}: {human_count(a.total_flops)} FLOPs, {len(a.ops)} ops, predicted per board "
+             "from per-op-type rates")
+    legend = (EXTRAPOLATED_NOTE,) if any(b.estimate.extrapolated for b in p.boards) else ()
+    return Grid(BOARD_COLUMNS, tuple(rows), title, legend)
 
 
-def breakdown_table(b: BoardPrediction, top: int = 10) -> Table:
+def breakdown_grid(b: BoardPrediction, top: int = 10) -> Grid:
     """Where the predicted time goes on one board: the heaviest (class, precision) parts."""
     e, f = b.estimate, b.fit
-    table = Table(title=plain(f"where the predicted {human_ns(e.ns)} goes on {f.group.label()}: "
-                              f"Invoke itself {human_ns(e.invoke_ns)}, then the heaviest {min(top, len(e.parts))} "
-                              f"of {len(e.parts)} op kinds"), title_justify="left")
-    for name in ("op class", "precision", "ops", "FLOPs", "GFLOP/s", "per op", "time", "share"):
-        table.add_column(name, justify="left" if name in ("op class", "precision") else "right")
+    rows = []
     for part in e.parts[:top]:
         key = (part.cls, part.precision)
         rate = ("" if not part.flops else "extrapolated" if part.extrapolated or key not in f.ns_per_flop
                 else "∞" if f.ns_per_flop[key] == 0 else f"{f.gflops(key):.3g}")
-        per_op = f.per_op_ns.get(part.cls)
-        table.add_row(part.cls, plain(part.precision), str(part.ops), human_count(part.flops) if part.flops else "0",
-                      rate, human_ns(per_op) if per_op is not None else "extrapolated", human_ns(part.ns),
-                      f"{100 * part.ns / e.ns:.0f} %" if e.ns else "", style="yellow" if part.extrapolated else None)
-    return table
+        rows.append(Row((
+            cell(part.cls), name(part.precision), cell(str(part.ops)),
+            cell(human_count(part.flops) if part.flops else "0"), cell(rate), cell(human_ns(part.ns)),
+            cell(f"{100 * part.ns / e.ns:.0f} %" if e.ns else "")), style="yellow" if part.extrapolated else None))
+    title = (f"where the predicted {human_ns(e.ns)} goes on {visible(f.group.label())}: Invoke itself "
+             f"{human_ns(e.invoke_ns)}, {human_ns(f.per_op_ns)} per op, then the heaviest {min(top, len(e.parts))} of {len(e.parts)} op kinds")
+    return Grid(PART_COLUMNS, tuple(rows), title, tuple(prediction_lines(b)))
 
 
 def prediction_lines(b: BoardPrediction) -> list[str]:
@@ -81,29 +118,33 @@ def prediction_lines(b: BoardPrediction) -> list[str]:
     return lines
 
 
-def validation_table(checks: Sequence[PredictionCheck]) -> Table:
+def validation_grid(checks: Sequence[PredictionCheck]) -> Grid:
     """Each measured model predicted without its own runs and profiles (leave-one-out), by the
     per-op fit and by the single rate."""
-    table = Table(title="prediction error per board (each model predicted without its own runs and profiles)",
-                  title_justify="left")
-    for name in ("target", "model", "precision", "threads", "measured", "predicted", "error", "single rate"):
-        table.add_column(name, justify="left" if name in ("target", "model", "precision") else "right")
+    rows = []
     for c in sorted(checks, key=lambda c: (c.target, c.precision.endswith("+xnnpack"), c.threads, c.model)):
         single = c.single_rate_error
-        table.add_row(plain(c.target), plain(c.model), plain(c.precision), str(c.threads), human_ns(c.measured_ns),
-                      human_ns(c.predicted_ns) + (" *" if c.extrapolated else ""), f"{100 * c.error:+.0f} %",
-                      "n/a" if single is None else f"{100 * single:+.0f} %")
-    return table
+        rows.append(Row((
+            name(c.target), name(c.model), name(c.precision), cell(str(c.threads)), cell(human_ns(c.measured_ns)),
+            cell(human_ns(c.predicted_ns), EXTRAPOLATED_MARK if c.extrapolated else ""),
+            cell(f"{100 * c.error:+.0f} %"), cell("n/a" if single is None else f"{100 * single:+.0f} %"))))
+    legend = (EXTRAPOLATED_NOTE.replace("--json lists what", "--json lists what, under validation[].extrapolated"),) \
+        if any(c.extrapolated for c in checks) else ()
+    return Grid(CHECK_COLUMNS, tuple(rows), "prediction error per board (each model predicted without its own runs "
+                "and profiles)", legend)
 
 
-def prediction_renderables(a: ModelAnalysis, p: Prediction, top: int = 10) -> list[RenderableType]:
-    """Everything `harness analyze --predict-from` prints, in order."""
-    out: list[RenderableType] = [prediction_table(a, p)]
+def _shown(g: Grid, width: int | None) -> list[RenderableType]:
+    return [*terminal.render(g, width), *(Text(line) for line in g.legend)]
+
+
+def prediction_renderables(a: ModelAnalysis, p: Prediction, top: int = 10,
+                           width: int | None = 100) -> list[RenderableType]:
+    """Everything `harness analyze --predict-from` prints, in order, laid out for ``width`` cells."""
+    out = _shown(prediction_grid(a, p), width)
     for b in p.boards:
-        out.append(Group(breakdown_table(b, top), *(plain(line) for line in prediction_lines(b))))
+        out += _shown(breakdown_grid(b, top), width)
     if p.checks:
-        out.append(validation_table(p.checks))
-        if any(c.extrapolated for c in p.checks):
-            out.append(plain("*: extrapolated (an op class or precision its board never ran without this model); "
-                             "--json lists what, under validation[].extrapolated"))
+        out += _shown(validation_grid(p.checks), width)
     return out
+

@@ -2,7 +2,7 @@
 
 The model of one board, thread count and XNNPACK setting (a ``Group``)::
 
-    Invoke ns = invoke_ns + sum over ops of (flops / rate[class, precision] + per_op_ns[class])
+    Invoke ns = invoke_ns + sum over ops of (flops / rate[class, precision] + per_op_ns)
 
 ``class`` is the op's kind of kernel (``op_class``: conv, depthwise, fully_connected, pool,
 elementwise, convert, shape, other), ``precision`` what its kernel computes in: the op's own
@@ -10,9 +10,13 @@ precision from harness.models.analysis (float32, int8, dynamic_int8, ...), excep
 or weight-only layer whose weights a DEQUANTIZE expands once runs the float32 kernel and takes
 the float32 rate (harness.results.readings.kernel_precision). A mixed model's int8 layers and
 float32 layers each take their own rate. ``invoke_ns`` is what an Invoke costs with no op at
-all (a profile's empty prefix measures it).
+all (a profile's empty prefix measures it), ``per_op_ns`` what every op costs besides its FLOPs
+(dispatch, its tensors' bookkeeping): one figure for all ops, as the issue asks. A per-class
+overhead was tried and predicts worse: with a handful of models it is collinear with the rates
+and soaks up their time (on local it put 11.6 us on every conv and 30 us on a RESHAPE, and the
+small digits model came out 2.4x too slow).
 
-The unknowns (ns per FLOP for each (class, precision) measured, ns per op for each class, and
+The unknowns (ns per FLOP for each (class, precision) measured, the per-op ns, and
 ``invoke_ns``) are all non-negative and fitted by non-negative least squares (``nnls``) on
 
 - whole-model times: one equation per model (a benchmark run's median Invoke), and
@@ -25,8 +29,9 @@ layers in proportion): differencing prefixes biases the sum, not the shares betw
 
 A prediction of an op whose (class, precision) the board never ran uses a fallback rate and says
 so (``Estimate.extrapolated``): the class's float32 rate, else its closest measured precision,
-else the board's median rate over every measured class. An op whose FLOPs are unknown costs its
-per-op time only, and is named too.
+else the board's median rate over every measured class. An op type the board never ran (a
+SOFTMAX on a board that ran only ADDs of its class) is named too, though its class's rate is
+measured. An op whose FLOPs are unknown costs its per-op time only, and is named.
 
 Pure functions over plain data; the solver is scipy's ``nnls`` (Lawson and Hanson's active set).
 """
@@ -153,15 +158,16 @@ class Estimate:
 @dataclass(frozen=True)
 class Fit:
     """The fitted model of one group. ``ns_per_flop[(class, precision)]`` (1 / rate; 0 means the
-    time of those ops is all in their per-op cost), ``per_op_ns[class]``, ``invoke_ns``; the
-    names of the models whose times and profiles it was fitted on."""
+    time of those ops is all in the per-op cost), ``per_op_ns``, ``invoke_ns``; the op types
+    (``types``) and the names of the models whose times and profiles it was fitted on."""
 
     group: Group
     ns_per_flop: dict[Key, float]
-    per_op_ns: dict[str, float]
+    per_op_ns: float
     invoke_ns: float
     models: tuple[str, ...]
     profiles: tuple[str, ...]
+    types: frozenset[str] = field(default_factory=frozenset)
     equations: int = field(default=0)
 
     def gflops(self, key: Key) -> float:
@@ -174,36 +180,29 @@ class Fit:
         notes: dict[str, None] = {}  # ordered set
         parts: dict[Key, list[float]] = {}  # key -> [ops, flops, ns, extrapolated]
         for op in model.ops:
-            cost, note = self._op_ns(op)
-            if note:
-                notes[note] = None
+            cost, said = self._op_ns(op)
+            notes.update(dict.fromkeys(said))
             p = parts.setdefault((op.cls, op.precision), [0, 0, 0.0, 0])
             p[0] += 1
             p[1] += op.flops or 0
             p[2] += cost
-            p[3] = p[3] or bool(note)
+            p[3] = p[3] or bool(said)
         built = tuple(Part(k[0], k[1], int(p[0]), int(p[1]), p[2], bool(p[3])) for k, p in parts.items())
         return Estimate(self.invoke_ns + sum(p.ns for p in built), self.invoke_ns,
                         tuple(sorted(built, key=lambda p: -p.ns)), tuple(notes))
 
-    def _op_ns(self, op: Op) -> tuple[float, str]:
-        """One op's predicted ns and the note saying what was extrapolated for it ("" if nothing)."""
+    def _op_ns(self, op: Op) -> tuple[float, list[str]]:
+        """One op's predicted ns and the notes saying what was extrapolated for it."""
         where = self.group.label()
-        note = ""
-        if op.cls in self.per_op_ns:
-            fixed = self.per_op_ns[op.cls]
-        else:
-            fixed = statistics.median(self.per_op_ns.values()) if self.per_op_ns else 0.0
-            note = f"{op.type} ({op.cls}) never measured on {where}; used the median per-op time"
+        notes = [] if op.type in self.types else [f"{op.type} ({op.cls}) never measured on {where}"]
         if op.flops is None:
-            return fixed, note or f"{op.type}: FLOPs unknown; only its per-op time is counted"
-        if not op.flops:
-            return fixed, note
+            return self.per_op_ns, [*notes, f"{op.type}: FLOPs unknown; only its per-op time is counted"]
         key = (op.cls, op.precision)
-        if key in self.ns_per_flop:
-            return fixed + op.flops * self.ns_per_flop[key], note
+        if not op.flops or key in self.ns_per_flop:
+            return self.per_op_ns + op.flops * self.ns_per_flop.get(key, 0.0), notes
         rate, used = self._fallback(key)
-        return fixed + op.flops * rate, f"{op.type} {op.precision} never measured on {where}; used {used}"
+        return self.per_op_ns + op.flops * rate, [*notes, f"{op.type} {op.precision} never measured on {where}; "
+                                                          f"used {used}"]
 
     def _fallback(self, key: Key) -> tuple[float, str]:
         cls, precision = key
@@ -226,21 +225,21 @@ def _precision_distance(a: str, b: str) -> int:
 
 
 class _Columns:
-    """The unknowns' column indices: one per (class, precision) with FLOPs, one per class, one Invoke."""
+    """The unknowns' column indices: one per (class, precision) with FLOPs, the per-op cost, the Invoke."""
 
     def __init__(self, models: Iterable[Model]) -> None:
         ops = [op for m in models for op in m.ops]
+        self.types = frozenset(op.type for op in ops)
         self.keys = sorted({(op.cls, op.precision) for op in ops if op.flops})
-        self.classes = sorted({op.cls for op in ops})
         self.rate = {k: i for i, k in enumerate(self.keys)}
-        self.op = {c: len(self.keys) + i for i, c in enumerate(self.classes)}
-        self.invoke = len(self.keys) + len(self.classes)
+        self.op = len(self.keys)
+        self.invoke = self.op + 1
         self.size = self.invoke + 1
 
     def row(self, ops: Iterable[Op], invoke: bool) -> np.ndarray:
         r = np.zeros(self.size)
         for op in ops:
-            r[self.op[op.cls]] += 1.0
+            r[self.op] += 1.0
             if op.flops:
                 r[self.rate[(op.cls, op.precision)]] += op.flops
         r[self.invoke] = 1.0 if invoke else 0.0
@@ -273,9 +272,9 @@ def fit(group: Group, wholes: Sequence[Whole], layers: Sequence[Layers]) -> Fit:
     # Scaled columns: ns per FLOP and ns per op differ 10^4-fold, and the solver's tolerance is absolute.
     x = nnls(a / norms, b, maxiter=50 * a.shape[1])[0] / norms
     return Fit(group, {k: float(x[i]) for k, i in cols.rate.items()},
-               {c: float(x[i]) for c, i in cols.op.items()}, float(x[cols.invoke]),
+               float(x[cols.op]), float(x[cols.invoke]),
                tuple(sorted({w.model.name for w in wholes})), tuple(sorted({p.model.name for p in layers})),
-               len(rows))
+               cols.types, len(rows))
 
 
 def _scaled(p: Layers) -> list[float]:

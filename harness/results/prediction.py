@@ -130,7 +130,7 @@ class BoardPrediction:
         f, e = self.fit, self.estimate
         return {"target": f.group.target, "threads": f.group.threads, "xnnpack": f.group.xnnpack,
                 "predicted_ns": e.ns, "invoke_ns": f.invoke_ns,
-                "per_op_ns": dict(sorted(f.per_op_ns.items())),
+                "per_op_ns": f.per_op_ns,
                 "rates": [{"class": c, "precision": p, "gflops": _finite(f.gflops((c, p)))}
                           for c, p in sorted(f.ns_per_flop)],
                 "breakdown": [{"class": p.cls, "precision": p.precision, "ops": p.ops, "flops": p.flops,
