@@ -75,6 +75,16 @@ def test_prediction_against_hand_computed_figures(tmp_path: Path, capsys: pytest
     assert checks["conv.tflite"]["error"] == pytest.approx((4608 - 3456) / 3456)
     assert checks["dw.tflite"]["predicted_ns"] == pytest.approx(7200 / 2.0)  # 3600 ns
     assert checks["dw.tflite"]["error"] == pytest.approx((3600 - 4800) / 4800)
+    # The per-op fit never saw a FULLY_CONNECTED on "pi": its prediction says it extrapolates.
+    (board,) = prediction["boards"]
+    assert any(note.startswith("FULLY_CONNECTED (fully_connected) never measured on pi")
+               for note in board["extrapolated"])
+    assert main(["analyze", str(fc), "--predict-from", str(run)]) == 0
+    human = capsys.readouterr().out
+    assert "extrapolated: FULLY_CONNECTED" in human
+    # The prediction's tables fit 100 columns; the lines under them stay whole, for grep.
+    tables = human[human.index("predicted per board"):].splitlines()
+    assert max(len(line) for line in tables if not line.startswith(("extrapolated:", "* "))) <= 100
 
 
 def test_cli_predicts_from_a_real_local_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

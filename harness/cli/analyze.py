@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from harness import config
-from harness.cli.common import count, positive, run_dir, stderr, stdout
+from harness.cli.common import TABLE_WIDTH, count, positive, run_dir, stderr, stdout
 from harness.config import Target
 from harness.errors import ConfigError
 from harness.render.text import visible
@@ -62,13 +62,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.predict_from:
         from harness.results.prediction import predict
 
-        prediction = predict(analysis, run_dir(args.results, args.predict_from))
+        prediction = predict(analysis, _predict_runs(args.results, args.predict_from))
     report = Report(analysis, fit, rows, profiles, prediction)
     if args.json:
         print(json.dumps(_json(report)), flush=True)
     else:
         _print(report, args.top)
     return 128 + stopped_by if stopped_by else 0
+
+
+def _predict_runs(results: Path, refs: list[str]) -> list[Path]:
+    """The runs --predict-from names: run ids or paths (benchmark or profile runs), ``latest`` (the
+    latest benchmark run) and ``latest-profile`` (the latest profile run), each once."""
+    from harness.results import store
+
+    runs: list[Path] = []
+    for ref in refs:
+        run = store.resolve_run(results, None, "profile") if ref == "latest-profile" else run_dir(results, ref)
+        if run.resolve() not in (r.resolve() for r in runs):
+            runs.append(run)
+    return runs
 
 
 def _fits(args: argparse.Namespace, targets: dict[str, Target], source: Path) -> tuple[ArenaFit, list[FitRow]]:
@@ -126,14 +139,7 @@ def _json(r: Report) -> dict[str, Any]:
 
 
 def _print(r: Report, top: int) -> None:
-    from harness.render.analysis import (
-        analysis_renderable,
-        fits_table,
-        prediction_table,
-        profile_lines,
-        profile_table,
-        validation_table,
-    )
+    from harness.render.analysis import analysis_renderable, fits_table, profile_lines, profile_table
 
     out = stdout()
     out.print(analysis_renderable(r.analysis))
@@ -146,9 +152,12 @@ def _print(r: Report, top: int) -> None:
         for line in profile_lines(prof):
             out.print(line)
     if r.prediction is not None:
-        out.print(prediction_table(r.analysis, r.prediction.throughputs, r.prediction.checks))
-        if r.prediction.checks:
-            out.print(validation_table(r.prediction.checks))
+        from harness.render.prediction import prediction_renderables
+
+        # Fitted to the terminal, else to the 100 columns a pipe or file gets (as the results table).
+        width = out.width if out.is_terminal else TABLE_WIDTH
+        for renderable in prediction_renderables(r.analysis, r.prediction, top, width):
+            out.print(renderable)
         for why in r.prediction.skipped:
             stderr().print(f"left out: {why}")
 
@@ -176,10 +185,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=positive, default=15, help="interleaved timing rounds for --profile (default 15)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or the Invoking thread's CPU time (1 thread only) for --profile")
-    p.add_argument("--top", type=count, default=10, help="heaviest layers shown by --profile (default 10)")
-    p.add_argument("--predict-from", metavar="RUN",
-                   help="predict the model's Invoke on every board of a stored run (run id, or latest) "
-                        "from each board's achieved GFLOP/s, validated leave-one-out on the run's models")
+    p.add_argument("--top", type=count, default=10,
+                   help="heaviest layers shown by --profile, and op kinds by --predict-from (default 10)")
+    p.add_argument("--predict-from", metavar="RUN", nargs="+",
+                   help="predict the model's Invoke on every board of stored runs (run ids or paths of "
+                        "benchmark and profile runs; latest: the latest benchmark run, latest-profile: the "
+                        "latest profile run) from per-op-type rates fitted on them, validated leave-one-out")
     p.add_argument("--profile-from", metavar="RUN",
                    help="per-layer times stored in a run: a profile run's (run id), or those the MCU firmware's "
                         "profiler measured in a benchmark run (run id, or latest: the latest benchmark run)")

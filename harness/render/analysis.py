@@ -7,8 +7,6 @@ renderables and never prints: the CLI decides where they go (stdout).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 
@@ -17,7 +15,6 @@ from harness.models.arena import ArenaFit, FitRow
 from harness.models.precision import SMALL_WEIGHTS, weight_elements
 from harness.render.text import plain
 from harness.results.layers import LayerProfile
-from harness.results.prediction import PredictionCheck, Throughput
 
 
 def human_count(value: float | None) -> str:
@@ -182,35 +179,6 @@ def _throughput_by_type(p: LayerProfile) -> list[str]:
             ns[layer.type] = ns.get(layer.type, 0.0) + layer.ns
     rates = [f"{t} {flops[t] / ns[t]:.3g}" for t in sorted(ns, key=lambda t: -ns[t]) if ns[t] > 0]
     return [f"achieved GFLOP/s by op type: {', '.join(rates)}"] if rates else []
-
-
-def prediction_table(a: ModelAnalysis, fitted: Sequence[Throughput], checks: Sequence[PredictionCheck]) -> Table:
-    """Predicted Invoke of the model on each measured board, with that board's validation error."""
-    table = Table(title=plain(f"{a.path}: {human_count(a.total_flops)} FLOPs, predicted from each board's "
-                              "achieved throughput"), title_justify="left")
-    for name in ("target", "precision", "threads", "GFLOP/s", "from models", "predicted", "LOO error"):
-        table.add_column(name, justify="left" if name in ("target", "precision") else "right")
-    for t in sorted(fitted, key=lambda t: (t.target, t.precision, t.threads)):
-        errors = [abs(c.error) for c in checks
-                  if (c.target, c.precision, c.threads) == (t.target, t.precision, t.threads)]
-        same = t.precision.split("+")[0] == a.scheme_detail  # fitted per finer scheme
-        table.add_row(plain(t.target), t.precision, str(t.threads), f"{t.gflops:.3g}", str(len(t.models)),
-                      human_ns(t.predict_ns(a.total_flops)) + ("" if same else " (other precision)"),
-                      f"{100 * max(errors):.0f} % max" if errors else "n/a (1 model)",
-                      style=None if same else "dim")
-    return table
-
-
-def validation_table(checks: Sequence[PredictionCheck]) -> Table:
-    """Each measured model predicted from the others on its board (leave-one-out)."""
-    table = Table(title="prediction error per board (each model predicted from the board's other models)",
-                  title_justify="left")
-    for name in ("target", "model", "precision", "threads", "measured", "predicted", "error"):
-        table.add_column(name, justify="left" if name in ("target", "model", "precision") else "right")
-    for c in sorted(checks, key=lambda c: (c.target, c.precision, c.threads, c.model)):
-        table.add_row(plain(c.target), plain(c.model), c.precision, str(c.threads), human_ns(c.measured_ns),
-                      human_ns(c.predicted_ns), f"{100 * c.error:+.0f} %")
-    return table
 
 
 def _ranges(indices: tuple[int, ...]) -> str:

@@ -1,30 +1,41 @@
-"""Throughput and latency predicted from FLOPs, from what boards measured in a stored run.
+"""Latency predicted before running, from what boards measured in stored runs.
 
-A board's achieved throughput for one (precision, threads) is the FLOPs it ran per ns of
-measured Invoke (FLOPs/ns = GFLOP/s). The prediction of another model is its FLOPs divided by
-that throughput. It ignores what FLOPs do not capture (memory-bound depthwise layers, per-op
-overhead), which is why every prediction is validated leave-one-out on the measured models.
+Two methods, on the same data:
 
-The precision of a group is the model's ``ModelAnalysis.scheme_detail`` (plus ``+xnnpack`` when
-the delegate was on), not the coarser contract ``scheme``: a weight-only int8 model runs float32
-kernels and must not share a throughput with a dynamic-range int8 one. Emulated boards keep the
-label in their target name, so an emulator's GFLOP/s is never mistaken for a board's.
+- **per op type** (harness.results.fit, the prediction): a rate per (op class, precision) and
+  per-op costs, fitted on the whole-model times of benchmark runs and the per-layer times of
+  profile runs (and of MCU firmware profilers), per board, thread count and XNNPACK setting;
+  a model's prediction is the sum over its ops.
+- **single rate** (``throughputs``, kept for comparison): a board's achieved throughput for one
+  (precision, threads) is the FLOPs it ran per ns of measured Invoke (FLOPs/ns = GFLOP/s), and
+  a model's prediction its FLOPs over it. It ignores what FLOPs alone do not capture (memory-bound
+  depthwise layers, per-op overhead).
+
+Both are validated leave-one-out: each measured model is predicted without any time or profile of
+that model file (matched by sha256), and the error is (predicted - measured) / measured.
+
+The precision of a single-rate group is the model's ``ModelAnalysis.scheme_detail`` (plus
+``+xnnpack`` when the delegate was on), not the coarser contract ``scheme``: a weight-only int8
+model runs float32 kernels and must not share a throughput with a dynamic-range int8 one. The
+per-op fit uses each op's own precision. Emulated boards keep the label in their target name, so
+an emulator's figures are never mistaken for a board's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.models.analysis import ModelAnalysis, analyze
-from harness.models.files import sha256
-from harness.results import store
-from harness.results.summary import summarize
+from harness.models.analysis import ModelAnalysis
+from harness.results import fit as opfit
+from harness.results.readings import Readings, fit_model, read_runs
 
-METHOD = "FLOPs / achieved FLOPs-per-ns of the board (per precision, threads)"
+METHOD = ("sum over ops of FLOPs / fitted rate per (op class, precision) + fitted per-op time, plus the "
+          "Invoke's own time; per board, threads and XNNPACK (non-negative least squares on relative error)")
+SINGLE_RATE_METHOD = "FLOPs / achieved FLOPs-per-ns of the board (per precision, threads)"
 
 
 @dataclass(frozen=True)
@@ -33,10 +44,11 @@ class Measured:
 
     target: str
     model: str
-    precision: str  # the model's finer scheme (ModelAnalysis.scheme_detail)
+    precision: str  # the model's finer scheme (ModelAnalysis.scheme_detail), +xnnpack when it was on
     threads: int
     flops: int
     invoke_ns: float
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,8 @@ class Throughput:
 
 @dataclass(frozen=True)
 class PredictionCheck:
-    """Leave-one-out: ``model`` predicted from the board's other models of the same group."""
+    """Leave-one-out: ``model`` predicted from the board's other models (by the per-op fit when
+    ``single_rate_ns`` is set beside it, else by the single rate alone), with what was extrapolated."""
 
     target: str
     model: str
@@ -64,11 +77,17 @@ class PredictionCheck:
     threads: int
     measured_ns: float
     predicted_ns: float
+    single_rate_ns: float | None = None
+    extrapolated: tuple[str, ...] = ()
 
     @property
     def error(self) -> float:
         """(predicted - measured) / measured."""
         return (self.predicted_ns - self.measured_ns) / self.measured_ns
+
+    @property
+    def single_rate_error(self) -> float | None:
+        return None if self.single_rate_ns is None else (self.single_rate_ns - self.measured_ns) / self.measured_ns
 
 
 def throughputs(measured: Sequence[Measured]) -> list[Throughput]:
@@ -82,12 +101,16 @@ def throughputs(measured: Sequence[Measured]) -> list[Throughput]:
                        tuple(m.model for m in ms)) for (t, p, n), ms in groups.items()]
 
 
+def _same_model(a: Measured, b: Measured) -> bool:
+    return a is b or bool(a.sha256 and a.sha256 == b.sha256)
+
+
 def validate_predictions(measured: Sequence[Measured]) -> list[PredictionCheck]:
     """Predict each measured model from the other models of its (target, precision, threads)
-    group; groups of one model cannot be validated and are left out."""
+    group by the single rate; groups of one model cannot be validated and are left out."""
     checks = []
     for m in measured:
-        others = [o for o in measured if o is not m and (o.target, o.precision, o.threads)
+        others = [o for o in measured if not _same_model(o, m) and (o.target, o.precision, o.threads)
                   == (m.target, m.precision, m.threads)]
         fitted = throughputs(others)
         if fitted:
@@ -97,74 +120,109 @@ def validate_predictions(measured: Sequence[Measured]) -> list[PredictionCheck]:
 
 
 @dataclass(frozen=True)
+class BoardPrediction:
+    """The model predicted on one group by the per-op fit, and the fit it came from."""
+
+    fit: opfit.Fit
+    estimate: opfit.Estimate
+
+    def to_json(self) -> dict[str, Any]:
+        f, e = self.fit, self.estimate
+        return {"target": f.group.target, "threads": f.group.threads, "xnnpack": f.group.xnnpack,
+                "predicted_ns": e.ns, "invoke_ns": f.invoke_ns,
+                "per_op_ns": f.per_op_ns,
+                "rates": [{"class": c, "precision": p, "gflops": _finite(f.gflops((c, p)))}
+                          for c, p in sorted(f.ns_per_flop)],
+                "breakdown": [{"class": p.cls, "precision": p.precision, "ops": p.ops, "flops": p.flops,
+                               "ns": p.ns, "extrapolated": p.extrapolated} for p in e.parts],
+                "extrapolated": list(e.extrapolated),
+                "models": list(f.models), "profiles": list(f.profiles)}
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: a rate whose ops cost no FLOP time is null."""
+    return x if x != float("inf") else None
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """One model (of ``flops`` FLOPs) predicted on every board of a run, with the leave-one-out
-    check of each board and why any benchmark of the run was left out."""
+    """One model (of ``flops`` FLOPs) predicted on every group of the runs: by the per-op fit
+    (``boards``), by the single rate (``throughputs``), the leave-one-out check of each measured
+    model (``checks``, both methods side by side) and why anything stored was left out."""
 
     flops: int
     throughputs: tuple[Throughput, ...]
     checks: tuple[PredictionCheck, ...]
     skipped: tuple[str, ...]
+    boards: tuple[BoardPrediction, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         """The ``prediction`` object of ``harness analyze --json`` (times in ns)."""
         return {
             "method": METHOD,
+            "single_rate_method": SINGLE_RATE_METHOD,
+            "boards": [b.to_json() for b in self.boards],
             "throughputs": [{"target": t.target, "precision": t.precision, "threads": t.threads,
                              "gflops": t.gflops, "models": list(t.models),
                              "predicted_ns": t.predict_ns(self.flops)} for t in self.throughputs],
             "validation": [{"target": c.target, "model": c.model, "precision": c.precision,
                             "threads": c.threads, "measured_ns": c.measured_ns,
-                            "predicted_ns": c.predicted_ns, "error": c.error} for c in self.checks],
+                            "predicted_ns": c.predicted_ns, "error": c.error,
+                            "single_rate_predicted_ns": c.single_rate_ns,
+                            "single_rate_error": c.single_rate_error,
+                            "extrapolated": list(c.extrapolated)} for c in self.checks],
             "skipped": list(self.skipped),
         }
 
 
+def measured_of(readings: Readings) -> list[Measured]:
+    """The whole-model times as the single rate reads them."""
+    return [Measured(w.group.target, w.model.name, w.model.scheme + ("+xnnpack" if w.group.xnnpack else ""),
+                     w.group.threads, w.model.flops, w.ns, w.model.sha256) for w in readings.wholes]
+
+
 def measured_from_run(run: Path) -> tuple[list[Measured], list[str]]:
-    """What the run in directory ``run`` measured, as Measured (median Invoke ns with the model's
-    FLOPs), and why any benchmark was left out: no Invoke samples, or the model file measured is
-    gone or changed (its sha256 no longer matches, so its FLOPs cannot be counted)."""
-    meta, benchmarks = store.load_run(run)
-    models = meta.get("models")
-    # Without run.json's model list no file can be found again: say so, not "no longer at None".
-    unknown = None
-    if not isinstance(models, dict):
-        unknown = store.read_meta(run)[1] or f"run.json of {run.name} lists no models"
-    by_sha = {sha: Path(p) for p, sha in models.items()} if isinstance(models, dict) else {}
-    measured: list[Measured] = []
-    skipped: list[str] = []
-    analyses: dict[Path, ModelAnalysis] = {}
-    for b in benchmarks:
-        s = summarize(b)
-        model = by_sha.get(b.model_sha256)
-        if s.invoke is None or not s.invoke.median:
-            skipped.append(f"{b.target} {b.model}: no Invoke samples")
-            continue
-        if model is None:
-            why = f"{unknown}; model paths unknown" if unknown else f"run.json of {run.name} does not list it"
-            skipped.append(f"{b.target} {b.model}: {why}")
-            continue
-        if not model.is_file() or sha256(model) != b.model_sha256:
-            skipped.append(f"{b.target} {b.model}: the model file measured is no longer at {model}")
-            continue
-        if model not in analyses:
-            analyses[model] = analyze(model)
-        a = analyses[model]
-        target = b.target + (" (emulated)" if b.hello.get("emulated") else "")
-        precision = a.scheme_detail + ("+xnnpack" if b.model_info.get("xnnpack") else "")
-        measured.append(Measured(target, b.model, precision, b.threads, a.total_flops, s.invoke.median))
-    return measured, skipped
+    """What the benchmark run in directory ``run`` measured, as Measured (median Invoke ns with the
+    model's FLOPs), and why any benchmark was left out: no Invoke samples, or the model file
+    measured is gone or changed (its sha256 no longer matches, so its FLOPs cannot be counted)."""
+    readings = read_runs([run])
+    return measured_of(readings), list(readings.skipped)
 
 
-def predict(analysis: ModelAnalysis, run: Path) -> Prediction:
-    """The model of ``analysis`` predicted from every board of the run in directory ``run``.
+def checks_of(readings: Readings) -> list[PredictionCheck]:
+    """Every measured model predicted leave-one-out by the per-op fit, its single-rate prediction beside it."""
+    single = {(c.target, c.model, c.precision, c.threads): c.predicted_ns
+              for c in validate_predictions(measured_of(readings))}
+    checks = []
+    for c in opfit.leave_one_out(readings.wholes, readings.layers):
+        g = c.group
+        precision = c.model.scheme + ("+xnnpack" if g.xnnpack else "")
+        checks.append(PredictionCheck(g.target, c.model.name, precision, g.threads, c.measured_ns, c.estimate.ns,
+                                      single.get((g.target, c.model.name, precision, g.threads)),
+                                      c.estimate.extrapolated))
+    return checks
 
-    Raises ConfigError naming the run when it has no Invoke measurement to predict from.
+
+def predict(analysis: ModelAnalysis, runs: Path | Sequence[Path]) -> Prediction:
+    """The model of ``analysis`` predicted on every group measured in ``runs`` (run directories:
+    benchmark runs and profile runs).
+
+    Raises ConfigError naming the runs when none has an Invoke measurement or a profile to predict from.
     """
-    measured, skipped = measured_from_run(run)
-    if not measured:
-        why = f" ({'; '.join(skipped[:3])})" if skipped else ""
-        raise ConfigError(f"run {run.name!r} has no Invoke measurements to predict from{why}",
-                          hint="run `harness run` first, or pass --predict-from RUN_ID")
-    return Prediction(analysis.total_flops, tuple(throughputs(measured)), tuple(validate_predictions(measured)),
-                      tuple(skipped))
+    paths = [runs] if isinstance(runs, Path) else list(runs)
+    readings = read_runs(paths)
+    if not readings.wholes and not readings.layers:
+        why = f" ({'; '.join(readings.skipped[:3])})" if readings.skipped else ""
+        names = ", ".join(repr(p.name) for p in paths)
+        raise ConfigError(f"run {names} has no Invoke measurements or profiles to predict from{why}",
+                          hint="run `harness run` (or `harness analyze MODEL --profile TARGET`) first, "
+                               "or pass --predict-from RUN_ID")
+    model = fit_model(analysis, analysis.path, "")
+    groups = sorted({w.group for w in readings.wholes} | {p.group for p in readings.layers},
+                    key=lambda g: (g.target, g.threads, g.xnnpack))
+    boards = []
+    for g in groups:
+        fitted = opfit.fit(g, readings.wholes, readings.layers)
+        boards.append(BoardPrediction(fitted, fitted.estimate(model)))
+    return Prediction(analysis.total_flops, tuple(throughputs(measured_of(readings))),
+                      tuple(checks_of(readings)), tuple(readings.skipped), tuple(boards))
