@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import tempfile
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from harness import config
-from harness.cli.common import count, positive, run_dir, stderr, stdout
+from harness.cli.common import above_zero, count, positive, run_dir, stderr, stdout
 from harness.config import Target
 from harness.errors import ConfigError
 from harness.render.text import visible
@@ -187,17 +186,6 @@ def _print(r: Report, top: int) -> None:
             stderr().print(f"left out: {why}")
 
 
-def _positive_number(text: str) -> float:
-    """A finite number above 0 (a percentage, a time bound)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="per-operator shapes, MACs/FLOPs, parameters and precision of a model",
                        description="Read a .tflite on the host (no board): every operator with its type, "
@@ -221,10 +209,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=positive, default=None,
                    help="exactly this many interleaved timing rounds for --profile, in one agent session "
                         "(default: adaptive, see --target-se and --max-time)")
-    p.add_argument("--target-se", type=_positive_number, default=None, metavar="PCT",
+    p.add_argument("--target-se", type=above_zero, default=None, metavar="PCT",
                    help="adaptive --profile: add rounds until the sum check's standard error is under PCT %% "
                         "(default 2)")
-    p.add_argument("--max-time", type=_positive_number, default=None, metavar="S",
+    p.add_argument("--max-time", type=above_zero, default=None, metavar="S",
                    help="adaptive --profile: the time bound on the board's part, in seconds (default 60); the "
                         "output says whether the SE target or this bound stopped it")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
