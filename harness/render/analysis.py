@@ -143,7 +143,7 @@ def human_ns(ns: float) -> str:
 def profile_table(p: LayerProfile, top: int = 10) -> Table:
     """The heaviest rows (an op, or a delegate partition as one row): measured time with its 95 %
     interval and share, next to the row's share of the FLOPs; a row below resolution reads
-    "< upper end" of its interval."""
+    "< upper end" of its interval (never a negative time)."""
     rows = p.heaviest_rows(top)
     what = "rows" if any(row.fused for row in p.groups) else "layers"
     table = Table(title=plain(f"{p.model} on {p.target}: heaviest {len(rows)} of {len(p.groups)} {what} "
@@ -159,7 +159,8 @@ def profile_table(p: LayerProfile, top: int = 10) -> Table:
             time, share, style = human_ns(row.ns), f"{100 * row.time_share:.1f}", None
         else:
             assert row.interval_ns is not None  # only a row with an interval is below resolution
-            time, share, ratio, style = f"< {human_ns(row.interval_ns[1])}", "~0", "", "dim"
+            upper = row.interval_ns[1]
+            time, share, ratio, style = (f"< {human_ns(upper)}" if upper > 0 else "~0"), "~0", "", "dim"
         index = str(row.first) if row.first == row.last else f"{row.first}–{row.last}"
         table.add_row(index, plain(row.label()), time, interval, share,
                       "unknown" if row.flops_share is None else f"{100 * row.flops_share:.1f}", ratio, style=style)

@@ -6,8 +6,8 @@ through the estimator of harness.results.layer_stats: one time per op (a *layer*
 XNNPACK on, the ops the delegate took over: ``delegated``, from the board): prefixes that end
 inside a partition split the delegate's graph, so only the prefixes on its boundaries time it as
 the benchmarked model runs it. The sum check adds the rows' raw medians, negative ones included
-(clipping them would bias it upwards). A row whose 95 % interval includes zero and whose median
-is under the interval's half-width is *below resolution*: the profile cannot tell it from zero.
+(clipping them would bias it upwards). A row is *below resolution* unless its 95 % interval lies
+above zero: the profile cannot tell it from zero, and it is never shown as a negative time.
 Re-exported by harness.results.layers, whose names are the public API.
 """
 
@@ -44,8 +44,10 @@ class OpsFacts(Protocol):
 
 
 def below_resolution(ns: float, interval: tuple[float, float] | None) -> bool:
-    """True when the interval includes zero and the median is under its half-width."""
-    return interval is not None and interval[0] <= 0 <= interval[1] and ns < (interval[1] - interval[0]) / 2
+    """True unless the time is told apart from zero: its 95 % interval lies above 0 and so does
+    the median. A row that comes out negative is never shown as a negative time: it is below
+    resolution (when its whole interval is below 0, a note says more)."""
+    return interval is not None and not (interval[0] > 0 and ns > 0)
 
 
 def _interval_json(interval: tuple[float, float] | None) -> list[int] | None:
@@ -264,12 +266,13 @@ def profile_notes(p: LayerProfile) -> tuple[str, ...]:
     low = [row for row in p.groups if not row.resolved]
     if low:
         notes.append(f"{len(low)} of {len(p.groups)} rows below resolution (ops {_ops(low)}): their 95 % "
-                     "interval includes 0 and their median is under its half-width, so they are shown as "
-                     "< the interval's upper end; the JSON keeps each raw median, which the sum check adds")
+                     "interval reaches 0 or below, so they are shown as < the interval's upper end, not as "
+                     "times; the JSON keeps each raw median, which the sum check adds")
     negative = [row for row in p.groups if row.interval_ns is not None and row.interval_ns[1] < 0]
     if negative:
-        notes.append(f"{len(negative)} row(s) below zero beyond their noise (ops {_ops(negative)}): the prefix "
-                     "boundary changes what the runtime does there (the cut tensor becomes a model output)")
+        notes.append(f"{len(negative)} row(s) below zero beyond their noise (ops {_ops(negative)}): chance "
+                     "(one 95 % interval in 40 misses), or the prefix boundary changes what the runtime "
+                     "does there (the cut tensor becomes a model output)")
     return tuple(notes)
 
 
