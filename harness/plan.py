@@ -165,28 +165,55 @@ class ProfilePlan:
     """What per-layer profiling measures (`harness analyze --profile`), sent explicitly to the board.
 
     Defaults, and why:
-    - 15 rounds: a layer's time is a median over rounds x slices paired turns; 75 turns keep its
-      standard error a few % of a ms-scale model on a loaded 2-core machine.
+    - ``rounds`` None: adaptive. The agent runs in *sessions* (one process each) until the sum
+      check's standard error is under ``target_se`` (2 %: the layers then add up to the whole within
+      a few % from noise alone) or the next session would end after ``max_time_s`` (60 s: about
+      what a full profile of a ms-scale 50-op model needs on a quiet board; the output says which
+      came first). ``rounds`` N: exactly N rounds in one session, no time bound (``target_se`` and
+      ``max_time_s`` unused).
     - 5 ms of Invokes per model per round, in 5 turns of at least 3 Invokes: prefix i and i+1 are
-      timed right beside each other, so drift cancels in their difference, and a turn's median
-      shrugs off one Invoke the OS interrupted.
-    - XNNPACK off: with it on, the whole model fuses ops a prefix boundary separates.
+      timed right beside each other, and a turn's median shrugs off one Invoke the OS interrupted.
+      Turns alternate forward and reverse order, so a drift within a turn cancels between them.
+    - XNNPACK off: every op its own kernel. With it on, the delegate's partitions are the rows.
     - clock "wall" (perf_counter_ns); "cpu" is the Invoking thread's CPU time, 1 thread only.
     """
 
     threads: int = 1
     xnnpack: bool = False
-    rounds: int = 15
+    rounds: int | None = None
     min_time_s: float = 0.005
     slices: int = 5
     min_per_slice: int = 3
     seed: int = 0
     clock: str = "wall"
+    target_se: float = 0.02
+    max_time_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.rounds is not None and self.rounds < 1:
+            raise ValueError("rounds must be at least 1 (or None: adaptive)")
+        if self.target_se <= 0 or self.max_time_s <= 0:
+            raise ValueError("target_se and max_time_s must be positive")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.rounds is None
 
     def as_dict(self) -> dict[str, Any]:
         return {"threads": self.threads, "xnnpack": self.xnnpack, "rounds": self.rounds,
                 "min_time_s": self.min_time_s, "slices": self.slices, "min_per_slice": self.min_per_slice,
-                "seed": self.seed, "clock": self.clock}
+                "seed": self.seed, "clock": self.clock, "target_se": self.target_se,
+                "max_time_s": self.max_time_s}
+
+
+@dataclass(frozen=True)
+class ProfileSession:
+    """One agent process of a profile job: ``rounds`` rounds, fewer if ``max_time_s`` (seconds on
+    the board since the agent started; 0: no bound) would be passed by one more."""
+
+    index: int
+    rounds: int
+    max_time_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +229,9 @@ class ProfileJob:
     # Each op's {"index", "type", "flops"} (harness analyze), stored with the raw rounds so that a
     # stored profile is recomputed without the model file.
     ops: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    # The agent process to run now (harness.scenarios.profile sets it per session); None: one
+    # process of ``plan.rounds`` rounds.
+    session: ProfileSession | None = field(default=None, compare=False)
 
     @property
     def threads(self) -> int:

@@ -155,6 +155,53 @@ def small_cnn(path: Path, batch_signature: bool = False) -> Path:
     return b.write(path, [x], [s])
 
 
+def deep_cnn(path: Path, blocks: int = 16, size: int = 24, channels: int = 16, lrn_after: int | None = None) -> Path:
+    """A residual stack of 4 + 3 x ``blocks`` ops (16 blocks: 52), millisecond-scale like a real
+    model and with tiny ops among big ones: stem conv 3x3 (size x size x 3 -> ``channels``), then per
+    block depthwise 3x3, conv 1x1 (relu) and ADD of the block's input; then mean pool, reshape, fully
+    connected 10. ``lrn_after=i`` puts a LOCAL_RESPONSE_NORMALIZATION (which XNNPACK does not take)
+    after block i, so XNNPACK splits the model into two delegate partitions around it."""
+    b = ModelBuilder()
+    x = b.tensor("input", [1, size, size, 3])
+    h = b.tensor("stem", [1, size, size, channels])
+    opt = conv_options(1, fb.Padding.SAME)
+    opt.fusedActivationFunction = fb.ActivationFunctionType.RELU
+    b.op(fb.BuiltinOperator.CONV_2D, [x, b.weights("stem/w", [channels, 3, 3, 3]),
+                                      b.weights("stem/b", [channels])], [h], opt, fb.BuiltinOptions.Conv2DOptions)
+    for i in range(blocks):
+        shape = [1, size, size, channels]
+        d, c, s = (b.tensor(f"b{i}/{n}", shape) for n in ("dw", "pw", "add"))
+        b.op(fb.BuiltinOperator.DEPTHWISE_CONV_2D, [h, b.weights(f"b{i}/dw/w", [1, 3, 3, channels]),
+                                                    b.weights(f"b{i}/dw/b", [channels])],
+             [d], depthwise_options(1), fb.BuiltinOptions.DepthwiseConv2DOptions)
+        b.op(fb.BuiltinOperator.CONV_2D, [d, b.weights(f"b{i}/pw/w", [channels, 1, 1, channels]),
+                                          b.weights(f"b{i}/pw/b", [channels])],
+             [c], opt, fb.BuiltinOptions.Conv2DOptions)
+        b.op(fb.BuiltinOperator.ADD, [c, h], [s], fb.AddOptionsT(), fb.BuiltinOptions.AddOptions)
+        h = s
+        if lrn_after == i:
+            n = b.tensor(f"b{i}/lrn", shape)
+            lo = fb.LocalResponseNormalizationOptionsT()
+            lo.radius, lo.bias, lo.alpha, lo.beta = 2, 1.0, 1e-4, 0.75
+            b.op(fb.BuiltinOperator.LOCAL_RESPONSE_NORMALIZATION, [h], [n], lo,
+                 fb.BuiltinOptions.LocalResponseNormalizationOptions)
+            h = n
+    m = b.tensor("mean", [1, channels])
+    mo = fb.ReducerOptionsT()
+    mo.keepDims = False
+    b.op(fb.BuiltinOperator.MEAN, [h, b.tensor("mean/axes", [2], np.array([1, 2], np.int32), I32)], [m],
+         mo, fb.BuiltinOptions.ReducerOptions)
+    r = b.tensor("flat", [1, channels])
+    ro = fb.ReshapeOptionsT()
+    ro.newShape = [1, channels]
+    b.op(fb.BuiltinOperator.RESHAPE, [m, b.tensor("flat/shape", [2], np.array([1, channels], np.int32), I32)],
+         [r], ro, fb.BuiltinOptions.ReshapeOptions)
+    f = b.tensor("logits", [1, 10])
+    b.op(fb.BuiltinOperator.FULLY_CONNECTED, [r, b.weights("fc/w", [10, channels]), b.weights("fc/b", [10])],
+         [f], fb.FullyConnectedOptionsT(), fb.BuiltinOptions.FullyConnectedOptions)
+    return b.write(path, [x], [f])
+
+
 def run_litert(path: Path) -> list[tuple[int, ...]]:
     """Invoke the model once in LiteRT; the output shapes the runtime computed."""
     from ai_edge_litert.interpreter import Interpreter

@@ -125,21 +125,25 @@ def test_quantized_prefixes_run(tmp_path: Path) -> None:
 @settings(max_examples=60, deadline=None)
 @given(layers=st.lists(st.integers(0, 10**6), min_size=1, max_size=12),
        overhead=st.integers(100, 10**4),
-       drift=st.lists(st.integers(0, 10**6), min_size=1, max_size=9))
-def test_exact_samples_give_exact_layers_despite_drift(layers: list[int], overhead: int, drift: list[int]) -> None:
-    """Prefix k takes overhead + the first k layers; each round adds its own offset (drift) to every
-    model of the round. Paired differences cancel the drift and the sum check is exactly 0."""
+       speeds=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=9))
+def test_exact_samples_give_exact_layers_despite_drift(layers: list[int], overhead: int,
+                                                       speeds: list[tuple[int, int]]) -> None:
+    """Prefix k takes overhead + the first k layers; each turn runs at its own speed (the board
+    drifting, or switching speed states), which scales every model of the turn. Normalising each
+    turn by its speed cancels the drift: the layers are exact at the median speed, and the sum
+    check is exactly 0 with no spread."""
     from harness.models.analysis import ModelAnalysis, OpInfo
 
     ops = tuple(OpInfo(i, "ADD", "compute", (), (), 2, 0, 0, "float32") for i in range(len(layers)))
     analysis = ModelAnalysis("m", 0, 0, ops, "float32", 0, 0, (), ())
     prefix_ns = [overhead + sum(layers[:k]) for k in range(len(layers) + 1)]
-    # Two turns per round; each turn has its own offset too.
-    rounds = [[[t + d, t + d, t + 2 * d, t + 2 * d] for t in [*prefix_ns, prefix_ns[-1]]] for d in drift]
+    # Two turns per round, two samples per turn, each turn at its own (integer) speed.
+    rounds = [[[t * a, t * a, t * b, t * b] for t in [*prefix_ns, prefix_ns[-1]]] for a, b in speeds]
     p = layer_profile(analysis, rounds, slices=2)
-    assert [layer.ns for layer in p.layers] == layers
-    assert p.sum_ns == sum(layers)
-    assert p.overhead_ns == overhead + statistics.median([d * k for d in drift for k in (1, 2)])
+    median_speed = statistics.median([f for pair in speeds for f in pair])
+    assert [layer.ns for layer in p.layers] == pytest.approx([x * median_speed for x in layers], rel=1e-9, abs=1e-6)
+    assert p.sum_ns == pytest.approx(sum(layers) * median_speed, rel=1e-9)
+    assert p.whole_ns == pytest.approx(prefix_ns[-1] * median_speed, rel=1e-9)
     assert p.sum_check == pytest.approx(0.0, abs=1e-9)
     assert p.sum_check_se == pytest.approx(0.0, abs=1e-9)
 
@@ -276,10 +280,14 @@ def test_profile_over_ssh_on_a_tflite_runtime_board(ssh_env: Any, ssh_lab: Any, 
     assert all(m["bytes"] > 0 for m in pushed)  # a fresh workdir: everything was sent
 
 
-def test_profile_with_xnnpack_says_what_it_cannot_split(tmp_path: Path) -> None:
+def test_profile_with_xnnpack_times_its_partition_and_says_what_it_hides(tmp_path: Path) -> None:
+    """XNNPACK takes the whole small CNN as one partition: one row, timed as the benchmark runs it."""
     p = profile(local_target(), small_cnn(tmp_path / "m.tflite"), tmp_path, rounds=2, xnnpack=True)
-    assert p.xnnpack is True
-    assert any("XNNPACK on" in note for note in p.notes)
+    assert p.xnnpack is True and p.delegated == (tuple(range(6)),)
+    (row,) = p.groups
+    assert (row.first, row.last, row.delegate, row.fused) == (0, 5, "XNNPACK", True)
+    assert {layer.group for layer in p.layers} == {0}
+    assert any("XNNPACK took ops 0–5" in note and "split estimates" in note for note in p.notes)
 
 
 # --- a TFLite Micro firmware's own profiler (op_profile messages) --------------------------------

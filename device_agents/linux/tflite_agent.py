@@ -751,8 +751,43 @@ def load_models(args, interpreter_cls, resolver, np):
         interpreters.append(interpreter)
         described.append({"path": os.path.basename(path), "init_ns": init_ns,
                           "inputs": _tensor_details(details),
-                          "outputs": _tensor_details(interpreter.get_output_details())})
+                          "outputs": _tensor_details(interpreter.get_output_details()),
+                          "delegated": delegated_ops(interpreter)})
     return interpreters, described
+
+
+def delegated_ops(interpreter):
+    """The ops each delegate node of the execution plan took over, as sorted lists of op indices
+    (one per node; [] when no delegate applied), or None when the runtime does not list its nodes.
+
+    After delegation `_get_ops_details()` lists the model's ops, then one DELEGATE node per
+    partition, whose inputs are everything the partition reads (activations and weights) and
+    whose outputs are what it writes: its ops are those found walking back from its outputs to
+    its inputs."""
+    try:
+        nodes = interpreter._get_ops_details()
+    except Exception:
+        return None
+    producer = {}
+    for node in nodes:
+        if node["op_name"] != "DELEGATE":
+            for t in node["outputs"]:
+                producer[int(t)] = int(node["index"])
+    by_index = dict((int(node["index"]), node) for node in nodes)
+    partitions = []
+    for node in nodes:
+        if node["op_name"] != "DELEGATE":
+            continue
+        reads = set(int(t) for t in node["inputs"])
+        stack, taken = [int(t) for t in node["outputs"]], set()
+        while stack:
+            t = stack.pop()
+            if t in reads or t not in producer or producer[t] in taken:
+                continue
+            taken.add(producer[t])
+            stack.extend(int(i) for i in by_index[producer[t]]["inputs"] if int(i) >= 0)
+        partitions.append(sorted(taken))
+    return partitions
 
 
 def per_slice_counts(interpreters, args):
@@ -773,12 +808,14 @@ def per_slice_counts(interpreters, args):
 
 def time_round(interpreters, per_slice, args, r):
     """One round: every model gets its Invokes in --slices turns, models taking turns in forward,
-    then reverse order, so a burst of load on the board hits every model about alike."""
+    then reverse order, so a drift within a turn hits neighbouring prefixes with opposite signs in
+    turns of opposite order and cancels between them. Returns the samples and each turn's order."""
     forward = list(range(len(interpreters)))
     ns = [[] for _ in interpreters]
     cpu = [[] for _ in interpreters]
+    orders = [(r + s) % 2 == 0 for s in range(args.slices)]
     for s in range(args.slices):
-        for k in (forward if (r + s) % 2 == 0 else forward[::-1]):
+        for k in (forward if orders[s] else forward[::-1]):
             invoke, samples, cpu_samples = interpreters[k].invoke, ns[k], cpu[k]
             for _ in range(per_slice[k]):
                 c0 = cpu_clock()
@@ -787,19 +824,21 @@ def time_round(interpreters, per_slice, args, r):
                 t1 = clock()
                 cpu_samples.append(cpu_clock() - c0)
                 samples.append(t1 - t0)
-    return ns, cpu
+    return ns, cpu, orders
 
 
 def profile(args):
-    """Time Invoke of every model given, in --rounds interleaved rounds (PROTOCOL.md, profile mode)."""
+    """Time Invoke of every model given, in --rounds interleaved rounds, or fewer when one more
+    would end after --max-time seconds since the agent started (PROTOCOL.md, profile mode)."""
+    started = clock()
     try:
         import numpy as np
     except ImportError:
         raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
                            % sys.executable)
-    if args.rounds < 1 or args.slices < 1 or args.min_per_slice < 1 or args.min_time < 0:
+    if args.rounds < 1 or args.slices < 1 or args.min_per_slice < 1 or args.min_time < 0 or args.max_time < 0:
         raise AgentFailure("usage", "--rounds, --slices and --min-per-slice must be at least 1, "
-                           "--min-time at least 0")
+                           "--min-time and --max-time at least 0")
     name, interpreter_cls, resolver = pick_runtime(args.runtime)
     emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, mode="profile", board=board_info(),
          runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
@@ -808,14 +847,24 @@ def profile(args):
     emit("models", models=described)
     t0 = clock()
     per_slice = per_slice_counts(interpreters, args)
-    emit("plan", rounds=args.rounds, slices=args.slices, per_slice=per_slice, min_time_s=args.min_time,
-         min_per_slice=args.min_per_slice, threads=args.threads, xnnpack=args.xnnpack == "on",
-         seed=args.seed, order="models take turns per slice, order reversed every slice")
-    for r in range(-1, args.rounds):  # round -1 is a warm-up at the calibrated length, not reported
-        ns, cpu = time_round(interpreters, per_slice, args, r)
-        if r >= 0:
-            emit("round", round=r, ns=ns, cpu_ns=cpu)
-    emit("summary", rounds=args.rounds, wall_ns=clock() - t0)
+    emit("plan", rounds=args.rounds, max_time_s=args.max_time, slices=args.slices, per_slice=per_slice,
+         min_time_s=args.min_time, min_per_slice=args.min_per_slice, threads=args.threads,
+         xnnpack=args.xnnpack == "on", seed=args.seed,
+         order="models take turns per slice, order reversed every slice")
+    w0 = clock()
+    time_round(interpreters, per_slice, args, -1)  # a warm-up round at the calibrated length, not reported
+    longest = clock() - w0
+    done, stopped_by = 0, "rounds"
+    while done < args.rounds:
+        if done and args.max_time and clock() - started + longest > args.max_time * 1e9:
+            stopped_by = "max_time"  # one more round, as long as the longest, would pass the bound
+            break
+        r0 = clock()
+        ns, cpu, orders = time_round(interpreters, per_slice, args, done)
+        longest = max(longest, clock() - r0)
+        emit("round", round=done, ns=ns, cpu_ns=cpu, forward=orders, wall_ns=clock() - r0)
+        done += 1
+    emit("summary", rounds=done, stopped_by=stopped_by, wall_ns=clock() - t0)
 
 
 # --- eval mode: the raw outputs of every sample of an evaluation set, untimed ----------------
@@ -960,6 +1009,9 @@ def _profile_parser(sub):
     r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
     r.add_argument("--xnnpack", default="off", choices=("on", "off"))
     r.add_argument("--rounds", type=int, default=15)
+    r.add_argument("--max-time", type=float, default=0.0,
+                   help="seconds since the agent started after which no round starts that, as long as "
+                        "the longest so far, would end past them (at least one round runs; 0: no bound)")
     r.add_argument("--min-time", type=float, default=0.005,
                    help="seconds of Invoke samples per model per round (at least one sample per slice)")
     r.add_argument("--slices", type=int, default=5, help="turns per round in which the models alternate")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from harness import config
-from harness.cli.common import TABLE_WIDTH, count, positive, run_dir, stderr, stdout
+from harness.cli.common import TABLE_WIDTH, above_zero, count, positive, run_dir, stderr, stdout
 from harness.config import Target
 from harness.errors import ConfigError
 from harness.render.text import visible
@@ -21,6 +21,7 @@ from harness.render.text import visible
 if TYPE_CHECKING:  # imported where used: `harness run` need not load model analysis
     from harness.models.analysis import ModelAnalysis
     from harness.models.arena import ArenaFit, FitRow
+    from harness.plan import ProfilePlan
     from harness.results.layers import LayerProfile
     from harness.results.prediction import Prediction
 
@@ -100,16 +101,18 @@ def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[st
              source: Path) -> tuple[list[LayerProfile], signal.Signals | None]:
     """--profile TARGET: a profile run in --results; its profile (or what Ctrl-C left of it), and
     the signal that interrupted it, if one did. Raises the board's error after saying where the run is."""
-    from harness.plan import ProfilePlan
     from harness.scenarios.profile import run_profile
 
     (board,) = config.select(targets, [args.profile], source)
-    plan = ProfilePlan(threads=args.threads, xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock)
+    plan = _profile_plan(args)
     err = stderr()
-    err.print(visible(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ..."),
+    until = (f"{plan.rounds} rounds" if plan.rounds is not None else
+             f"until the sum check's SE is under {100 * plan.target_se:g} %, at most {plan.max_time_s:g} s")
+    err.print(visible(f"timing {len(analysis.ops) + 1} prefixes of {args.model.name} on {board.name} ({until}) ..."),
               markup=False)
     with tempfile.TemporaryDirectory(prefix="harness-prefixes-") as work:
-        run = run_profile(board, args.model, Path(work), args.results, plan, analysis=analysis)
+        run = run_profile(board, args.model, Path(work), args.results, plan, analysis=analysis,
+                          observer=SessionProgress())
     interrupted = run.status == "interrupted"
     if interrupted:
         err.print(Text.assemble(("interrupted", "yellow"), f": everything measured so far is in {run.path} "
@@ -123,6 +126,36 @@ def _profile(args: argparse.Namespace, analysis: ModelAnalysis, targets: dict[st
     if outcome.error is not None and not interrupted:
         raise outcome.error
     return ([outcome.profile] if outcome.profile is not None else []), stopped_by
+
+
+def _profile_plan(args: argparse.Namespace) -> ProfilePlan:
+    """The profile plan of the options: --rounds N fixes the rounds; otherwise adaptive, bounded by
+    --max-time and aiming at --target-se (which a fixed --rounds cannot be given with)."""
+    from harness.plan import ProfilePlan
+
+    adaptive = {k: v for k, v in (("max_time_s", args.max_time),
+                                  ("target_se", None if args.target_se is None else args.target_se / 100))
+                if v is not None}
+    if args.rounds is not None and adaptive:
+        given = " and ".join(f"--{k.removesuffix('_s').replace('_', '-')}" for k in adaptive)
+        args.analyze_parser.error(f"--rounds fixes the rounds; {given} bound(s) adaptive rounds: give one or the other")
+    return ProfilePlan(threads=args.threads, xnnpack=args.xnnpack == "on", rounds=args.rounds, clock=args.clock,
+                       **adaptive)
+
+
+class SessionProgress:
+    """Shows each agent session of an adaptive profile on stderr: why the host asked for more."""
+
+    def job_started(self, job: object) -> None:
+        pass
+
+    def job_message(self, job: object, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "session" and msg.get("index") and msg.get("sum_check_se") is not None:
+            stderr().print(f"sum check SE {100 * msg['sum_check_se']:.1f} %: {msg['rounds']} more rounds "
+                           f"({msg['max_time_s']:.0f} s left)", markup=False)
+
+    def job_finished(self, outcome: object) -> None:
+        pass
 
 
 def _json(r: Report) -> dict[str, Any]:
@@ -182,7 +215,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive, default=1, help="interpreter threads for --profile (default 1)")
     p.add_argument("--xnnpack", choices=("on", "off"), default="off",
                    help="XNNPACK for --profile (default off: fused ops cannot be split into layers)")
-    p.add_argument("--rounds", type=positive, default=15, help="interleaved timing rounds for --profile (default 15)")
+    p.add_argument("--rounds", type=positive, default=None,
+                   help="exactly this many interleaved timing rounds for --profile, in one agent session "
+                        "(default: adaptive, see --target-se and --max-time)")
+    p.add_argument("--target-se", type=above_zero, default=None, metavar="PCT",
+                   help="adaptive --profile: add rounds until the sum check's standard error is under PCT %% "
+                        "(default 2)")
+    p.add_argument("--max-time", type=above_zero, default=None, metavar="S",
+                   help="adaptive --profile: the time bound on the board's part, in seconds (default 60); the "
+                        "output says whether the SE target or this bound stopped it")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall time, or the Invoking thread's CPU time (1 thread only) for --profile")
     p.add_argument("--top", type=count, default=10,
@@ -196,5 +237,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "profiler measured in a benchmark run (run id, or latest: the latest benchmark run)")
     p.add_argument("--results", type=Path, default=Path("results"),
                    help="results directory: where --profile stores its run, and --predict-from/--profile-from read")
-    p.set_defaults(func=cmd_analyze)
+    p.set_defaults(func=cmd_analyze, analyze_parser=p)
 

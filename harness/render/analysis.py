@@ -138,45 +138,78 @@ def human_ns(ns: float) -> str:
 
 
 def profile_table(p: LayerProfile, top: int = 10) -> Table:
-    """The heaviest layers: measured time and its share next to the layer's share of the FLOPs."""
-    table = Table(title=plain(f"{p.model} on {p.target}: heaviest {min(top, len(p.layers))} of {len(p.layers)} "
-                              f"layers ({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
+    """The heaviest rows (an op, or a delegate partition as one row): measured time with its 95 %
+    interval and share, next to the row's share of the FLOPs; a row below resolution reads
+    "< upper end" of its interval (never a negative time)."""
+    rows = p.heaviest_rows(top)
+    what = "rows" if any(row.fused for row in p.groups) else "layers"
+    table = Table(title=plain(f"{p.model} on {p.target}: heaviest {len(rows)} of {len(p.groups)} {what} "
+                              f"({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
                               f"{p.clock} clock)"), title_justify="left")
-    for name in ("#", "op", "time", "time %", "FLOPs %", "time/FLOPs"):
+    for name in ("#", "op", "time", "95 % interval", "time %", "FLOPs %", "time/FLOPs"):
         table.add_column(name, justify="left" if name == "op" else "right")
-    for layer in p.heaviest(top):
-        ratio = (f"{layer.time_share / layer.flops_share:.2f}x"
-                 if layer.flops_share else ("unknown" if layer.flops is None else "no FLOPs"))
-        table.add_row(str(layer.index), plain(layer.type), human_ns(layer.ns), f"{100 * layer.time_share:.1f}",
-                      "unknown" if layer.flops_share is None else f"{100 * layer.flops_share:.1f}", ratio)
+    for row in rows:
+        ratio = (f"{row.time_share / row.flops_share:.2f}x"
+                 if row.flops_share else ("unknown" if row.flops is None else "no FLOPs"))
+        interval = "" if row.interval_ns is None else f"{human_ns(row.interval_ns[0])} … {human_ns(row.interval_ns[1])}"
+        if row.resolved:
+            time, share, style = human_ns(row.ns), f"{100 * row.time_share:.1f}", None
+        else:
+            assert row.interval_ns is not None  # only a row with an interval is below resolution
+            upper = row.interval_ns[1]
+            time, share, ratio, style = (f"< {human_ns(upper)}" if upper > 0 else "~0"), "~0", "", "dim"
+        index = str(row.first) if row.first == row.last else f"{row.first}–{row.last}"
+        table.add_row(index, plain(row.label()), time, interval, share,
+                      "unknown" if row.flops_share is None else f"{100 * row.flops_share:.1f}", ratio, style=style)
     return table
 
 
 def profile_lines(p: LayerProfile) -> list[str]:
-    """The sum check and the profile's notes, as plain lines."""
+    """The sum check, how it was measured and why it stopped, and the profile's notes, as plain lines."""
     if not p.rounds_ns:  # a firmware profiler's single Invoke
         return [f"layers add up: {human_ns(p.sum_ns)} vs the median Invoke {human_ns(p.whole_ns)} "
                 f"(sum check {100 * p.sum_check:+.1f} %)", f"measured on the board by the {p.method}",
                 *_throughput_by_type(p), *p.notes]
+    low = sum(not row.resolved for row in p.groups)
+    sessions = p.stop.sessions if p.stop is not None else 1
     return [
-        f"layers add up: overhead {human_ns(p.overhead_ns)} + layers {human_ns(p.sum_ns)} = "
+        f"layers add up: overhead {human_ns(p.overhead_ns)} + {len(p.groups)} rows {human_ns(p.sum_ns)} = "
         f"{human_ns(p.overhead_ns + p.sum_ns)} vs whole model {human_ns(p.whole_ns)} "
-        f"(sum check {100 * p.sum_check:+.1f} % ± {100 * p.sum_check_se:.1f} % from measurement noise, 1σ)",
-        f"measured on the board by timing {len(p.layers) + 1} model prefixes in {len(p.rounds_ns)} "
-        f"interleaved rounds of {p.slices} turns; per-layer time = median paired difference",
+        f"(sum check {100 * p.sum_check:+.1f} % ± {100 * p.sum_check_se:.1f} % from measurement noise, 1σ; "
+        f"{low} row(s) below resolution)",
+        f"measured on the board by timing {len(p.layers) + 1} model prefixes in {len(p.rounds_ns)} interleaved "
+        f"rounds of {p.slices} turns ({sessions} agent session(s)); a row's time is the mean over forward and "
+        "reverse turns of its median difference between neighbouring prefixes, each turn at the board's "
+        "median speed",
+        *_stop_lines(p),
         *_throughput_by_type(p),
         *p.notes,
     ]
+
+
+def _stop_lines(p: LayerProfile) -> list[str]:
+    stop = p.stop
+    if stop is None:
+        return []
+    took = f"after {stop.wall_s:.1f} s" if stop.wall_s else ""
+    if stop.by == "stable":
+        return [f"stopped: stable, the sum check's SE is under the {100 * (stop.target_se or 0):g} % target "
+                f"{took} (time bound {stop.max_time_s:g} s)"]
+    if stop.by == "max_time":
+        return [f"stopped: the {stop.max_time_s:g} s time bound came first ({took[6:]}), with the SE above the "
+                f"{100 * (stop.target_se or 0):g} % target: raise --max-time, or profile when the board is quieter"]
+    return [f"stopped: the {stop.rounds} rounds of --rounds were timed (adaptive without --rounds)"]
 
 
 def _throughput_by_type(p: LayerProfile) -> list[str]:
     """Achieved GFLOP/s (= FLOPs per ns) per op type over its layers, heaviest type first."""
     flops: dict[str, int] = {}
     ns: dict[str, float] = {}
-    for layer in p.layers:
-        if layer.flops:
-            flops[layer.type] = flops.get(layer.type, 0) + layer.flops
-            ns[layer.type] = ns.get(layer.type, 0.0) + layer.ns
+    for row in p.groups:  # a fused partition mixes op types: it has no rate of its own type
+        if row.flops and not row.fused:
+            kind = row.types[0]
+            flops[kind] = flops.get(kind, 0) + row.flops
+            ns[kind] = ns.get(kind, 0.0) + row.ns
     rates = [f"{t} {flops[t] / ns[t]:.3g}" for t in sorted(ns, key=lambda t: -ns[t]) if ns[t] > 0]
     return [f"achieved GFLOP/s by op type: {', '.join(rates)}"] if rates else []
 

@@ -41,6 +41,14 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   hold host ``repair`` lines (a model sent with its offset buffers inlined) and the error code
   ``unsupported_model``. summary.jsonl objects gain ``variant``, ``fidelity``, ``speedup`` and
   ``flags`` (harness.results.variants). A run without ``variants`` has none.
+- 4 (unchanged version): adaptive per-layer profiles. A profile record holds one or more agent
+  sessions, each after a host line ``{"type": "session", "index", "rounds", "max_time_s",
+  "sum_check_se"}``, and an adaptive one ends with a host line ``{"type": "stop", "by": "stable" |
+  "max_time", ...}``; the plan gains ``target_se`` and ``max_time_s``, and ``rounds`` is null when
+  adaptive. The agent's ``round`` has ``forward`` and ``wall_ns``, ``models[].delegated`` the
+  delegate's partitions (PROTOCOL.md). The profile JSON gains ``turns``, ``stop``, ``delegated``,
+  ``groups`` (rows: an op, or a delegate partition) and, per layer, ``interval_ns``, ``resolved``
+  and ``group``. Records without sessions are one session, read as before.
 """
 
 from __future__ import annotations

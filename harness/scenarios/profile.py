@@ -6,14 +6,27 @@ turns, cancel on Ctrl-C (the agent is stopped, what was measured is kept) and a 
 "profile" in the result store, whose record holds every ``round`` of raw samples verbatim. The
 per-layer figures come from those stored rounds (harness.results.layers.profile_from_record),
 so ``harness show RUN`` recomputes them. How prefixes are built: harness.models.prefixes.
+
+Rounds are adaptive by default (``ProfilePlan.rounds`` None): the job runs the agent in
+*sessions*, one agent process each, through the driver's one relay (``run_sessions``). After each
+session the host recomputes the profile from every round stored so far and decides
+(``next_session``): "stable" once the sum check's standard error is under ``target_se``;
+"max_time" once one more session of at least MIN_ROUNDS rounds would end after ``max_time_s``
+(measured from the job's start on the host); else a session sized to reach the target, as the SE
+falls with the square root of the rounds. A host line ``session`` precedes each session's
+messages and a host line ``stop`` says why the last was the last. Each agent also gets the time
+left as its own bound (``--max-time``), so a session never runs past it by more than a round.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import signal
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.config import Target
@@ -22,7 +35,7 @@ from harness.lab.drivers.base import Driver, Emit, Message, Profiler
 from harness.models.analysis import ModelAnalysis, analyze
 from harness.models.files import check_model
 from harness.models.prefixes import build_prefixes
-from harness.plan import ProfileJob, ProfilePlan
+from harness.plan import ProfileJob, ProfilePlan, ProfileSession
 from harness.results.layers import LayerProfile, op_facts, profile_from_record
 from harness.results.store import RecordWriter, RunStore
 from harness.scenarios.benchmark import error_dict
@@ -69,7 +82,7 @@ class ProfileScenario:
     def start(self, driver: Driver, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
         if not isinstance(driver, Profiler):
             raise ConfigError(f"the driver of {job.target} cannot time prefixes", target=job.target)
-        driver.profile(job, emit, cancel)
+        run_sessions(driver, job, emit, cancel)
 
     def finish(self, store: RunStore, job: ProfileJob, writer: RecordWriter, messages: Sequence[Message],
                error: HarnessError | None, cancelled: bool) -> ProfileOutcome:
@@ -79,10 +92,77 @@ class ProfileScenario:
                 profile = profile_from_record(writer.header, messages, store.run_id)
             except MeasurementError as exc:  # rounds that do not fit the model: kept on disk, judged here
                 error = error or exc
-        complete = error is None and any(m.get("type") == "summary" for m in messages)
+        complete = error is None and profile is not None and profile.stop is not None
         reason = "error" if error is not None else ("interrupted" if cancelled and not complete else None)
         writer.end(complete=complete, reason=reason, error=error_dict(error) if error is not None else None)
         return ProfileOutcome(job, profile, error, complete, writer.path)
+
+
+FIRST_ROUNDS = 4  # the first session: 20 turns, enough for a first SE; short on a big model
+MIN_ROUNDS = 2  # a session worth its start-up (process, models, calibration, warm-up round)
+MARGIN = 1.25  # rounds asked for beyond the projection: a session that falls short costs a start-up
+
+
+def next_session(plan: ProfilePlan, se: float, rounds_done: int, elapsed_s: float, round_s: float,
+                 startup_s: float) -> tuple[str | None, int]:
+    """After ``rounds_done`` rounds whose sum check has standard error ``se``, ``elapsed_s``
+    seconds into the job: ("stable", 0) once ``se`` is under ``plan.target_se``; ("max_time", 0)
+    when a session of MIN_ROUNDS rounds of ``round_s`` seconds after ``startup_s`` seconds of
+    start-up would end after ``plan.max_time_s``; else (None, rounds of the next session): what
+    the SE's fall as 1/sqrt(rounds) says reaches the target (x MARGIN), at most what fits.
+    """
+    if math.isfinite(se) and se < plan.target_se:
+        return "stable", 0
+    fit = math.floor((plan.max_time_s - elapsed_s - startup_s) / max(round_s, 1e-9))
+    if fit < MIN_ROUNDS:
+        return "max_time", 0
+    want = (math.ceil(rounds_done * ((se / plan.target_se) ** 2 - 1) * MARGIN)
+            if math.isfinite(se) else rounds_done)
+    return None, min(fit, max(MIN_ROUNDS, want))
+
+
+def run_sessions(driver: Profiler, job: ProfileJob, emit: Emit, cancel: threading.Event,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+    """Run the job's agent sessions one after the other until ``next_session`` says stop (or
+    cancel): one session of ``plan.rounds`` rounds with a fixed plan."""
+    plan = job.plan
+    if plan.rounds is not None:
+        emit({"type": "session", "index": 0, "rounds": plan.rounds, "max_time_s": None, "host_measured": True})
+        driver.profile(replace(job, session=ProfileSession(0, plan.rounds)), emit, cancel)
+        return
+    header = {"target": job.target, "model": job.model.name, "plan": plan.as_dict(), "ops": list(job.ops)}
+    lines: list[Message] = []
+    arrivals: list[tuple[str, float]] = []  # this session's messages: type, host time of arrival
+
+    def keep(msg: Message) -> None:
+        lines.append(msg)
+        arrivals.append((str(msg.get("type")), clock()))
+        emit(msg)
+
+    started = clock()
+    rounds, se, before_agent = FIRST_ROUNDS, float("nan"), 0.0
+    for index in itertools.count():
+        left = plan.max_time_s - (clock() - started)
+        # The agent's clock starts after staging and its own start: the last session's share of that.
+        session = ProfileSession(index, rounds, max(left - before_agent, 0.001))
+        keep({"type": "session", "index": index, "rounds": rounds, "max_time_s": round(left, 3),
+              "sum_check_se": None if math.isnan(se) else se, "host_measured": True})
+        arrivals.clear()
+        t0 = clock()
+        driver.profile(replace(job, session=session), keep, cancel)
+        if cancel.is_set():
+            return
+        before_agent = next((t for kind, t in arrivals if kind == "hello"), t0) - t0
+        times = [t for kind, t in arrivals if kind == "round"]
+        round_s = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else clock() - t0
+        startup_s = max(0.0, (times[0] if times else clock()) - t0 - round_s)
+        se = profile_from_record(header, lines).sum_check_se
+        done = sum(m.get("type") == "round" for m in lines)
+        by, rounds = next_session(plan, se, done, clock() - started, round_s, startup_s)
+        if by is not None:
+            emit({"type": "stop", "by": by, "sessions": index + 1, "rounds": done, "sum_check_se": se,
+                  "wall_ns": round((clock() - started) * 1e9), "host_measured": True})
+            return
 
 
 def plan_profile(target: Target, model: Path, work_dir: Path, plan: ProfilePlan,

@@ -27,7 +27,7 @@ from harness.config import LabgridOptions, SerialOptions, Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
-from harness.plan import Job, ProfileJob
+from harness.plan import Job, ProfileJob, ProfileSession
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,13 @@ def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
 
 def profile_argv(python: str, agent: str, models: list[str], job: ProfileJob, target: Target,
                  heartbeat_s: float | None = None) -> list[str]:
-    """The agent's profile-mode command line: prefixes 0..N then the whole model, plan explicit."""
+    """The agent's profile-mode command line: prefixes 0..N then the whole model, plan explicit;
+    the rounds and time bound of ``job.session`` (harness.scenarios.profile sets it)."""
     p = job.plan
+    session = job.session or ProfileSession(0, p.rounds or 1)
     argv = [python, agent, "profile", "--threads", str(p.threads), "--runtime", target.runtime,
-            "--xnnpack", "on" if p.xnnpack else "off", "--rounds", str(p.rounds),
+            "--xnnpack", "on" if p.xnnpack else "off", "--rounds", str(session.rounds),
+            "--max-time", repr(session.max_time_s),
             "--min-time", repr(p.min_time_s), "--slices", str(p.slices),
             "--min-per-slice", str(p.min_per_slice), "--seed", str(p.seed), "--lifeline"]
     if heartbeat_s:
