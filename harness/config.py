@@ -9,8 +9,12 @@ Grammar (one table per board)::
     ram = "4GiB"            # an integer number of bytes, or a string with a unit
     flash = "16MB"
     price_usd = 55.0
-    power_w = 6.4           # active power draw
-    idle_power_w = 2.7
+    power_w = 6.4           # active power draw, W (> 0)
+    idle_power_w = 2.7      # W (>= 0, at most power_w)
+    power = "ina3221"       # a power sensor the agent reads on the board: "ina3221" (a Jetson's
+                            # INA3221 monitors in sysfs) or "rpi5-pmic" (vcgencmd pmic_read_adc on a
+                            # Raspberry Pi 5); measured power then replaces power_w / idle_power_w
+                            # in the energy table. Not on serial boards: they run no Linux agent.
     # how to run (all optional)
     threads = [1, 4]        # default thread counts when --threads is not given
     runtime = "auto"        # auto | ai_edge_litert | tflite_runtime | tensorflow
@@ -57,11 +61,12 @@ else:  # the same parser before it joined the standard library
 log = logging.getLogger(__name__)
 
 KINDS = ("local", "ssh", "serial")
+POWER_SOURCES = ("ina3221", "rpi5-pmic")  # the readers of tflite_agent.py's power mode
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 SILENCE_TIMEOUT_S = 120.0  # longest a board may stay quiet: one block of a very slow model
 DEFAULT_WORKDIR = "~/.cache/harness"  # the per-user cache of pushed files on an SSH board
 
-_COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w",
+_COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w", "power",
            "threads", "runtime", "xnnpack"}
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}
 
@@ -121,6 +126,7 @@ class Target:
     price_usd: float | None = None
     power_w: float | None = None
     idle_power_w: float | None = None
+    power: str | None = None  # a power reader the agent runs on the board (POWER_SOURCES); None: none
     threads: tuple[int, ...] = (1,)
     runtime: str = "auto"
     xnnpack: bool | None = None
@@ -135,7 +141,7 @@ class Target:
         return {
             "kind": self.kind, "description": self.description, "ram_bytes": self.ram_bytes,
             "flash_bytes": self.flash_bytes, "price_usd": self.price_usd, "power_w": self.power_w,
-            "idle_power_w": self.idle_power_w,
+            "idle_power_w": self.idle_power_w, "power": self.power,
         }
 
 
@@ -281,20 +287,39 @@ def _facts(table: dict[str, Any], where: str) -> dict[str, Any]:
     def size(key: str) -> int | None:
         return parse_size(table[key], where=f"{where} {key}") if key in table else None
 
-    def number(key: str) -> float | None:
-        if key not in table:
-            return None
-        return float(_check_type(table[key], (int, float), f"{where} {key}", "a number"))
-
     xnnpack = table.get("xnnpack")
     if xnnpack is not None:
         _check_type(xnnpack, (bool,), f"{where} xnnpack", "true or false")
     return {
         "description": str(_check_type(table.get("description", ""), (str,), f"{where} description", "a string")),
-        "ram_bytes": size("ram"), "flash_bytes": size("flash"), "price_usd": number("price_usd"),
-        "power_w": number("power_w"), "idle_power_w": number("idle_power_w"),
+        "ram_bytes": size("ram"), "flash_bytes": size("flash"), **_energy_facts(table, where),
         "threads": tuple(threads), "runtime": runtime, "xnnpack": xnnpack,
     }
+
+
+def _energy_facts(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """price_usd, power_w, idle_power_w (finite numbers: TOML also spells nan and inf) and power."""
+    def number(key: str, zero_ok: bool = False) -> float | None:
+        if key not in table:
+            return None
+        value = float(_check_type(table[key], (int, float), f"{where} {key}", "a number"))
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            raise ConfigError(f"{where}: {key} = {table[key]!r} must be a finite number "
+                              f"{'of 0 or more' if zero_ok else 'above 0'}")
+        return value
+
+    facts = {"price_usd": number("price_usd"), "power_w": number("power_w"),
+             "idle_power_w": number("idle_power_w", zero_ok=True), "power": table.get("power")}
+    if facts["power_w"] is not None and facts["idle_power_w"] is not None \
+            and facts["idle_power_w"] > facts["power_w"]:
+        raise ConfigError(f"{where}: idle_power_w = {table['idle_power_w']!r} is above power_w = "
+                          f"{table['power_w']!r}", hint="power_w is the draw while the model runs, "
+                          "idle_power_w the draw of the idle board")
+    if facts["power"] is not None and facts["power"] not in POWER_SOURCES:
+        raise ConfigError(f"{where}: power = {facts['power']!r} is not one of {', '.join(POWER_SOURCES)}",
+                          hint='power = "ina3221" on a Jetson, "rpi5-pmic" on a Raspberry Pi 5; or '
+                               "declare power_w and idle_power_w instead")
+    return facts
 
 
 def _target(name: str, table: Any, source: str) -> Target:
@@ -306,6 +331,11 @@ def _target(name: str, table: Any, source: str) -> Target:
         raise ConfigError(f"{where}: kind = {kind!r} is not one of {', '.join(KINDS)}",
                           hint=f'add kind = "local", "ssh" or "serial" to [targets.{name}]')
     _check_keys(kind, table, where, source)
+    if kind == "serial" and "power" in table:
+        raise ConfigError(f"{where}: power = {table['power']!r}: a serial board runs no Linux agent, so "
+                          "nothing on it can read a power sensor",
+                          hint="remove power, and declare power_w (active) and idle_power_w, e.g. from a "
+                               "USB power meter or the board's datasheet")
     return Target(name=name, kind=kind, options=_options(kind, table, where, name, source),
                   **_facts(table, where))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from harness.render import energy
 from harness.render.results import natural_width, results_view
 from harness.render.table import json_lines
 from harness.results import store
@@ -87,6 +88,17 @@ def positive(text: str) -> int:
     return value
 
 
+def positive_number(text: str) -> float:
+    """A finite number > 0 (a percentage, a rate, seconds that cannot be 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
+    return value
+
+
 def seconds(text: str) -> float:
     """A finite number of seconds >= 0 (never nan or inf, which no deadline can use)."""
     try:
@@ -113,10 +125,12 @@ def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence) -> 
     wide = bool(getattr(args, "wide", False))
     title = f"harness run {run_id}" if run_id else None
     if out.is_terminal:
-        view = results_view(summaries, title, wide, out.width)
+        view = results_view(summaries, title, wide, out.width) + energy.energy_view(summaries, wide, out.width)
     else:
-        view = results_view(summaries, title, wide, None if wide else TABLE_WIDTH)
-        out = Console(width=max(PIPE_WIDTH, natural_width(summaries, wide)), no_color=True)
+        width = None if wide else TABLE_WIDTH
+        view = results_view(summaries, title, wide, width) + energy.energy_view(summaries, wide, width)
+        out = Console(width=max(PIPE_WIDTH, natural_width(summaries, wide), energy.natural_width(summaries, wide)),
+                      no_color=True)
     for item in view:
         out.print(item, soft_wrap=isinstance(item, Text) and not out.is_terminal, highlight=False)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from harness.cli.common import (
     count,
     existing_file,
     positive,
+    positive_number,
     print_results,
     python_file,
     seconds,
@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 inputs=args.inputs.resolve() if args.inputs else None,
                 pipeline=args.pipeline.resolve() if args.pipeline else None,
                 eval=EvalPlan("file", args.eval.resolve()) if args.eval else None,
-                **sizing)
+                rate_hz=args.rate, power_window_s=args.power_window, **sizing)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
     run_store = store.RunStore(args.results, kind="benchmark")
     if plan.eval is not None:  # each model's samples, kept with the run (what the boards were fed)
@@ -134,16 +134,6 @@ def _count(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
-    return value
-
-
 def _add_process_options(p: argparse.ArgumentParser) -> None:
     d = Plan()
     p.add_argument("--processes", type=_count, metavar="N",
@@ -151,11 +141,11 @@ def _add_process_options(p: argparse.ArgumentParser) -> None:
                         "microcontroller the model loaded again); the interval of the median Invoke "
                         "comes from their medians (default 1; with --until-stable at least and by "
                         f"default {MIN_STABLE_PROCESSES})")
-    p.add_argument("--until-stable", type=_positive, metavar="PCT",
+    p.add_argument("--until-stable", type=positive_number, metavar="PCT",
                    help="add processes until the 95 %% interval of the median Invoke is within ±PCT %% "
                         f"of it (each process runs {STABLE_DURATION_S:g} s per mode); replaces "
                         "--duration and --iterations")
-    p.add_argument("--max-duration", type=_positive, metavar="S",
+    p.add_argument("--max-duration", type=positive_number, metavar="S",
                    help=f"with --until-stable: wall seconds per benchmark at most (default {d.max_duration_s:g})")
     # None: seen as "not given", which --until-stable needs to know (process_options fills them in)
     p.set_defaults(iterations=None, duration=None, run_parser=p)
@@ -191,6 +181,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="after the timed part, run every sample of FILE once on the board (arrays x "
                         "and y, or keyed by input name plus y) and report top-1 accuracy from the "
                         "outputs the board returned")
+    p.add_argument("--rate", type=positive_number, metavar="HZ",
+                   help="a required rate in inferences per second: the energy table shows the share of "
+                        "time each board is busy at it and its average power if it sleeps in between")
+    p.add_argument("--power-window", type=positive_number, default=d.power_window_s, metavar="S",
+                   help="on targets with a power reader (targets.toml power = ...): seconds of idle and "
+                        f"of back-to-back Invokes sampled after the timed part (default {d.power_window_s:g})")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
     add_wide(p)

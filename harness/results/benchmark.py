@@ -31,6 +31,15 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   ``path``, ``samples``, or null), and a benchmark with an eval planned is complete only with its
   ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass. Profile
   runs carry version 4 too; their files are unchanged.
+- 5: energy and cost. The header has ``target_facts`` (the target's facts as in run.json:
+  price_usd, power_w, idle_power_w, and ``power``, the power reader; read from run.json for
+  older files). On a target with a power reader, last of all a host line ``{"type": "power_set",
+  "source", "window_s", "settle_s", "interval_s"}`` opens the power pass: what follows it is the
+  pass's own (its hello, push, model, ``power_source``, a ``power_window`` per window with the raw
+  samples ``{t_ns, watts, rails}``, ``power_summary``; PROTOCOL.md, power mode). A benchmark on a
+  target with a power reader is complete only with its ``power_summary``. The plan gains
+  ``power_window_s`` and ``rate_hz`` (``--rate``: the duty cycle is computed at that rate). Files
+  without a ``power_set`` line (versions 1 to 4) have no pass. Profile files are unchanged.
 """
 
 from __future__ import annotations
@@ -40,8 +49,8 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # what this harness reads back (store.read_record)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,21 @@ class EvalRecord:
 
 
 @dataclass(frozen=True)
+class PowerRecord:
+    """The power pass as stored: its ``power_set`` line (the plan), then what the board said: its
+    ``hello`` and ``model``, ``power_source`` (how the reader forms the total), each
+    ``power_window`` message (raw samples, in the order run: idle, active) and ``power_summary``
+    (None while it runs or when it was cut short). harness.results.energy reads the samples."""
+
+    power_set: dict[str, Any]
+    hello: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    windows: tuple[dict[str, Any], ...] = ()
+    summary: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Benchmark:
     """Everything one benchmark measured, raw. Validated on construction.
 
@@ -116,6 +140,8 @@ class Benchmark:
     processes: tuple[ProcessRecord, ...] = ()
     stopped_by: str | None = None  # "stable" | "max_duration" with --until-stable, from its stop line
     eval_pass: EvalRecord | None = None  # the evaluation pass, after its eval_set line
+    power_pass: PowerRecord | None = None  # the power pass, after its power_set line
+    target_facts: dict[str, Any] = field(default_factory=dict)  # price, declared power, power reader
 
     def __post_init__(self) -> None:
         if not self.processes and (self.hello or self.summary is not None or self.blocks):
@@ -140,6 +166,8 @@ class Benchmark:
         if self.error is not None or not self.processes or any(p.summary is None for p in self.processes):
             return False
         if self.plan.get("eval") and (self.eval_pass is None or self.eval_pass.summary is None):
+            return False
+        if self.target_facts.get("power") and (self.power_pass is None or self.power_pass.summary is None):
             return False
         if not (any(b.loop_ns for b in self.blocks if b.mode == "with")
                 and any(b.loop_ns for b in self.blocks if b.mode == "without")):
@@ -184,6 +212,9 @@ class Benchmark:
 PER_PROCESS = {"hello": "hello", "model": "model_info", "plan": "resolved_plan", "summary": "summary"}
 # Messages of the evaluation pass, and the EvalRecord field that keeps each (eval: every chunk).
 EVAL_FIELDS = {"hello": "hello", "model": "model_info", "eval": "chunks", "eval_summary": "summary"}
+# Messages of the power pass, and the PowerRecord field that keeps each (power_window: every one).
+POWER_FIELDS = {"hello": "hello", "model": "model_info", "power_source": "source", "power_window": "windows",
+                "power_summary": "summary"}
 
 
 def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark:
@@ -191,14 +222,16 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
 
     A ``process`` line starts the next process; messages before any (files of schema 1 and 2,
     where a benchmark was one process) belong to process 0. An ``eval_set`` line starts the
-    evaluation pass: the hello, model, eval and eval_summary messages after it are the pass's.
+    evaluation pass: the hello, model, eval and eval_summary messages after it are the pass's; a
+    ``power_set`` line (after it, last) the power pass, whose own messages are kept likewise.
     """
     fields: dict[str, Any] = {}
     procs: list[dict[str, Any]] = []
     blocks: list[Block] = []
     extra: list[dict[str, Any]] = []
     pushed = push_ns = 0
-    timed, fields["eval_pass"] = _split_eval(lines)
+    timed, fields["power_pass"] = _split_power(lines)
+    timed, fields["eval_pass"] = _split_eval(timed)
 
     def current() -> dict[str, Any]:
         if not procs:
@@ -236,7 +269,8 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
         return Benchmark(
             target=header["target"], model=header["model"], model_sha256=header["model_sha256"],
             threads=int(header["threads"]), plan=header.get("plan", {}), blocks=tuple(blocks),
-            model_facts=header.get("model_facts") or {}, processes=processes,
+            model_facts=header.get("model_facts") or {}, target_facts=header.get("target_facts") or {},
+            processes=processes,
             extra=tuple(extra), pushed_bytes=pushed, push_ns=push_ns, **fields,
         )
     except KeyError as exc:
@@ -260,6 +294,24 @@ def _split_eval(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Eval
             fields[EVAL_FIELDS[kind]] = msg
     timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in EVAL_FIELDS]
     return timed, EvalRecord(eval_set=lines[at], chunks=tuple(chunks), **fields)
+
+
+def _split_power(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], PowerRecord | None]:
+    """(the lines without the power pass's own, the pass's record or None), as _split_eval: the
+    pass comes last, so everything of its kinds after its ``power_set`` line is its own."""
+    at = next((i for i, m in enumerate(lines) if m.get("type") == "power_set"), len(lines))
+    if at == len(lines):
+        return lines, None
+    fields: dict[str, Any] = {}
+    windows = []
+    for msg in lines[at + 1:]:
+        kind = msg.get("type")
+        if kind == "power_window":
+            windows.append(msg)
+        elif kind in POWER_FIELDS:
+            fields[POWER_FIELDS[kind]] = msg
+    timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in POWER_FIELDS]
+    return timed, PowerRecord(power_set=lines[at], windows=tuple(windows), **fields)
 
 
 def _block(msg: dict[str, Any], process: int) -> Block:
