@@ -934,14 +934,14 @@ def ina3221_dirs(root):
 
 
 def _ina3221_channels(d):
-    """(label, channel) of the channels of one hwmon directory that measure a rail: an
-    ``inN_label`` beside a ``currN_input`` (so not in7, the sum of shunt voltages), not labelled
-    NC (not connected), not disabled (``inN_enable`` = 0). Also the labels left out, as skipped."""
+    """(label, channel) of the channels of one monitor that measure a rail, and the labels left
+    out. An INA3221 has three channels, 1 to 3 (in4..in7 are shunt voltages, in7 their sum): a
+    channel with an ``inN_label`` is a rail unless it is labelled NC (not connected) or disabled
+    (``inN_enable`` = 0). A channel without a label is not named by the board: left out."""
     found, skipped = [], []
-    numbers = sorted(int(m.group(1)) for m in (re.match(r"in(\d+)_label$", f) for f in os.listdir(d)) if m)
-    for n in numbers:
+    for n in (1, 2, 3):
         label = _read(os.path.join(d, "in%d_label" % n))
-        if not label or not os.path.exists(os.path.join(d, "curr%d_input" % n)):
+        if not label:
             continue
         if label.upper() == "NC" or _read(os.path.join(d, "in%d_enable" % n)) == "0":
             skipped.append(label)
