@@ -302,11 +302,12 @@ def _energy_facts(table: dict[str, Any], where: str) -> dict[str, Any]:
     def number(key: str, zero_ok: bool = False) -> float | None:
         if key not in table:
             return None
-        value = float(_check_type(table[key], (int, float), f"{where} {key}", "a number"))
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        value = table[key]
+        if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                or value < 0 or (value == 0 and not zero_ok)):
             raise ConfigError(f"{where}: {key} = {table[key]!r} must be a finite number "
                               f"{'of 0 or more' if zero_ok else 'above 0'}")
-        return value
+        return float(value)
 
     facts = {"price_usd": number("price_usd"), "power_w": number("power_w"),
              "idle_power_w": number("idle_power_w", zero_ok=True), "power": table.get("power")}

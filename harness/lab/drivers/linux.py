@@ -45,9 +45,9 @@ HINTS = {
     "runtime_missing": "install a runtime for the board's python (pip install ai-edge-litert, or "
                        "tflite-runtime), or point python = \"...\" in targets.toml at a venv that has one",
     "usage": "this is a harness bug if you did not run the agent by hand",
-    "power_unavailable": "remove power = ... from this target in targets.toml (or name the sensor this "
-                         "board has: \"ina3221\" on a Jetson, \"rpi5-pmic\" on a Raspberry Pi 5), and "
-                         "declare power_w and idle_power_w instead",
+    "power_unavailable": "remove power = ... from this target in targets.toml and declare power_w and "
+                         "idle_power_w instead, or name the sensor the board has: \"ina3221\" on a Jetson, "
+                         "\"rpi5-pmic\" on a Raspberry Pi 5",
 }
 
 
