@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.agentrun import DIGITS, KWS, json_objects
+from tests.agentrun import AGENT, DIGITS, KWS, board_env, json_objects
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "power"
 QUICK = ["--warmup", "2", "--warmup-time", "0", "--iterations", "40", "--blocks", "4"]
@@ -145,3 +145,16 @@ def test_a_board_without_its_sensor_fails_with_one_line_and_keeps_its_timings(
     (o,) = json_objects(run("show", "--results", "r", "--json", cwd=tmp_path).stdout)
     assert o["complete"] is False and o["error"]["code"] == "power_unavailable"
     assert o["with_invoke"]["n"] == 40 and o["energy"] is None  # what was timed is kept and shown
+
+
+def test_the_power_mode_runs_on_a_tflite_runtime_214_board(tflite214_python: Path) -> None:
+    """The agent's power mode as an older board runs it: numpy<2, tflite-runtime 2.14 only."""
+    p = subprocess.run([str(tflite214_python), str(AGENT), "power", "--model", str(DIGITS), "--source", "ina3221",
+                        "--window", "0.4", "--settle", "0.1", "--interval", "0.1"], capture_output=True, text=True,
+                       timeout=120, env=dict(board_env(), HARNESS_POWER_ROOT=str(FIXTURES / "jetson-agx-orin")))
+    assert p.returncode == 0, p.stderr
+    msgs = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [m["type"] for m in msgs] == ["hello", "model", "power_source", "power_window", "power_window",
+                                         "power_summary"]
+    assert msgs[0]["runtime"]["name"] == "tflite_runtime" and msgs[2]["total"] == "sum of rails"
+    assert all(len(m["samples"]) >= 2 and m["failed"] == 0 for m in msgs[3:5]) and msgs[4]["invokes"] > 0
