@@ -11,6 +11,7 @@ Columns no row has a figure for are left out, so a run without prices shows no p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from rich.console import RenderableType
@@ -128,8 +129,7 @@ def energy_grid(summaries: Sequence[BenchmarkSummary], title: str | None = "Ener
     columns = tuple(COLUMNS[i] for i in keep)
     if rows[0]["rate_hz"] is not None and len({r["rate_hz"] for r in rows}) == 1:
         at = f"at {rows[0]['rate_hz']:g}/s"
-        columns = tuple(Column(c.key, c.header.replace("at rate", at), c.justify, c.wide, c.repeat, c.shrink)
-                        for c in columns)
+        columns = tuple(replace(c, header=c.header.replace("at rate", at)) for c in columns)
     grid_rows = tuple(Row(tuple(x[c.key] for c in columns)) for x in cells)
     return Grid(columns, grid_rows, title, _legend(rows))
 
