@@ -85,7 +85,7 @@ class PowerPlan:
     3 s windows give 15 samples each, enough for a mean within a few % on a steady load.
     """
 
-    source: str  # config.POWER_SOURCES
+    source: str  # config_values.POWER_SOURCES
     window_s: float = 3.0
     settle_s: float = 1.0
     interval_s: float = 0.2
@@ -194,6 +194,14 @@ class Job:
     eval: EvalInputs | None = field(default=None, compare=False)
     # The power pass, on a target with a power reader (targets.toml power); None: none.
     power: PowerPlan | None = field(default=None, compare=False)
+    # A job of a board pool (harness.scenarios.pool): the pool's name, ``target`` the place that
+    # runs it, and the places whose failure moved it here, in order.
+    pool: str | None = None
+    moved_from: tuple[str, ...] = ()
+
+    def placement(self) -> dict[str, Any]:
+        """What the record's header says of a pool job ({} for the others, whose header is unchanged)."""
+        return {"pool": self.pool, "moved_from": list(self.moved_from)} if self.pool else {}
 
 
 @dataclass(frozen=True)

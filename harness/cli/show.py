@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 
-from harness.cli.common import add_wide, count, positive_number, print_results, stderr, stdout
+from harness.cli.common import above_zero, add_wide, count, print_results, stderr, stdout
 from harness.errors import ConfigError
 from harness.render.text import visible
 from harness.results import store
@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="JSON lines on stdout, one per benchmark (one per profile of a profile run)")
     add_wide(p)
-    p.add_argument("--rate", type=positive_number, metavar="HZ",
+    p.add_argument("--rate", type=above_zero, metavar="HZ",
                    help="the duty cycle at this rate in inferences per second (default: the run's --rate)")
     p.add_argument("--top", type=count, default=10, help="heaviest layers shown of a profile run (default 10)")
     p.set_defaults(func=cmd_show)

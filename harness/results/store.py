@@ -177,7 +177,12 @@ class RunStore:
         # one record file is enough to compute its energy and cost
         return self._open("benchmark", job.target, job.model, job.threads, {
             "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
-            "model_facts": job.model_facts, "target_facts": (self._meta.get("targets") or {}).get(job.target)})
+            "model_facts": job.model_facts, "target_facts": self._target_facts(job), **job.placement()})
+
+    def _target_facts(self, job: Job) -> dict[str, Any] | None:
+        # a pool's job runs on one of its places, but its facts are the pool's, as run.json has them
+        targets = self._meta.get("targets") or {}
+        return targets.get(job.target) or (targets.get(job.pool) if job.pool else None)
 
     def open_profile(self, job: ProfileJob) -> RecordWriter:
         return self._open("profile", job.target, job.model, job.threads, {

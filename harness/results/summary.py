@@ -126,6 +126,7 @@ class BenchmarkSummary:
             "energy": self.energy.to_json() if self.energy else None,
             "cost": self.cost.to_json() if self.cost else None,
             "duty": self.duty.to_json() if self.duty else None,
+            "place": b.place, "place_tags": b.place_tags, "pool": b.pool, "moved_from": list(b.moved_from),
         }
         if "arena_used_bytes" in b.model_info:
             out["arena_used_bytes"] = b.model_info["arena_used_bytes"]
