@@ -5,6 +5,8 @@ thread and the store are all real; only the sensor is a recording."""
 
 from __future__ import annotations
 
+import csv as csvlib
+import io
 import json
 import os
 import subprocess
@@ -125,6 +127,15 @@ def test_a_stand_in_vcgencmd_is_read_only_inside_the_power_windows(tmp_path: Pat
     inside = [x for x in times if any(w["t0_ns"] - 10**7 <= x <= w["t1_ns"] + 5 * 10**8 for w in windows.values())]
     assert len(times) - len(inside) == 1 and times[0] < windows["idle"]["t0_ns"]
     assert len(inside) == sum(len(w["samples"]) + w["failed"] for w in windows.values())
+    # the report's energy table takes the same measured figures
+    r = run("report", "--results", "r", "-o", str(tmp_path / "report.html"), "--csv", str(tmp_path / "csv"),
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (table,) = (tmp_path / "csv").glob("*efficiency.csv")
+    header, row = list(csvlib.reader(io.StringIO(table.read_text(encoding="utf-8"))))[:2]
+    cells = dict(zip(header, row, strict=True))
+    assert cells["source"] == "measured" and cells["price"] == "$80" and cells["power"] == f"{e['active_w']:.3g} W"
+    assert cells["mj"] == f"{e['per_inference_mj']:.3g} mJ"
 
 
 @pytest.mark.parametrize("power, env, words", [
