@@ -129,8 +129,10 @@ def energy_facts(table: dict[str, Any], where: str, serial: bool) -> dict[str, A
         value = table[key]
         if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
                 or value < 0 or (value == 0 and not zero_ok)):
+            unit = "US dollars" if key == "price_usd" else "watts"
             raise ConfigError(f"{where}: {key} = {table[key]!r} must be a finite number "
-                              f"{'of 0 or more' if zero_ok else 'above 0'}")
+                              f"{'of 0 or more' if zero_ok else 'above 0'}",
+                              hint=f"write {key} as a bare number of {unit}, e.g. {key} = 6.5")
         return float(value)
 
     facts = {"price_usd": number("price_usd"), "power_w": number("power_w"),

@@ -153,6 +153,7 @@ def test_a_board_without_its_sensor_fails_with_one_line_and_keeps_its_timings(
     errors = [line for line in p.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "board" in errors[0] and f"power = {power}" in errors[0]
     assert all(w in errors[0] for w in words) and "remove power = ..." in errors[0]
+    assert "cut short" not in p.stdout  # the timings are whole: only the power pass failed
     (o,) = json_objects(run("show", "--results", "r", "--json", cwd=tmp_path).stdout)
     assert o["complete"] is False and o["error"]["code"] == "power_unavailable"
     assert o["with_invoke"]["n"] == 40 and o["energy"] is None  # what was timed is kept and shown

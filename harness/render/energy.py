@@ -111,8 +111,10 @@ def _legend(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
         lines.append("Inf/s per $: loops per second with Invoke / price_usd")
     rates = sorted({r["rate_hz"] for r in rows if r["rate_hz"] is not None})
     if rates:
-        lines.append(f"at {', '.join(f'{x:g}' for x in rates)}/s: busy = rate × loop with Invoke; average = "
-                     "busy × active + (1 − busy) × idle, sleeping between inferences; too slow: busy ≥ 100 %")
+        average = ("; average = busy × active + (1 − busy) × idle, sleeping between inferences"
+                   if any(r["average_w"] is not None for r in rows) else "")
+        lines.append(f"at {', '.join(f'{x:g}' for x in rates)}/s: busy = rate × loop with Invoke{average}; "
+                     "too slow: busy ≥ 100 %")
     emulated = sorted({r["target"] for r in rows if r["emulated"]})
     if emulated:
         lines.append(f"{EMULATED_MARK} {EMULATED_NOTE} ({', '.join(emulated)})")

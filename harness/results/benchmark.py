@@ -175,14 +175,21 @@ class Benchmark:
 
     @property
     def complete(self) -> bool:
-        """True when no error came, every process sent its summary, all the processes planned ran
-        (``plan["processes"]`` of them, or with --until-stable until its stop line), and samples of
-        both modes came. A benchmark without samples is never complete."""
-        if self.error is not None or not self.processes or any(p.summary is None for p in self.processes):
+        """True when no error came, the timed part is whole (``timed_complete``), and the passes
+        planned after it (evaluation, power) sent their summaries."""
+        if self.error is not None or not self.timed_complete:
             return False
         if self.plan.get("eval") and (self.eval_pass is None or self.eval_pass.summary is None):
             return False
-        if self.target_facts.get("power") and (self.power_pass is None or self.power_pass.summary is None):
+        return not (self.target_facts.get("power")
+                    and (self.power_pass is None or self.power_pass.summary is None))
+
+    @property
+    def timed_complete(self) -> bool:
+        """True when every process sent its summary, all the processes planned ran
+        (``plan["processes"]`` of them, or with --until-stable until its stop line), and samples of
+        both modes came: a pass after it may still have failed. Never without samples."""
+        if not self.processes or any(p.summary is None for p in self.processes):
             return False
         if not (any(b.loop_ns for b in self.blocks if b.mode == "with")
                 and any(b.loop_ns for b in self.blocks if b.mode == "without")):
