@@ -9,8 +9,12 @@ Grammar (one table per board)::
     ram = "4GiB"            # an integer number of bytes, or a string with a unit
     flash = "16MB"
     price_usd = 55.0
-    power_w = 6.4           # active power draw
-    idle_power_w = 2.7
+    power_w = 6.4           # active power draw, W (> 0)
+    idle_power_w = 2.7      # W (>= 0, at most power_w)
+    power = "ina3221"       # a power sensor the agent reads on the board: "ina3221" (a Jetson's
+                            # INA3221 monitors in sysfs) or "rpi5-pmic" (vcgencmd pmic_read_adc on a
+                            # Raspberry Pi 5); measured power then replaces power_w / idle_power_w
+                            # in the energy table. Not on serial boards: they run no Linux agent.
     # how to run (all optional)
     threads = [1, 4]        # default thread counts when --threads is not given
     runtime = "auto"        # auto | ai_edge_litert | tflite_runtime | tensorflow
@@ -56,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config_values import (
+    energy_facts,
     parse_size,
     parse_tags,
     read_address,
@@ -88,7 +93,7 @@ RESERVE_WAIT_S = 300.0  # how long a reservation waits for its place unless wait
 PLACE_SUPPLIES = ("host", "user", "port")
 LABGRID_SERIAL_KEYS = ("baud", "command_timeout_s")
 
-_COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w",
+_COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w", "power",
            "threads", "runtime", "xnnpack"}
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}
 
@@ -177,6 +182,7 @@ class Target:
     price_usd: float | None = None
     power_w: float | None = None
     idle_power_w: float | None = None
+    power: str | None = None  # a power reader the agent runs on the board (POWER_SOURCES); None: none
     threads: tuple[int, ...] = (1,)
     runtime: str = "auto"
     xnnpack: bool | None = None
@@ -192,7 +198,7 @@ class Target:
         facts = {
             "kind": self.kind, "description": self.description, "ram_bytes": self.ram_bytes,
             "flash_bytes": self.flash_bytes, "price_usd": self.price_usd, "power_w": self.power_w,
-            "idle_power_w": self.idle_power_w,
+            "idle_power_w": self.idle_power_w, "power": self.power,
         }
         if isinstance(self.options, LabgridOptions):
             facts.update(place=self.options.place, pool=self.options.pool_name or None)
@@ -300,6 +306,7 @@ def _facts(table: dict[str, Any], where: str) -> dict[str, Any]:
     if (not isinstance(threads, list) or not threads
             or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in threads)):
         raise ConfigError(f"{where}: threads = {threads!r} must be a list of positive integers")
+    serial = table["kind"] == "serial" or (table["kind"] == "labgrid" and table.get("use") == "serial")
     runtime = table.get("runtime", "auto")
     if runtime not in RUNTIMES:
         raise ConfigError(f"{where}: runtime = {runtime!r} is not one of {', '.join(RUNTIMES)}")
@@ -307,18 +314,12 @@ def _facts(table: dict[str, Any], where: str) -> dict[str, Any]:
     def size(key: str) -> int | None:
         return parse_size(table[key], where=f"{where} {key}") if key in table else None
 
-    def number(key: str) -> float | None:
-        if key not in table:
-            return None
-        return float(_check_type(table[key], (int, float), f"{where} {key}", "a number"))
-
     xnnpack = table.get("xnnpack")
     if xnnpack is not None:
         _check_type(xnnpack, (bool,), f"{where} xnnpack", "true or false")
     return {
         "description": str(_check_type(table.get("description", ""), (str,), f"{where} description", "a string")),
-        "ram_bytes": size("ram"), "flash_bytes": size("flash"), "price_usd": number("price_usd"),
-        "power_w": number("power_w"), "idle_power_w": number("idle_power_w"),
+        "ram_bytes": size("ram"), "flash_bytes": size("flash"), **energy_facts(table, where, serial),
         "threads": tuple(threads), "runtime": runtime, "xnnpack": xnnpack,
     }
 

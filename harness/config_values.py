@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 
+POWER_SOURCES = ("ina3221", "rpi5-pmic")  # the readers of tflite_agent.py's power mode
 USES = ("ssh", "serial")  # what a labgrid target uses of its place
 TAG = re.compile(r"[a-z][a-z0-9_]+")  # labgrid's tag keys; values are words of [a-z0-9_-]
 TAG_VALUE = re.compile(r"[a-z0-9_][a-z0-9_-]*")
@@ -117,3 +118,37 @@ def read_bytes(value: Any) -> int:
     if size <= 0:
         raise ValueError("must be more than 0 bytes")
     return size
+
+
+def energy_facts(table: dict[str, Any], where: str, serial: bool) -> dict[str, Any]:
+    """price_usd, power_w, idle_power_w (finite numbers: TOML also spells nan and inf) and power
+    (one of POWER_SOURCES, refused on a ``serial`` board: it runs no Linux agent to read it)."""
+    def number(key: str, zero_ok: bool = False) -> float | None:
+        if key not in table:
+            return None
+        value = table[key]
+        if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                or value < 0 or (value == 0 and not zero_ok)):
+            unit = "US dollars" if key == "price_usd" else "watts"
+            raise ConfigError(f"{where}: {key} = {table[key]!r} must be a finite number "
+                              f"{'of 0 or more' if zero_ok else 'above 0'}",
+                              hint=f"write {key} as a bare number of {unit}, e.g. {key} = 6.5")
+        return float(value)
+
+    facts = {"price_usd": number("price_usd"), "power_w": number("power_w"),
+             "idle_power_w": number("idle_power_w", zero_ok=True), "power": table.get("power")}
+    if facts["power_w"] is not None and facts["idle_power_w"] is not None \
+            and facts["idle_power_w"] > facts["power_w"]:
+        raise ConfigError(f"{where}: idle_power_w = {table['idle_power_w']!r} is above power_w = "
+                          f"{table['power_w']!r}", hint="power_w is the draw while the model runs, "
+                          "idle_power_w the draw of the idle board")
+    if facts["power"] is not None and serial:
+        raise ConfigError(f"{where}: power = {facts['power']!r}: a serial board runs no Linux agent, so "
+                          "nothing on it can read a power sensor",
+                          hint="remove power, and declare power_w (active) and idle_power_w, e.g. from a "
+                               "USB power meter or the board's datasheet")
+    if facts["power"] is not None and facts["power"] not in POWER_SOURCES:
+        raise ConfigError(f"{where}: power = {facts['power']!r} is not one of {', '.join(POWER_SOURCES)}",
+                          hint='power = "ina3221" on a Jetson, "rpi5-pmic" on a Raspberry Pi 5; or '
+                               "declare power_w and idle_power_w instead")
+    return facts

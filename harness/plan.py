@@ -70,6 +70,37 @@ class EvalInputs:
 
 
 @dataclass(frozen=True)
+class PowerPlan:
+    """The power pass of a benchmark on a board with a power reader (targets.toml ``power``).
+
+    After the benchmark's timed processes and its evaluation pass, in the same turn on the board,
+    one agent process samples the board's power every ``interval_s`` seconds, with timestamps:
+    first while idle (it sleeps), then while the model Invokes back to back. Each of the two
+    windows lasts ``window_s`` seconds and starts ``settle_s`` after its kind of load began, so the
+    CPU's clock and the sensor's averaging have caught up. Reading a sensor (``vcgencmd`` starts a
+    process) costs CPU time, so it never happens during a timed block.
+
+    Defaults, and why: 5 samples a second is what ``vcgencmd`` keeps up with comfortably (a call
+    takes a few ms) and what INA3221 monitors average over on Jetsons (tens of ms per reading);
+    3 s windows give 15 samples each, enough for a mean within a few % on a steady load.
+    """
+
+    source: str  # config_values.POWER_SOURCES
+    window_s: float = 3.0
+    settle_s: float = 1.0
+    interval_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or self.settle_s < 0 or self.interval_s <= 0:
+            raise ValueError(f"power windows of {self.window_s} s, settle {self.settle_s} s, "
+                             f"interval {self.interval_s} s")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "window_s": self.window_s, "settle_s": self.settle_s,
+                "interval_s": self.interval_s}
+
+
+@dataclass(frozen=True)
 class Plan:
     """What to measure, sent explicitly to the device (no hidden defaults on the board).
 
@@ -88,6 +119,10 @@ class Plan:
       passed by the next process (the first process always runs).
     - ``eval`` None: no evaluation pass, so a plain run costs what it did; with --eval every
       sample of the file runs once after the timed part (EvalPlan).
+    - ``power_window_s`` 3 s: the length of each window of the power pass on boards with a power
+      reader (PowerPlan); boards without one never run the pass.
+    - ``rate_hz`` None: with a required rate (--rate, inferences per second) the results carry
+      the duty cycle at that rate (harness.results.energy); nothing on the board changes.
     """
 
     warmup: int = 10
@@ -106,6 +141,8 @@ class Plan:
     until_stable_pct: float | None = None
     max_duration_s: float = 60.0
     eval: EvalPlan | None = None  # the evaluation pass after the timed part; None: none
+    power_window_s: float = 3.0
+    rate_hz: float | None = None
 
     def __post_init__(self) -> None:
         if self.processes < 1:
@@ -114,6 +151,9 @@ class Plan:
                                                   or self.processes < MIN_STABLE_PROCESSES):
             raise ValueError("until_stable_pct needs a positive value, iterations 0 and "
                              f"at least {MIN_STABLE_PROCESSES} processes")
+        if self.power_window_s <= 0 or (self.rate_hz is not None and self.rate_hz <= 0):
+            raise ValueError(f"a power window of {self.power_window_s} s and a rate of {self.rate_hz}/s: "
+                             "both must be above 0")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +173,8 @@ class Plan:
             "until_stable_pct": self.until_stable_pct,
             "max_duration_s": self.max_duration_s,
             "eval": self.eval.as_dict() if self.eval else None,
+            "power_window_s": self.power_window_s,
+            "rate_hz": self.rate_hz,
         }
 
 
@@ -150,6 +192,8 @@ class Job:
     model_facts: dict[str, Any] = field(default_factory=dict, compare=False)
     # The eval pass's samples for this model (harness.scenarios.benchmark.prepare_eval); None: no pass.
     eval: EvalInputs | None = field(default=None, compare=False)
+    # The power pass, on a target with a power reader (targets.toml power); None: none.
+    power: PowerPlan | None = field(default=None, compare=False)
     # A job of a board pool (harness.scenarios.pool): the pool's name, ``target`` the place that
     # runs it, and the places whose failure moved it here, in order.
     pool: str | None = None

@@ -124,6 +124,15 @@ def test_a_target_and_its_options_are_of_one_kind() -> None:
     ("serial", "arena = 0"),
     ("serial", "max_model = -1"),
     ("serial", 'emulator = "true"'),
+    ("local", "price_usd = 0"),
+    ("local", "price_usd = -35"),
+    ("ssh", "power_w = nan"),
+    ("ssh", "power_w = inf"),
+    ("ssh", 'power_w = "6 W"'),
+    ("local", "idle_power_w = -0.5"),
+    ("local", 'power = "ina219"'),
+    ("ssh", "power = true"),
+    ("serial", 'power = "ina3221"'),
 ])
 def test_bad_values_are_errors_naming_the_file_and_the_key(kind: str, line: str) -> None:
     base = {"local": "", "ssh": 'host = "h"\n', "serial": 'port = "/dev/ttyACM0"\n'}[kind]
@@ -232,3 +241,38 @@ def test_bad_labgrid_targets_are_errors_naming_the_file_and_the_key(line: str, w
     assert str(err.value).startswith("lab.toml: [targets.pi]")
     for w in words:
         assert w in str(err.value), str(err.value)
+
+def test_energy_facts_and_power_readers_load_on_linux_boards() -> None:
+    targets = config.parse_targets('''
+[targets.jetson]
+kind = "ssh"
+host = "jetson.lab"
+power = "ina3221"
+price_usd = 249
+[targets.pi5]
+kind = "local"
+power = "rpi5-pmic"
+power_w = 6.4
+idle_power_w = 0
+''', "lab.toml")
+    jetson, pi5 = targets["jetson"], targets["pi5"]
+    assert (jetson.power, jetson.price_usd, jetson.power_w) == ("ina3221", 249.0, None)
+    assert (pi5.power, pi5.power_w, pi5.idle_power_w) == ("rpi5-pmic", 6.4, 0.0)
+    assert jetson.facts()["power"] == "ina3221"  # the results say which reader measured
+    assert config.parse_targets('[targets.x]\nkind = "local"\n', "t.toml")["x"].power is None
+
+
+def test_a_serial_board_with_a_power_reader_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse_targets('[targets.esp]\nkind = "serial"\nport = "/dev/ttyUSB0"\npower = "ina3221"\n',
+                             "lab.toml")
+    assert "serial board runs no Linux agent" in err.value.message and "[targets.esp]" in err.value.message
+    assert err.value.hint is not None and "power_w" in err.value.hint
+    with pytest.raises(ConfigError, match="serial board runs no Linux agent"):  # a labgrid place's serial line
+        config.parse_targets('[targets.m]\nkind = "labgrid"\nplace = "nano"\nuse = "serial"\npower = "ina3221"\n',
+                             "lab.toml")
+
+
+def test_idle_power_above_active_power_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="idle_power_w = 3 is above power_w = 2"):
+        config.parse_targets('[targets.x]\nkind = "local"\npower_w = 2\nidle_power_w = 3\n', "t.toml")

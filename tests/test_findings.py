@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -52,6 +53,18 @@ def test_first_iteration_temperature_frequency_and_incomplete() -> None:
     f = check(bench(STEADY, [100] * 200, freqs=(600_000, 1_500_000), board={"governor": "ondemand"}))
     assert any(x.code == "frequency" and "ondemand" in x.message and "performance" in x.hint for x in f)
     assert "incomplete" in codes(bench(STEADY, [100] * 200, complete=False))
+
+
+def test_a_failed_or_stopped_pass_after_whole_timings_is_not_called_a_cut_short_run() -> None:
+    whole = dataclasses.replace(bench(STEADY, [100] * 200), target_facts={"power": "ina3221"})
+    assert whole.timed_complete and not whole.complete  # the power pass never came
+    (f,) = [f for f in check(whole) if f.code == "incomplete"]
+    assert "timings are whole" in f.message and "cut short" not in f.message
+    failed = dataclasses.replace(whole, error={"code": "power_unavailable", "message": "no INA3221 monitor"})
+    assert "incomplete" not in codes(failed)  # its error line says what failed
+    short = dataclasses.replace(bench(STEADY, [100] * 200, complete=False), error={"code": "link_lost"})
+    (f,) = [f for f in check(short) if f.code == "incomplete"]
+    assert f.message.startswith("the run was cut short: 200 of 200")
 
 
 def test_noise_dominates_when_without_is_slower() -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.agentrun import ROOT, json_objects
@@ -220,3 +221,28 @@ def test_pool_on_the_command_line_uses_the_targets_table_with_those_tags(
     assert all(o["target"] == o["place"] and o["place"] in ("pi-1", "pi-2", "pi-3") for o in objs)
     assert "pool rpis: 2 benchmarks on" in _harness(["show", "--results", str(tmp_path / "r")], ssh_env).stdout
     assert all(lab_farm.place(f"pi-{i}").acquired is None for i in (1, 2, 3))
+
+
+def test_a_places_power_and_evaluation_passes_run_on_its_board(
+        lab_farm: Farm, ssh_env: SshEnv, ssh_lab: Lab, litert_python: Path, tmp_path: Path) -> None:
+    """The place's driver relays both passes after the timings to the board's agent: the
+    evaluation pass completes, and the power pass reaches the board, which has no vcgencmd."""
+    model = write_model(tmp_path, "fc.tflite", fc_model())
+    targets = _targets(tmp_path, lab_farm, litert_python, ssh_lab,
+                       pi={"place": "pi-1", "power": "rpi5-pmic", "price_usd": 35.0})
+    results = tmp_path / "r"
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "eval.npz", x=rng.standard_normal((6, 16)).astype(np.float32), y=np.arange(6) % 4)
+    p = _harness(["run", "--targets", str(targets), "--model", str(model), *QUICK, "--results", str(results),
+                  "--eval", str(tmp_path / "eval.npz"), "--json"], ssh_env)
+    assert p.returncode == 1
+    (o,) = json_objects(p.stdout)
+    assert o["error"]["code"] == "power_unavailable" and "vcgencmd is not on PATH" in o["error"]["message"]
+    assert o["with_invoke"]["n"] > 0 and o["cost"]["price_usd"] == 35.0  # the timings are kept
+    assert o["eval"] == {"source": "eval.npz", "samples": 6} and o["accuracy"]["n"] == 6
+    (record,) = (results / o["run_id"] / "benchmarks").glob("*.jsonl")
+    kinds = [json.loads(line)["type"] for line in record.read_text().splitlines()]
+    for opening in ("eval_set", "power_set"):
+        at = kinds.index(opening)
+        assert kinds[at + 1] == "place" and "hello" in kinds[at:]  # the place ran the pass on the board
+    assert lab_farm.place("pi-1").acquired is None

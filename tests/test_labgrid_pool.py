@@ -70,6 +70,7 @@ def test_three_boards_share_nine_jobs_and_a_killed_boards_job_moves(
     models = [write_model(tmp_path, f"fc{i}.tflite", fc_model(k=16 + 8 * i, seed=i)) for i in range(3)]
     text = targets_toml({"rpi4s": {"kind": "labgrid", "pool": "board=rpi4", "coordinator": pool_farm.address,
                                    "python": str(litert_python), "connect_timeout_s": 3, "threads": [1, 2, 3],
+                                   "price_usd": 35.0, "power_w": 6.4,
                                    "workdir": ssh_lab.workdir(f"pool-{tmp_path.name}")}})
     pool = parse_targets(text, "targets.toml")["rpi4s"]
     jobs, refused = plan_jobs([pool], models, None, PLAN)
@@ -99,6 +100,8 @@ def test_three_boards_share_nine_jobs_and_a_killed_boards_job_moves(
         s = o.summary.to_json(store.run_id)
         assert s["target"] == o.job.target and s["place"] == o.job.target and s["pool"] == "rpi4s"
         assert s["place_tags"] == {"board": "rpi4"}
+        # each place's job has the pool's facts: the energy and cost the pool declares
+        assert s["cost"]["price_usd"] == 35.0 and (s["energy"]["source"], s["energy"]["active_w"]) == ("declared", 6.4)
     for name in ("pi-1", "pi-2", "pi-3"):
         assert pool_farm.place(name).acquired is None  # every board released, the dead one too
     view = results_view([o.summary for o in outcomes], None, False, 100)

@@ -8,20 +8,26 @@ to stderr. All times are integer nanoseconds from time.perf_counter_ns (a monoto
     python3 tflite_agent.py run --model m.tflite --threads 1 ...   # measure
     python3 tflite_agent.py profile --rounds 15 ... M0.tflite M1 ...  # time a model's prefixes
     python3 tflite_agent.py eval --model m.tflite --inputs e.npz ... # outputs of every sample
+    python3 tflite_agent.py power --model m.tflite --source ina3221 ... # power: idle, then Invoking
     python3 tflite_agent.py probe                                    # describe the board
 """
 
 import argparse
 import contextlib
 import gc
+import glob
 import importlib
 import importlib.util
 import json
+import math
 import os
 import platform
+import re
 import select
 import signal
+import subprocess
 import sys
+import threading
 import time
 import traceback
 from typing import List, NamedTuple, Sequence, Tuple
@@ -944,6 +950,284 @@ def evaluate(args):
     emit("eval_summary", samples=len(samples), wall_ns=clock() - t0)
 
 
+# --- power mode: the board's power, sampled while idle and while Invoking back to back ------
+
+POWER_SOURCES = ("ina3221", "rpi5-pmic")
+POWER_ROOT_ENV = "HARNESS_POWER_ROOT"  # tests only: a recorded sysfs tree that stands in for "/"
+INA3221_GLOB = ("sys", "bus", "i2c", "drivers", "ina3221", "*", "hwmon", "hwmon*")
+# The module's input rail: every other rail of its monitor is fed by it. POM_5V_IN is the
+# Jetson Nano's name for it (NVIDIA's documents call it VDD_IN there too).
+INA3221_TOTALS = ("VDD_IN", "POM_5V_IN")
+SUM_OF_RAILS = "sum of rails"
+VCGENCMD = ("vcgencmd", "pmic_read_adc")
+VCGENCMD_TIMEOUT_S = 2.0
+_PMIC_LINE = re.compile(r"^\s*(\S+)_([AV])\s+(current|volt)\(\d+\)=(\S*?)([AV])\s*$")
+
+
+class PowerReadError(Exception):
+    """One reading of a power sensor that cannot be used; the message says why."""
+
+
+def _finite(text):
+    """A finite number from a sysfs value or a vcgencmd figure, or None (garbage, nan, inf)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def ina3221_dirs(root):
+    """The hwmon directories of the INA3221 monitors under the filesystem root ``root``, sorted."""
+    return sorted(glob.glob(os.path.join(root, *INA3221_GLOB)))
+
+
+def _ina3221_channels(d):
+    """(label, channel) of the channels of one monitor that measure a rail, and the labels left
+    out. An INA3221 has three channels, 1 to 3 (in4..in7 are shunt voltages, in7 their sum): a
+    channel with an ``inN_label`` is a rail unless it is labelled NC (not connected) or disabled
+    (``inN_enable`` = 0). A channel without a label is not named by the board: left out."""
+    found, skipped = [], []
+    for n in (1, 2, 3):
+        label = _read(os.path.join(d, "in%d_label" % n))
+        if not label:
+            continue
+        if label.upper() == "NC" or _read(os.path.join(d, "in%d_enable" % n)) == "0":
+            skipped.append(label)
+        else:
+            found.append((label, n))
+    return found, skipped
+
+
+def read_ina3221(root):
+    """One reading of every INA3221 rail under ``root`` ("/" on a board).
+
+    A rail's power is its bus voltage ``inN_input`` (mV) times its current ``currN_input`` (mA).
+    The board's total is the VDD_IN rail where there is one (the module's input, which feeds the
+    others: adding them would count them twice); else the sum of every rail, which says so
+    (total "sum of rails"): it counts a rail that feeds another twice (AGX Orin's VIN_SYS_5V0
+    feeds VDDQ_VDD2_1V8AO) and never the carrier board. Returns {"watts", "rails" {label: W},
+    "total" (VDD_IN or "sum of rails"), "parts" (the rails the total is made of), "unreadable"
+    (rails whose files are missing or hold no number), "skipped" (NC or disabled channels)}.
+    Raises PowerReadError when there is no monitor or no rail, or a rail the total needs cannot
+    be read: a total that quietly left a rail out would pass for a lower power.
+    """
+    dirs = ina3221_dirs(root)
+    if not dirs:
+        raise PowerReadError("no INA3221 monitor under %s" % os.path.join(root, *INA3221_GLOB[:5]))
+    rails, unreadable, skipped = {}, [], []
+    for d in dirs:
+        channels, left_out = _ina3221_channels(d)
+        skipped += left_out
+        for label, n in channels:
+            key = label if label not in rails and label not in unreadable else \
+                "%s (%s)" % (label, os.path.basename(os.path.dirname(os.path.dirname(d))))
+            mv = _finite(_read(os.path.join(d, "in%d_input" % n)))
+            ma = _finite(_read(os.path.join(d, "curr%d_input" % n)))
+            if mv is None or ma is None:
+                unreadable.append(key)
+            else:
+                rails[key] = round(mv * ma / 1e6, 6)
+    total = next((t for t in INA3221_TOTALS if t in rails or t in unreadable), None)
+    parts = [total] if total else sorted(rails) + sorted(unreadable)
+    missing = [p for p in parts if p in unreadable]
+    if missing or not parts:
+        raise PowerReadError("INA3221 rails %s cannot be read in %s" % (", ".join(missing), ", ".join(dirs))
+                             if missing else "no INA3221 rail with a label and a current in %s" % ", ".join(dirs))
+    watts = rails[total] if total else sum(rails.values())
+    return {"watts": round(watts, 6), "rails": rails, "total": total or SUM_OF_RAILS, "parts": parts,
+            "unreadable": unreadable, "skipped": skipped}
+
+
+def parse_pmic_adc(text):
+    """One reading from the output of ``vcgencmd pmic_read_adc`` on a Raspberry Pi 5.
+
+    Lines read "  VDD_CORE_A current(7)=0.71235000A" and "  VDD_CORE_V volt(15)=0.72000000V".
+    Current and voltage are paired by the rail's name, never by the number in parentheses: a
+    rail's two lines carry different channel numbers, and the lines come in channel order. The
+    total is the sum of V x A over the rails that have both lines (total "sum of rails"): the
+    power of the PMIC's outputs, without USB devices, the fan or the PMIC's own losses. Names with
+    one line only (EXT5V_V and BATT_V: the 5 V input and the RTC battery, which have no current
+    sensor) are skipped. Returns the same dict as read_ina3221. Raises PowerReadError for output
+    without any pair (not a Pi 5, or a firmware without the command) and for a value that is no
+    number on a rail that has both lines.
+    """
+    lines = {}  # name -> {"A": value or None (garbage), "V": ...}
+    for line in text.splitlines():
+        m = _PMIC_LINE.match(line)
+        if m:
+            name, suffix, kind, value, unit = m.groups()
+            good = unit == suffix and (kind == "current") == (suffix == "A")
+            lines.setdefault(name, {})[suffix] = _finite(value) if good else None
+    pairs = sorted(n for n, v in lines.items() if "A" in v and "V" in v)
+    bad = [n for n in pairs if lines[n]["A"] is None or lines[n]["V"] is None]
+    if bad:
+        raise PowerReadError("vcgencmd pmic_read_adc gave a value that is not a number for %s" % ", ".join(bad))
+    if not pairs:
+        first = next((x.strip() for x in text.splitlines() if x.strip()), "")
+        raise PowerReadError("no rail with both a current (_A) and a voltage (_V) line in the output of "
+                             "vcgencmd pmic_read_adc (%r)" % first[:120])
+    rails = {n: round(lines[n]["A"] * lines[n]["V"], 6) for n in pairs}
+    return {"watts": round(sum(rails.values()), 6), "rails": rails, "total": SUM_OF_RAILS, "parts": pairs,
+            "unreadable": [], "skipped": sorted(n for n in lines if n not in rails)}
+
+
+def read_pmic():
+    """One reading of ``vcgencmd pmic_read_adc`` (the command on PATH), through parse_pmic_adc."""
+    try:
+        p = subprocess.run(list(VCGENCMD), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=VCGENCMD_TIMEOUT_S)
+    except FileNotFoundError:
+        raise PowerReadError("vcgencmd is not on PATH (Raspberry Pi OS has it in raspi-utils)")
+    except subprocess.TimeoutExpired:
+        raise PowerReadError("vcgencmd pmic_read_adc took over %g s" % VCGENCMD_TIMEOUT_S)
+    except OSError as exc:
+        raise PowerReadError("vcgencmd cannot be started: %s" % exc)
+    text = p.stdout.decode("utf-8", "replace")
+    if p.returncode != 0:
+        said = (p.stderr.decode("utf-8", "replace") + text).strip().splitlines()
+        raise PowerReadError("vcgencmd pmic_read_adc exited with status %d%s"
+                             % (p.returncode, ": " + said[0][:120] if said else ""))
+    return parse_pmic_adc(text)
+
+
+def power_reader(source):
+    """(a function returning one reading, where it reads) for a source of POWER_SOURCES."""
+    if source == "ina3221":
+        root = os.environ.get(POWER_ROOT_ENV) or "/"
+        return (lambda: read_ina3221(root)), ina3221_dirs(root) or [os.path.join(root, *INA3221_GLOB)]
+    return read_pmic, [" ".join(VCGENCMD)]
+
+
+class PowerSampler(object):
+    """Reads the power in a thread of its own, every ``interval_s`` seconds from ``t0`` to ``t1``
+    (clock() values), while the caller's thread makes the load (sleeps, or Invokes).
+
+    A good reading becomes a sample {"t_ns" (the middle of the read), "watts", "rails"}. A reading
+    that fails, or whose total is made of other rails than ``parts`` (those of the first reading:
+    a total that changes what it adds up is not the same quantity), counts in ``failed``, the
+    reason of the last one in ``failure``. A read slower than the interval skips the slots it
+    overran rather than bunching up samples after it. Soak and stream runs sample the board's
+    state the same way.
+    """
+
+    def __init__(self, read, parts, interval_s):
+        self.read = read
+        self.parts = list(parts)
+        self.interval_ns = max(1, int(interval_s * 1e9))
+        self.samples = []
+        self.failed = 0
+        self.failure = None
+        self.thread = None
+
+    def start(self, t0, t1):
+        self.thread = threading.Thread(target=self._run, args=(t0, t1), name="power-sampler")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def join(self):
+        self.thread.join()
+        return self.samples
+
+    def _run(self, t0, t1):
+        slot = 0
+        while t0 + slot * self.interval_ns < t1:
+            wait = t0 + slot * self.interval_ns - clock()
+            if wait > 0:
+                time.sleep(wait / 1e9)
+            before = clock()
+            try:
+                reading = self.read()
+                if list(reading["parts"]) != self.parts:
+                    raise PowerReadError("the total is made of %s, not %s as at the start"
+                                         % (", ".join(reading["parts"]), ", ".join(self.parts)))
+            except Exception as exc:  # a bad reading is counted, never the end of the window
+                self.failed += 1
+                self.failure = str(exc) if isinstance(exc, PowerReadError) else "%s: %s" % (type(exc).__name__, exc)
+            else:
+                self.samples.append({"t_ns": (before + clock()) // 2, "watts": reading["watts"],
+                                     "rails": reading["rails"]})
+            slot = max(slot + 1, -(-(clock() - t0) // self.interval_ns))
+
+
+def sleep_until(t1):
+    """The idle window's load: none. Returns None (no Invokes)."""
+    while True:
+        left = t1 - clock()
+        if left <= 0:
+            return None
+        time.sleep(min(0.05, left / 1e9))
+
+
+def invoke_until(interpreter, model, t0, t1):
+    """The active window's load: Invoke back to back until ``t1``; returns how many Invokes
+    ended between ``t0`` and ``t1`` (the sampled window)."""
+    invoke = interpreter.invoke
+    n = 0
+    try:
+        while True:
+            invoke()
+            now = clock()
+            if now >= t1:
+                return n
+            if now >= t0:
+                n += 1
+    except Exception as exc:
+        raise AgentFailure(_classify(exc), "%s: Invoke failed in the power window: %s"
+                           % (os.path.basename(model), _first_line(exc)), model)
+
+
+def power_window(name, sampler, args, load):
+    """One window: ``load(t0, t1)`` runs from now until ``t1``; the sampler reads from ``t0``,
+    --settle seconds after the load began, to ``t1``, --window seconds later."""
+    t0 = clock() + int(args.settle * 1e9)
+    t1 = t0 + int(args.window * 1e9)
+    sampler.start(t0, t1)
+    invokes = load(t0, t1)
+    samples = sampler.join()
+    emit("power_window", window=name, t0_ns=t0, t1_ns=t1, samples=samples, failed=sampler.failed,
+         failure=sampler.failure, invokes=invokes)
+
+
+def measure_power(args):
+    """The power pass (PROTOCOL.md, power mode): the board idle, then Invoking back to back."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
+                           % sys.executable)
+    if args.window <= 0 or args.settle < 0 or args.interval <= 0:
+        raise AgentFailure("usage", "--window and --interval must be above 0, --settle at least 0")
+    name, interpreter_cls, resolver = pick_runtime(args.runtime)
+    emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, mode="power", board=board_info(),
+         runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
+         clock=_clock_info(), emulated=False)
+    interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
+    emit_model(args, interpreter, create_ns, allocate_ns)
+    details = interpreter.get_input_details()
+    if args.inputs:
+        sample = inputs_from_file(args.inputs, details, np)[0]
+    else:
+        rng = np.random.default_rng(args.seed)
+        sample = [random_input(d, rng, np) for d in details]
+    for d, array in zip(details, sample):
+        interpreter.set_tensor(d["index"], array)
+    read, where = power_reader(args.source)
+    try:
+        first = read()
+    except PowerReadError as exc:
+        raise AgentFailure("power_unavailable", "power = %s: %s" % (args.source, exc))
+    emit("power_source", source=args.source, where=where, total=first["total"], parts=first["parts"],
+         rails=sorted(first["rails"]), unreadable=first["unreadable"], skipped=first["skipped"],
+         window_s=args.window, settle_s=args.settle, interval_s=args.interval)
+    t0 = clock()
+    power_window("idle", PowerSampler(read, first["parts"], args.interval), args,
+                 lambda start, end: sleep_until(end))
+    power_window("active", PowerSampler(read, first["parts"], args.interval), args,
+                 lambda start, end: invoke_until(interpreter, args.model, start, end))
+    emit("power_summary", wall_ns=clock() - t0)
+
+
 def _max_rss_kb():
     try:
         import resource
@@ -999,6 +1283,7 @@ def parser():
                    help="with --lifeline: also when stdin stays silent this many seconds")
     _profile_parser(sub)
     _eval_parser(sub)
+    _power_parser(sub)
     return p
 
 
@@ -1040,6 +1325,26 @@ def _eval_parser(sub):
                    help="with --lifeline: also when stdin stays silent this many seconds")
 
 
+def _power_parser(sub):
+    r = sub.add_parser("power", help="sample the board's power while idle, then while Invoking back to back")
+    r.add_argument("--model", required=True)
+    r.add_argument("--source", required=True, choices=POWER_SOURCES)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
+    r.add_argument("--xnnpack", default="on", choices=("on", "off"))
+    r.add_argument("--window", type=float, default=3.0, help="seconds sampled in each window")
+    r.add_argument("--settle", type=float, default=1.0,
+                   help="seconds of each window's load (sleep, Invokes) before its sampling starts")
+    r.add_argument("--interval", type=float, default=0.2, help="seconds between readings")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--inputs", help="the model is fed the file's first sample (default: seeded random)")
+    r.add_argument("--lifeline", action="store_true",
+                   help="a watchdog process stops the agent's process group when stdin closes "
+                        "(the host always sets this; off for runs by hand)")
+    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also when stdin stays silent this many seconds")
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.command is None:
@@ -1057,6 +1362,9 @@ def main(argv=None):
             return 0
         if args.command == "eval":
             evaluate(args)
+            return 0
+        if args.command == "power":
+            measure_power(args)
             return 0
         if args.pipeline:
             args.pipeline = os.path.abspath(args.pipeline)

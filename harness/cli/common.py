@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from harness import config
+from harness.render import energy
 from harness.render.results import run_view, run_width
 from harness.render.table import json_lines
 from harness.results import store
@@ -159,10 +160,12 @@ def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence[Benc
     out = stdout()
     wide = bool(getattr(args, "wide", False))
     if out.is_terminal:
-        view = run_view(judged, run_id, wide, out.width)
+        view = run_view(judged, run_id, wide, out.width) + energy.energy_view(summaries, wide, out.width)
     else:
-        view = run_view(judged, run_id, wide, None if wide else TABLE_WIDTH)
-        out = Console(width=max(PIPE_WIDTH, run_width(judged, wide)), no_color=True)
+        width = None if wide else TABLE_WIDTH
+        view = run_view(judged, run_id, wide, width) + energy.energy_view(summaries, wide, width)
+        out = Console(width=max(PIPE_WIDTH, run_width(judged, wide), energy.natural_width(summaries, wide)),
+                      no_color=True)
     for item in view:
         out.print(item, soft_wrap=isinstance(item, Text) and not out.is_terminal, highlight=False)
     return judged

@@ -64,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 blocks=args.blocks, seed=args.seed, xnnpack=args.xnnpack == "on",
                 inputs=args.inputs.resolve() if args.inputs else None,
                 pipeline=args.pipeline.resolve() if args.pipeline else None,
-                eval=eval_plan(args, matrix.compares), **sizing)
+                eval=eval_plan(args, matrix.compares), rate_hz=args.rate,
+                power_window_s=args.power_window, **sizing)
     jobs, refused = plan_jobs(selected, models, args.threads, plan)
     run_store = store.RunStore(args.results, kind="benchmark")
     if plan.eval is not None:  # each model's samples, kept with the run (what the boards were fed)
@@ -255,6 +256,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collapse-threshold", type=points, default=COLLAPSE_POINTS, metavar="PTS",
                    help="a variant whose top-1 accuracy is more than PTS points below its base's on the same "
                         f"board is collapsed: flagged, never a speed-up, exit status 1 (default {COLLAPSE_POINTS:g})")
+    p.add_argument("--rate", type=above_zero, metavar="HZ",
+                   help="a required rate in inferences per second: the energy table shows the share of "
+                        "time each board is busy at it and its average power if it sleeps in between")
+    p.add_argument("--power-window", type=above_zero, default=d.power_window_s, metavar="S",
+                   help="on targets with a power reader (targets.toml power = ...): seconds of idle and "
+                        f"of back-to-back Invokes sampled after the timed part (default {d.power_window_s:g})")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per benchmark")
     add_wide(p)

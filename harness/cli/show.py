@@ -9,11 +9,11 @@ from typing import Any
 
 from rich.text import Text
 
-from harness.cli.common import add_wide, count, print_results, stderr, stdout
+from harness.cli.common import above_zero, add_wide, count, print_results, stderr, stdout
 from harness.errors import ConfigError
 from harness.render.text import visible
 from harness.results import store
-from harness.results.summary import summarize
+from harness.results.summary import at_rate, summarize
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -26,7 +26,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         meta, benchmarks = store.load_run(path)
         if not benchmarks:
             raise ConfigError(f"{path} holds no benchmarks", hint="the run was stopped before its first one")
-        print_results(args, meta, [summarize(b) for b in benchmarks])
+        summaries = [summarize(b) for b in benchmarks]
+        if args.rate is not None:  # another rate than the run's own (its plan's rate_hz)
+            summaries = [at_rate(s, args.rate) for s in summaries]
+        print_results(args, meta, summaries)
     if meta.get("status") not in (None, "complete") and not args.json:
         why = f" ({meta['error']})" if meta.get("error") else ""
         stderr().print(f"run status: {meta.get('status')}{why}", markup=False)
@@ -69,5 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="JSON lines on stdout, one per benchmark (one per profile of a profile run)")
     add_wide(p)
+    p.add_argument("--rate", type=above_zero, metavar="HZ",
+                   help="the duty cycle at this rate in inferences per second (default: the run's --rate)")
     p.add_argument("--top", type=count, default=10, help="heaviest layers shown of a profile run (default 10)")
     p.set_defaults(func=cmd_show)

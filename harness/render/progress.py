@@ -72,6 +72,8 @@ class LiveProgress:
             elif kind == "progress":
                 self._progress.update(task, phase="measuring" + suffix, completed=int(msg["done"]),
                                       total=int(msg["total"]))
+            elif kind == "power_source":  # the power pass: idle, then Invoking, untimed
+                self._progress.update(task, phase="sampling power", completed=0, total=None)
 
     def job_finished(self, outcome: Outcome) -> None:
         job = outcome.job

@@ -2,11 +2,11 @@
 picture, and throughput per watt and per dollar. Each row of a table is one benchmark, keyed by
 its Entry's key, and each figure marks the same keys (harness.render.plots).
 
-Energy and cost use the price and power that targets.toml declares (run.json's targets facts:
-``price_usd``, ``power_w``, ``idle_power_w``) and say so: ``declared``. Energy per inference is
-the active power over the median Invoke time, less the idle power where it is known (the energy
-the inference adds over an idle board); inferences per joule is per watt of the board's active
-power, throughput over power_w.
+Energy and cost are the summary's own (harness.results.energy): the power measured on the board
+by its power reader, else the power targets.toml declares, each row saying which (``measured`` or
+``declared``), and the declared price. Energy per inference is the active power over the median
+Invoke time, less the idle power where it is known (the energy the inference adds over an idle
+board); inferences per joule is per watt of the board's active power, 1 / median Invoke over it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from harness.render import plots
 from harness.render.grid import Column, Grid, Row, cell, name, words
 from harness.render.report_model import Entry, Figure, Material, Section
 from harness.render.table import duration, rate, results_grid
+from harness.results.energy import MEASURED
 from harness.results.summary import advice, share_text, speedup
 
 DASH = "–"
@@ -104,20 +105,21 @@ def bottleneck_section(m: Material) -> Section:
 
 
 def _efficiency_row(e: Entry) -> tuple[Row, plots.Bars] | None:
-    s, f = e.summary, e.target_facts
-    power, idle, price = f.get("power_w"), f.get("idle_power_w"), f.get("price_usd")
+    s = e.summary
+    used, price = s.energy, s.cost.price_usd if s.cost else None
+    power = used.active_w if used else None
     if s.invoke is None or not s.invoke.median or (power is None and price is None):
         return None
     ips = 1e9 / s.invoke.median
     per_joule = ips / power if power else None
-    active = None if power is None else power - (idle or 0.0)
-    mj = None if active is None else active * s.invoke.median / 1e6  # W * ns = nJ; / 1e6 = mJ
+    mj = used.per_inference_mj if used else None
     per_dollar = ips / price if price else None
     loops = s.throughput_ips
     row = Row((*_keys(e), cell(duration(s.invoke.median)), cell(rate(ips)), cell(_num(power, "W")),
                cell(_num(mj, "mJ", 3)), cell(rate(per_joule) if per_joule else DASH), cell(_num(price, "$")),
                cell(rate(per_dollar) if per_dollar else DASH),
-               cell(rate(loops / price) if loops and price else DASH), cell("declared")), key=e.key)
+               cell(rate(loops / price) if loops and price else DASH), cell(used.source if used else DASH)),
+              key=e.key)
     return row, plots.Bars(e.key, e.label, {"watt": per_joule, "dollar": per_dollar})
 
 
@@ -131,22 +133,25 @@ def efficiency_section(m: Material) -> Section:
     built = [r for e in m.entries if (r := _efficiency_row(e)) is not None]
     if not built:
         return Section("efficiency", "Throughput per watt and per dollar", notes=(
-            "no target of these runs declares power_w or price_usd: add them to its [targets.NAME] in "
-            "targets.toml (they are stored in run.json with the next run)",))
+            "no target of these runs has a power reader, power_w or price_usd: add them to its "
+            "[targets.NAME] in targets.toml (they are stored with the next run)",))
+    measured = any(e.summary.energy and e.summary.energy.source == MEASURED for e in m.entries)
+    how = "measured or declared power" if measured else "declared power"
     columns = (*KEYS, Column("invoke", "Invoke"), Column("ips", "Inferences/s"), Column("power", "Power"),
                Column("mj", "Energy/inference"), Column("per_joule", "Inferences/J"), Column("price", "Price"),
                Column("per_dollar", "Inferences/s per $"), Column("loops_dollar", "Loops/s per $"),
-               Column("source", "Power, price", "left"))
-    grid = Grid(columns, tuple(r for r, _ in built), "Energy and cost (declared power and price)", (
-        "Inferences/s = 1 / median Invoke; Inferences/J = that over the declared active power (power_w)",
-        "Energy/inference = (power_w - idle_power_w, where declared) x median Invoke: what an inference adds",
-        "declared: figures from targets.toml, not measured on the board"))
+               Column("source", "Source", "left"))
+    grid = Grid(columns, tuple(r for r, _ in built), f"Energy and cost ({how}, declared price)", (
+        "Inferences/s = 1 / median Invoke; Inferences/J = that over the active power",
+        "Energy/inference = (active - idle power, where known) x median Invoke: what an inference adds",
+        *(("measured: mean power on the board while Invoking back to back, and while idle (its power "
+           "reader, targets.toml power)",) if measured else ()),
+        "declared: figures from targets.toml (power_w, idle_power_w, price_usd), not measured on the board"))
     fig = Figure("efficiency", plots.paired_bars(
-        "efficiency", [b for _, b in built], (("watt", "inferences per joule (declared power)"),
+        "efficiency", [b for _, b in built], (("watt", f"inferences per joule ({how})"),
                                               ("dollar", "inferences/s per dollar of board")),
-        "", log=True, panels=True), "Inferences per joule and per second per dollar, from declared power and "
+        "", log=True, panels=True), f"Inferences per joule and per second per dollar, from {how} and "
         "price (log scales)", "t-efficiency", (("watt", ("per_joule",)), ("dollar", ("per_dollar",))))
     return Section("efficiency", "Throughput per watt and per dollar", intro=(
-        "What a board costs per inference, in energy and in money, from the power and price its "
-        "targets.toml entry declares.",), tables=(("t-efficiency", grid),), figures=(fig,))
-
+        f"What a board costs per inference, in energy and in money, from the {how} of each board and "
+        "the price its targets.toml entry declares.",), tables=(("t-efficiency", grid),), figures=(fig,))

@@ -37,11 +37,6 @@ class Entry:
     summary: BenchmarkSummary
     label: str
 
-    @property
-    def target_facts(self) -> dict[str, Any]:
-        """The target's facts as run.json recorded them (price_usd, power_w, ...), or {}."""
-        return dict((self.run.meta.get("targets") or {}).get(self.summary.benchmark.target) or {})
-
 
 @dataclass(frozen=True)
 class StoredRun:

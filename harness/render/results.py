@@ -66,4 +66,4 @@ def run_width(judged: Sequence[Judged], wide: bool) -> int:
     grids = [g.narrow(wide) for g in comparison_grids([j for j in judged if j.role is not None])]
     widths = [part.width for g in grids for part in terminal.fit(g, None)]
     others = [j.summary for j in judged if j.role is None]
-    return max([natural_width(others, wide)] if others else [0] + widths)
+    return max([natural_width(others, wide) if others else 0, *widths])

@@ -49,6 +49,15 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   delegate's partitions (PROTOCOL.md). The profile JSON gains ``turns``, ``stop``, ``delegated``,
   ``groups`` (rows: an op, or a delegate partition) and, per layer, ``interval_ns``, ``resolved``
   and ``group``. Records without sessions are one session, read as before.
+- 5: energy and cost. The header has ``target_facts`` (the target's facts as in run.json:
+  price_usd, power_w, idle_power_w, and ``power``, the power reader; read from run.json for
+  older files). On a target with a power reader, last of all a host line ``{"type": "power_set",
+  "source", "window_s", "settle_s", "interval_s"}`` opens the power pass: what follows it is the
+  pass's own (its hello, push, model, ``power_source``, a ``power_window`` per window with the raw
+  samples ``{t_ns, watts, rails}``, ``power_summary``; PROTOCOL.md, power mode). A benchmark on a
+  target with a power reader is complete only with its ``power_summary``. The plan gains
+  ``power_window_s`` and ``rate_hz`` (``--rate``: the duty cycle is computed at that rate). Files
+  without a ``power_set`` line (versions 1 to 4) have no pass. Profile files are unchanged.
 """
 
 from __future__ import annotations
@@ -59,8 +68,8 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # what this harness reads back (store.read_record)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,21 @@ class EvalRecord:
 
 
 @dataclass(frozen=True)
+class PowerRecord:
+    """The power pass as stored: its ``power_set`` line (the plan), then what the board said: its
+    ``hello`` and ``model``, ``power_source`` (how the reader forms the total), each
+    ``power_window`` message (raw samples, in the order run: idle, active) and ``power_summary``
+    (None while it runs or when it was cut short). harness.results.energy reads the samples."""
+
+    power_set: dict[str, Any]
+    hello: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    windows: tuple[dict[str, Any], ...] = ()
+    summary: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Benchmark:
     """Everything one benchmark measured, raw. Validated on construction.
 
@@ -139,6 +163,8 @@ class Benchmark:
     place_tags: dict[str, str] | None = None
     pool: str | None = None  # the board pool of the job (header)
     moved_from: tuple[str, ...] = ()  # places whose failure moved the job to this one (header)
+    power_pass: PowerRecord | None = None  # the power pass, after its power_set line
+    target_facts: dict[str, Any] = field(default_factory=dict)  # price, declared power, power reader
 
     def __post_init__(self) -> None:
         if not self.processes and (self.hello or self.summary is not None or self.blocks):
@@ -157,12 +183,21 @@ class Benchmark:
 
     @property
     def complete(self) -> bool:
-        """True when no error came, every process sent its summary, all the processes planned ran
-        (``plan["processes"]`` of them, or with --until-stable until its stop line), and samples of
-        both modes came. A benchmark without samples is never complete."""
-        if self.error is not None or not self.processes or any(p.summary is None for p in self.processes):
+        """True when no error came, the timed part is whole (``timed_complete``), and the passes
+        planned after it (evaluation, power) sent their summaries."""
+        if self.error is not None or not self.timed_complete:
             return False
         if self.plan.get("eval") and (self.eval_pass is None or self.eval_pass.summary is None):
+            return False
+        return not (self.target_facts.get("power")
+                    and (self.power_pass is None or self.power_pass.summary is None))
+
+    @property
+    def timed_complete(self) -> bool:
+        """True when every process sent its summary, all the processes planned ran
+        (``plan["processes"]`` of them, or with --until-stable until its stop line), and samples of
+        both modes came: a pass after it may still have failed. Never without samples."""
+        if not self.processes or any(p.summary is None for p in self.processes):
             return False
         if not (any(b.loop_ns for b in self.blocks if b.mode == "with")
                 and any(b.loop_ns for b in self.blocks if b.mode == "without")):
@@ -207,6 +242,9 @@ class Benchmark:
 PER_PROCESS = {"hello": "hello", "model": "model_info", "plan": "resolved_plan", "summary": "summary"}
 # Messages of the evaluation pass, and the EvalRecord field that keeps each (eval: every chunk).
 EVAL_FIELDS = {"hello": "hello", "model": "model_info", "eval": "chunks", "eval_summary": "summary"}
+# Messages of the power pass, and the PowerRecord field that keeps each (power_window: every one).
+POWER_FIELDS = {"hello": "hello", "model": "model_info", "power_source": "source", "power_window": "windows",
+                "power_summary": "summary"}
 
 
 # Lines the host adds (beside ``process``), and the Benchmark fields each sets.
@@ -221,14 +259,16 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
 
     A ``process`` line starts the next process; messages before any (files of schema 1 and 2,
     where a benchmark was one process) belong to process 0. An ``eval_set`` line starts the
-    evaluation pass: the hello, model, eval and eval_summary messages after it are the pass's.
+    evaluation pass: the hello, model, eval and eval_summary messages after it are the pass's; a
+    ``power_set`` line (after it, last) the power pass, whose own messages are kept likewise.
     """
     fields: dict[str, Any] = {}
     procs: list[dict[str, Any]] = []
     blocks: list[Block] = []
     extra: list[dict[str, Any]] = []
     pushed = push_ns = 0
-    timed, fields["eval_pass"] = _split_eval(lines)
+    timed, fields["power_pass"] = _split_power(lines)
+    timed, fields["eval_pass"] = _split_eval(timed)
 
     def current() -> dict[str, Any]:
         if not procs:
@@ -266,8 +306,8 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
         return Benchmark(
             target=header["target"], model=header["model"], model_sha256=header["model_sha256"],
             threads=int(header["threads"]), plan=header.get("plan", {}), blocks=tuple(blocks),
-            model_facts=header.get("model_facts") or {}, processes=processes, pool=header.get("pool"),
-            moved_from=tuple(header.get("moved_from") or ()),
+            model_facts=header.get("model_facts") or {}, target_facts=header.get("target_facts") or {},
+            processes=processes, pool=header.get("pool"), moved_from=tuple(header.get("moved_from") or ()),
             extra=tuple(extra), pushed_bytes=pushed, push_ns=push_ns, **fields,
         )
     except KeyError as exc:
@@ -291,6 +331,24 @@ def _split_eval(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Eval
             fields[EVAL_FIELDS[kind]] = msg
     timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in EVAL_FIELDS]
     return timed, EvalRecord(eval_set=lines[at], chunks=tuple(chunks), **fields)
+
+
+def _split_power(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], PowerRecord | None]:
+    """(the lines without the power pass's own, the pass's record or None), as _split_eval: the
+    pass comes last, so everything of its kinds after its ``power_set`` line is its own."""
+    at = next((i for i, m in enumerate(lines) if m.get("type") == "power_set"), len(lines))
+    if at == len(lines):
+        return lines, None
+    fields: dict[str, Any] = {}
+    windows = []
+    for msg in lines[at + 1:]:
+        kind = msg.get("type")
+        if kind == "power_window":
+            windows.append(msg)
+        elif kind in POWER_FIELDS:
+            fields[POWER_FIELDS[kind]] = msg
+    timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in POWER_FIELDS]
+    return timed, PowerRecord(power_set=lines[at], windows=tuple(windows), **fields)
 
 
 def _block(msg: dict[str, Any], process: int) -> Block:

@@ -87,7 +87,11 @@ def check(b: Benchmark) -> list[Finding]:
             f"{max(freqs) / 1000:.0f} MHz, governor {governor})",
             "set the governor to performance: sudo cpupower frequency-set -g performance",
             "CPU frequency changed", f"{min(freqs) / 1000:.0f}–{max(freqs) / 1000:.0f} MHz, {governor}"))
-    if not b.complete:
+    if b.timed_complete and not b.complete and b.error is None:  # stopped in a pass after the timings
+        found.append(Finding(
+            "incomplete", "the pass after the timings (evaluation or power) did not finish; the timings "
+            "are whole", "rerun it for the accuracy or energy figures", "pass cut short", ""))
+    elif not b.timed_complete:  # a failed pass alone has its own error line
         planned = sum(p.resolved_plan.get("iterations") or 0 for p in b.processes)
         found.append(Finding(
             "incomplete", f"the run was cut short: {len(with_loop)} of {planned or '?'} samples per "

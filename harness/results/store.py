@@ -32,6 +32,7 @@ directory), which names the path. No secrets are written: targets contribute onl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 import json
@@ -172,9 +173,16 @@ class RunStore:
                 raise io_error("write", path, exc) from exc
 
     def open_benchmark(self, job: Job) -> RecordWriter:
+        # the target's facts (price, declared power, power reader) travel with each benchmark, so
+        # one record file is enough to compute its energy and cost
         return self._open("benchmark", job.target, job.model, job.threads, {
             "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
-            "model_facts": job.model_facts, **job.placement()})
+            "model_facts": job.model_facts, "target_facts": self._target_facts(job), **job.placement()})
+
+    def _target_facts(self, job: Job) -> dict[str, Any] | None:
+        # a pool's job runs on one of its places, but its facts are the pool's, as run.json has them
+        targets = self._meta.get("targets") or {}
+        return targets.get(job.target) or (targets.get(job.pool) if job.pool else None)
 
     def open_profile(self, job: ProfileJob) -> RecordWriter:
         return self._open("profile", job.target, job.model, job.threads, {
@@ -344,7 +352,10 @@ def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
             failures.append(exc)
     if failures and not benchmarks:
         raise failures[0]
-    return meta, benchmarks
+    targets: dict[str, Any] = meta["targets"] if isinstance(meta.get("targets"), dict) else {}
+    # files before schema 5 have no target facts of their own: run.json has them
+    return meta, [b if b.target_facts or not isinstance(targets.get(b.target), dict)
+                  else dataclasses.replace(b, target_facts=targets[b.target]) for b in benchmarks]
 
 
 def records(path: Path, kind: str) -> list[Path]:

@@ -6,7 +6,10 @@ three blocks ``with_invoke``, ``without_invoke``, ``invoke``, each with n, media
 p90_ns, p99_ns, stdev_ns (plus min_ns, max_ns). Everything else is added, never renamed.
 With an evaluation pass (``--eval``): ``eval`` (its source and sample count) and ``accuracy``
 (``n``, ``top1``: harness.results.fidelity, from the outputs stored from the board), null without
-labels; ``fidelity`` needs a reference and comes with the variant comparison.
+labels; ``fidelity`` needs a reference and comes with the variant comparison. ``energy``,
+``cost`` and ``duty`` (harness.results.energy): the energy of an inference and of a loop iteration,
+measured on the board or declared in targets.toml, inferences per second per dollar, and the duty
+cycle at the plan's required rate (--rate); each null where not known.
 
 The inference share carries its 95 % interval from the ABBA blocks (stats.block_share_halfwidth)
 and the Amdahl bound: loop with Invoke / loop without it, the most any model could gain.
@@ -30,6 +33,7 @@ from typing import Any
 
 from harness import stats
 from harness.errors import MeasurementError
+from harness.results import energy as power
 from harness.results.benchmark import SCHEMA_VERSION, Benchmark
 from harness.results.fidelity import Accuracy, EvalOutputs, accuracy, eval_outputs
 from harness.results.findings import Finding, check
@@ -61,6 +65,9 @@ class BenchmarkSummary:
     invoke_median_ci: tuple[float, float] | None = None  # ns; from per-process medians, 2+ processes
     eval_outputs: EvalOutputs | None = None  # the evaluation pass's outputs, as the board sent them
     accuracy: Accuracy | None = None  # top-1 against the eval set's labels, on the board
+    energy: power.Energy | None = None  # measured (the power pass) or declared (targets.toml)
+    cost: power.Cost | None = None  # with a price_usd
+    duty: power.Duty | None = None  # at the plan's rate_hz (--rate)
 
     @property
     def verdict(self) -> str:
@@ -116,6 +123,9 @@ class BenchmarkSummary:
             "eval": ({"source": self.eval_outputs.source, "samples": self.eval_outputs.samples}
                      if self.eval_outputs else None),
             "accuracy": self.accuracy.to_json() if self.accuracy else None,
+            "energy": self.energy.to_json() if self.energy else None,
+            "cost": self.cost.to_json() if self.cost else None,
+            "duty": self.duty.to_json() if self.duty else None,
             "place": b.place, "place_tags": b.place_tags, "pool": b.pool, "moved_from": list(b.moved_from),
         }
         if "arena_used_bytes" in b.model_info:
@@ -221,7 +231,23 @@ def summarize(b: Benchmark) -> BenchmarkSummary:
                                 if share is not None and with_s and without_s else None),
         invoke_median_ci=invoke_median_ci(b),
         eval_outputs=outputs, accuracy=accuracy(outputs) if outputs else None,
+        **_energy_fields(b, invoke_s.median if invoke_s else None, with_s.median if with_s else None,
+                         b.plan.get("rate_hz")),
     )
+
+
+def _energy_fields(b: Benchmark, invoke_ns: float | None, loop_ns: float | None,
+                   rate_hz: float | None) -> dict[str, Any]:
+    """energy, cost and duty of a benchmark (harness.results.energy) from its medians."""
+    used = power.energy(b.power_pass, b.target_facts, invoke_ns, loop_ns)
+    ips = 1e9 / loop_ns if loop_ns else None
+    return {"energy": used, "cost": power.cost(b.target_facts, ips), "duty": power.duty(rate_hz, loop_ns, used)}
+
+
+def at_rate(s: BenchmarkSummary, rate_hz: float | None) -> BenchmarkSummary:
+    """The summary with its duty cycle at ``rate_hz`` instead of the plan's (harness show --rate)."""
+    loop_ns = s.with_invoke.median if s.with_invoke else None
+    return replace(s, duty=power.duty(rate_hz, loop_ns, s.energy))
 
 
 def process_median(groups: list[list[int]]) -> float:

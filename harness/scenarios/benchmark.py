@@ -28,11 +28,11 @@ from pathlib import Path
 from harness import stats
 from harness.config import Target
 from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
-from harness.lab.drivers.base import Driver, Emit, Evaluator, Message
+from harness.lab.drivers.base import Driver, Emit, Evaluator, Message, PowerMeter
 from harness.models import evalset
 from harness.models.analysis import analyze
 from harness.models.files import check_model
-from harness.plan import EvalInputs, EvalPlan, Job, Plan
+from harness.plan import EvalInputs, EvalPlan, Job, Plan, PowerPlan
 from harness.results.benchmark import Benchmark, from_lines
 from harness.results.store import RecordWriter, RunStore
 from harness.results.summary import BenchmarkSummary, summarize
@@ -71,9 +71,10 @@ def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequen
             digest, error = checked[model]
             # a microcontroller runs TFLite Micro on one core: --threads does not multiply it
             counts = (1,) if target.serial_board else (threads or target.threads)
+            power = PowerPlan(target.power, window_s=plan.power_window_s) if target.power else None
             for t in counts:
                 job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan,
-                          model_facts=facts.get(model, {}))
+                          model_facts=facts.get(model, {}), power=power)
                 if error is None:
                     jobs.append(job)
                 else:
@@ -161,11 +162,13 @@ class BenchmarkScenario:
         run_processes(driver, job, emit, cancel)
         if job.eval is not None and not cancel.is_set():
             run_eval(driver, job, emit, cancel)
+        if job.power is not None and not cancel.is_set():
+            run_power(driver, job, emit, cancel)
 
     def finish(self, store: RunStore, job: Job, writer: RecordWriter, messages: Sequence[Message],
                error: HarnessError | None, cancelled: bool) -> Outcome:
         lines = list(messages)
-        benchmark = from_lines(header(job), lines)
+        benchmark = from_lines(writer.header, lines)  # as written: with the target's facts
         if error is None and not cancelled and not (benchmark.loop("with") and benchmark.loop("without")):
             error = no_samples(job, benchmark)
         if error is not None:
@@ -173,7 +176,7 @@ class BenchmarkScenario:
             # names its own); the hint is the host's, from the error's code
             culprit = job.model.name if error.code == "bad_model" else None
             lines.append({"type": "error", **error_dict(error, culprit)})
-            benchmark = from_lines(header(job), lines)
+            benchmark = from_lines(writer.header, lines)
         if error is not None:
             reason: str | None = "error"
         elif cancelled and not benchmark.complete:
@@ -246,6 +249,16 @@ def run_eval(driver: Driver, job: Job, emit: Emit, cancel: threading.Event) -> N
                           hint="drop --eval for this target")
     emit({"type": "eval_set", **job.eval.as_dict(), "host_measured": True})
     driver.evaluate(job, emit, cancel)
+
+
+def run_power(driver: Driver, job: Job, emit: Emit, cancel: threading.Event) -> None:
+    """The power pass of ``job``: its ``power_set`` line, then the driver's messages."""
+    assert job.power is not None
+    if not isinstance(driver, PowerMeter):
+        raise ConfigError(f"the driver of {job.target} cannot read a power sensor", target=job.target,
+                          hint="remove power = ... from this target in targets.toml")
+    emit({"type": "power_set", **job.power.as_dict(), "host_measured": True})
+    driver.measure_power(job, emit, cancel)
 
 
 def stop_reason(plan: Plan, medians: Sequence[float], done: int, elapsed_s: float,

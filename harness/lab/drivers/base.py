@@ -5,8 +5,9 @@ the framed serial protocol of a microcontroller) into the *normalized messages* 
 device_agents/wire/PROTOCOL.md: plain dicts with a ``"type"``. A driver has one method per
 scenario it can run, each with the same shape ``(job, emit, cancel)``: ``benchmark`` (every
 driver: hello, model, first_invoke, warmup, progress, samples, summary), ``evaluate`` (every
-driver: hello, model, eval, eval_summary; the evaluation pass) and ``profile`` (boards that run
-the Linux agent: hello, models, plan, round, summary). The scenarios store the messages
+driver: hello, model, eval, eval_summary; the evaluation pass), ``measure_power`` (boards that run
+the Linux agent: hello, model, power_source, power_window, power_summary; the power pass) and
+``profile`` (boards that run the Linux agent: hello, models, plan, round, summary). The scenarios store the messages
 verbatim and compute every figure from them, so every board kind lands in the same result store,
 tables and JSON.
 """
@@ -19,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.plan import Job, Plan, ProfileJob
 
-__all__ = ["Driver", "Emit", "Evaluator", "Job", "Message", "Plan", "Profiler"]
+__all__ = ["Driver", "Emit", "Evaluator", "Job", "Message", "Plan", "PowerMeter", "Profiler"]
 
 Message = dict[str, Any]
 Emit = Callable[[Message], None]
@@ -50,6 +51,19 @@ class Evaluator(Protocol):
         messages with the raw outputs of consecutive samples, then ``eval_summary`` (PROTOCOL.md,
         eval mode); the same contract as ``Driver.benchmark`` otherwise. Returns after the
         ``eval_summary`` message."""
+        ...
+
+
+@runtime_checkable
+class PowerMeter(Protocol):
+    """A driver that reads a board's power sensor (the Linux agent's power mode)."""
+
+    def measure_power(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        """Sample the power of the board named by ``job.power`` while idle, then while ``job.model``
+        Invokes back to back, apart from any timed block, calling ``emit`` for each message as it
+        arrives: hello, model, power_source, then a ``power_window`` message per window with its
+        raw samples, then ``power_summary`` (PROTOCOL.md, power mode); the same contract as
+        ``Driver.benchmark`` otherwise."""
         ...
 
 

@@ -1,7 +1,8 @@
 """The Linux agent driver: device_agents/linux/tflite_agent.py over any command transport.
 
 One method per scenario (``benchmark``: the agent's ``run`` mode; ``evaluate``: its ``eval``
-mode, the evaluation pass; ``profile``: its ``profile`` mode; later stream and soak) stages the agent and the job's files on the board and builds the
+mode, the evaluation pass; ``measure_power``: its ``power`` mode, the power pass; ``profile``: its
+``profile`` mode; later stream and soak) stages the agent and the job's files on the board and builds the
 agent's argv (every plan parameter explicit). All of them hand the started agent to the one
 relay, ``LinuxAgentDriver._relay``: it reads the agent's JSON lines, checks the protocol
 version, passes each message on as it arrives until the scenario's last message type, and turns
@@ -44,6 +45,9 @@ HINTS = {
     "runtime_missing": "install a runtime for the board's python (pip install ai-edge-litert, or "
                        "tflite-runtime), or point python = \"...\" in targets.toml at a venv that has one",
     "usage": "this is a harness bug if you did not run the agent by hand",
+    "power_unavailable": "remove power = ... from this target in targets.toml and declare power_w and "
+                         "idle_power_w instead, or name the sensor the board has: \"ina3221\" on a Jetson, "
+                         "\"rpi5-pmic\" on a Raspberry Pi 5",
 }
 
 
@@ -109,6 +113,24 @@ def eval_argv(python: str, agent: str, model: str, inputs: str, job: Job, target
     return argv
 
 
+def power_argv(python: str, agent: str, model: str, inputs: str | None, job: Job, target: Target,
+               heartbeat_s: float | None = None) -> list[str]:
+    """The agent's power-mode command line: the job's runtime, threads, XNNPACK setting and inputs,
+    so the model draws the power it drew while timed, and the power plan (job.power)."""
+    assert job.power is not None
+    power = job.power
+    xnnpack = job.plan.xnnpack if target.xnnpack is None else target.xnnpack
+    argv = [python, agent, "power", "--model", model, "--source", power.source, "--threads", str(job.threads),
+            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off",
+            "--window", repr(power.window_s), "--settle", repr(power.settle_s),
+            "--interval", repr(power.interval_s), "--seed", str(job.plan.seed), "--lifeline"]
+    if heartbeat_s:
+        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
+    if inputs:
+        argv += ["--inputs", inputs]
+    return argv
+
+
 def parse_line(line: str, target: str) -> Message | None:
     """A protocol message, or None for a line that is not one (runtime chatter on stdout)."""
     if not line.startswith("{"):
@@ -157,6 +179,15 @@ class LinuxAgentDriver:
         inputs = self._stage(job.eval.path, emit, "eval").remote_path
         argv = eval_argv(self.python, agent, model, inputs, job, self.target, self.transport.heartbeat_s)
         self._run(argv, f"evaluating {job.model.name}", emit, cancel, last="eval_summary")
+
+    def measure_power(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        """The power pass: the agent's power mode, with the job's power plan (``job.power``)."""
+        assert job.power is not None  # the scenario runs the pass only for jobs that have one
+        agent = self._stage(agent_path(), emit, "agent").remote_path
+        model = self._stage(job.model, emit, "model").remote_path
+        inputs = self._stage(job.plan.inputs, emit, "inputs").remote_path if job.plan.inputs else None
+        argv = power_argv(self.python, agent, model, inputs, job, self.target, self.transport.heartbeat_s)
+        self._run(argv, f"measuring the power of {job.model.name}", emit, cancel, last="power_summary")
 
     def profile(self, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
         """Time the job's prefixes and the whole model in the agent's profile mode."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from harness.errors import ConfigError
-from harness.lab.drivers.base import Driver, Emit, Profiler
+from harness.lab.drivers.base import Driver, Emit, Evaluator, PowerMeter, Profiler
 from harness.lab.labgrid_place import Lease
 from harness.plan import Job, ProfileJob
 
@@ -25,6 +25,21 @@ class PlaceDriver:
     def benchmark(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
         emit(self.lease.message())
         self.inner.benchmark(job, emit, cancel)
+
+    def evaluate(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        if not isinstance(self.inner, Evaluator):
+            raise ConfigError(f"the driver of place {self.lease.place} cannot run an evaluation pass",
+                              target=job.target, hint="drop --eval for this target")
+        emit(self.lease.message())
+        self.inner.evaluate(job, emit, cancel)
+
+    def measure_power(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
+        # config refuses power = ... with use = "serial", so the inner driver is the Linux agent's
+        if not isinstance(self.inner, PowerMeter):
+            raise ConfigError(f"place {self.lease.place} is used over its serial port, which has no "
+                              "power reader", target=job.target, hint="remove power = ... from this target")
+        emit(self.lease.message())
+        self.inner.measure_power(job, emit, cancel)
 
     def profile(self, job: ProfileJob, emit: Emit, cancel: threading.Event) -> None:
         if not isinstance(self.inner, Profiler):
