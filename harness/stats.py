@@ -328,3 +328,41 @@ def ratio_interval(baseline: Sequence[float], candidate: Sequence[float], *, lev
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample of zeros: an infinite ratio
         lo, hi = np.percentile(by / bx, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+# --- LoadGen's binomial early-stopping rule (mlcommons/inference, loadgen/early_stopping.cc) ---
+
+def overlatency_odds(passing: int, misses: int, percentile: float) -> float:
+    """P(at most ``misses`` of ``passing + misses`` frames miss their deadline) when each frame is
+    on time with probability ``percentile`` (a fraction): the binomial CDF, which is the
+    regularized incomplete beta I_p(h, t + 1) (LoadGen's ``odds(h, t, p, d)`` with d = 0)."""
+    if passing < 1:
+        return 1.0
+    return betainc(passing, misses + 1.0, percentile)
+
+
+def min_passing(misses: int, percentile: float, confidence: float) -> int:
+    """LoadGen's ``MinPassingQueriesFinder``: the fewest frames on time, given ``misses`` frames
+    late, for which ``overlatency_odds`` is below 1 - ``confidence``, i.e. the claim "frames are on
+    time at least ``percentile`` of the time" holds at that confidence. With no miss it is
+    ceil(ln(1 - c) / ln(p)) (44 for p = 0.9, c = 0.99)."""
+    if not (0.0 < percentile < 1.0 and 0.0 < confidence < 1.0 and misses >= 0):
+        raise ValueError(f"percentile {percentile} and confidence {confidence} must be inside (0, 1)")
+    low, high = 1, max(2, math.ceil(math.log(1 - confidence) / math.log(percentile)))
+    while overlatency_odds(high, misses, percentile) >= 1 - confidence:
+        low, high = high + 1, 2 * high
+    while low < high:  # the smallest h with odds < 1 - c; odds fall as h grows
+        mid = (low + high) // 2
+        if overlatency_odds(mid, misses, percentile) < 1 - confidence:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def frames_needed(misses: int, percentile: float, confidence: float) -> int:
+    """How many frames a claim at ``percentile`` needs when ``misses`` of them missed: passing +
+    misses, and never fewer than LoadGen asks of any early-stopping estimate, ``min_passing(1) +
+    1`` (64 frames for a p90 claim, 662 for p99, at a confidence of 0.99)."""
+    t = max(misses, 1)
+    return min_passing(t, percentile, confidence) + t

@@ -107,7 +107,7 @@ def test_profile_leaves_a_run_whose_raw_rounds_recompute_the_layers(tmp_path: Pa
     prof = json.loads(capsys.readouterr().out)["profile"]
     run = results / prof["run_id"]
     meta = json.loads((run / "run.json").read_text())
-    assert (meta["kind"], meta["status"], meta["schema_version"]) == ("profile", "complete", 4)
+    assert (meta["kind"], meta["status"], meta["schema_version"]) == ("profile", "complete", 5)
     assert meta["target"] == "local" and meta["plan"]["rounds"] == 4
     (record,) = (run / "profiles").glob("*.jsonl")
     lines = lines_of(record)

@@ -57,7 +57,7 @@ def test_results_on_disk_keep_raw_samples_and_plan(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     run = next((tmp_path / "r").iterdir())
     meta = json.loads((run / "run.json").read_text())
-    assert meta["schema_version"] == 4 and meta["kind"] == "benchmark" and meta["status"] == "complete"
+    assert meta["schema_version"] == 5 and meta["kind"] == "benchmark" and meta["status"] == "complete"
     assert meta["plan"]["iterations"] == 40 and meta["plan"]["blocks"] == 4
     lines = [json.loads(x) for x in next((run / "benchmarks").glob("*.jsonl")).read_text().splitlines()]
     assert lines[0]["type"] == "header" and lines[-1] == {**lines[-1], "type": "end", "complete": True}

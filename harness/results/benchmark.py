@@ -31,6 +31,15 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   ``path``, ``samples``, or null), and a benchmark with an eval planned is complete only with its
   ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass. Profile
   runs carry version 4 too; their files are unchanged.
+- 5: runs of kind "stream" (``harness stream``, ``harness soak``; the plan's ``command`` says
+  which), files under ``streams/``: a header (the stream plan: arrivals, rate_hz, duration_s,
+  deadline_ns, policy, source, window_s, warm-up, device_work_us, spin_us, state_interval_s,
+  find_max, command), the agent's stream-mode messages verbatim (hello, model, stream_plan,
+  warmup, ``stream`` messages of raw per-frame scheduled, start and end times, ``board_state``
+  samples, stream_summary; PROTOCOL.md, stream mode), and with --find-max host lines ``trial``
+  before each trial, ``trial_end`` after it and ``find_max`` at the end; an end line.
+  summary.jsonl of a stream run holds the ``harness stream --json`` objects (``kind`` "stream").
+  Benchmark and profile files are unchanged; a harness of version 5 reads 1 to 5.
 """
 
 from __future__ import annotations
@@ -40,8 +49,8 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # what this harness reads back (store.read_record)
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The result store: ``results/<run-id>/``, written as the run goes, readable at any moment.
 
 A run has one ``kind`` (in run.json; a run without one, from schema version 1, is a benchmark
-run): "benchmark" for ``harness run``, "profile" for ``harness analyze MODEL --profile TARGET``;
-later "stream" and "soak". Each kind keeps its record files in its own folder. Layout (schema
-version in every file, see harness.results.benchmark for its history)::
+run): "benchmark" for ``harness run``, "profile" for ``harness analyze MODEL --profile TARGET``,
+"stream" for ``harness stream`` and ``harness soak`` (the plan's ``command`` says which). Each kind
+keeps its record files in its own folder. Layout (schema version in every file, see
+harness.results.benchmark for its history)::
 
     results/<run-id>/
         run.json                     kind, what was asked (plan, matrix or model and target,
@@ -19,10 +20,18 @@ version in every file, see harness.results.benchmark for its history)::
                                      FLOPs), the agent's profile-mode messages verbatim (hello,
                                      models, plan, every ``round`` of raw Invoke samples,
                                      summary or error), end line
+        streams/NNN-<target>-<model>-t<threads>.jsonl             (kind "stream")
+                                     header line (the stream plan), the agent's stream-mode
+                                     messages verbatim (hello, model, stream_plan, warmup, every
+                                     ``stream`` message of raw per-frame times, every
+                                     ``board_state``, stream_summary or error); with --find-max
+                                     each trial's after its ``trial`` line, its verdict in a
+                                     ``trial_end`` line, the answer in a ``find_max`` line; end line
 
 Every line is flushed as it arrives, so Ctrl-C or a crash leaves all samples received so far on
-disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not, and
-harness.results.layers recomputes a profile from its stored rounds. A line that cannot be read
+disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not,
+harness.results.layers recomputes a profile from its stored rounds, and ``load_streams`` rebuilds
+streams (harness.results.stream computes every figure from their raw frames). A line that cannot be read
 back (cut short, damaged) is skipped with a warning naming the file and the line, never the
 lines after it. Writing and reading fail with a StoreError (read-only, full disk, not a
 directory), which names the path. No secrets are written: targets contribute only their facts
@@ -45,11 +54,12 @@ from typing import IO, Any
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
-from harness.plan import Job, ProfileJob
+from harness.plan import Job, ProfileJob, StreamJob
 from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchmark, from_lines
+from harness.results.stream import StreamRecord, stream_from_lines
 
 # The kinds of run, each with the folder of its record files.
-FOLDERS = {"benchmark": "benchmarks", "profile": "profiles"}
+FOLDERS = {"benchmark": "benchmarks", "profile": "profiles", "stream": "streams"}
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +191,11 @@ class RunStore:
             "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
             "prefixes": [p.name for p in job.prefixes], "ops": list(job.ops)})
 
+    def open_stream(self, job: StreamJob) -> RecordWriter:
+        return self._open("stream", job.target, job.model, job.threads, {
+            "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
+            "model_facts": job.model_facts})
+
     def _open(self, kind: str, target: str, model: Path, threads: int, fields: dict[str, Any]) -> RecordWriter:
         if kind != self.kind:
             raise ValueError(f"a {kind} record in a {self.kind} run")
@@ -306,7 +321,8 @@ def resolve_run(root: Path, ref: str | None, kind: str | None = "benchmark") -> 
         if kind is None or run_kind(load_meta(run.parent)) == kind:
             return run.parent
     what = f"{kind} runs" if kind else "runs"
-    first = {"profile": "run `harness analyze MODEL --profile TARGET` first"}.get(kind or "", "run `harness run` first")
+    first = {"profile": "run `harness analyze MODEL --profile TARGET` first",
+             "stream": "run `harness stream` first"}.get(kind or "", "run `harness run` first")
     raise ConfigError(f"no {what} in {root}", hint=f"{first}, or pass --results DIR")
 
 
@@ -350,3 +366,43 @@ def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
 def records(path: Path, kind: str) -> list[Path]:
     """The record files of ``kind`` in the run in directory ``path``, in run order."""
     return sorted((path / FOLDERS[kind]).glob("*.jsonl"))
+
+
+def read_stream(path: Path) -> StreamRecord:
+    """One stream file; a line that cannot be read back, or not interpreted as the message it
+    claims to be, is skipped and named in a warning."""
+    header, numbered, skipped = _read_lines(path)
+    try:
+        stream_from_lines(header, [])
+    except (TypeError, ValueError) as exc:
+        raise MeasurementError(f"{path}: its header line cannot be read ({exc})",
+                               hint="remove it from the run directory, or restore it from a backup") from exc
+    kept: list[dict[str, Any]] = []
+    for number, msg in numbered:
+        try:
+            stream_from_lines(header, [msg])
+        except (MeasurementError, KeyError, TypeError, ValueError, AttributeError):
+            skipped.append(number)
+        else:
+            kept.append(msg)
+    _warn_skipped(path, sorted(skipped), len(kept))
+    return stream_from_lines(header, kept)
+
+
+def load_streams(path: Path) -> tuple[dict[str, Any], list[StreamRecord]]:
+    """run.json and every stream of the run in directory ``path``, in run order (a file that
+    cannot be read is named in a warning; the others load)."""
+    meta, problem = read_meta(path)
+    if problem:
+        log.warning("%s (in %s); the run's streams are read without it", problem, path)
+    streams: list[StreamRecord] = []
+    failures: list[HarnessError] = []
+    for file in records(path, "stream"):
+        try:
+            streams.append(read_stream(file))
+        except HarnessError as exc:
+            log.warning("%s: the run's other streams are read without it", exc.message)
+            failures.append(exc)
+    if failures and not streams:
+        raise failures[0]
+    return meta, streams
