@@ -162,6 +162,31 @@ class StreamRecord:
         return bool(self.hello.get("emulated", False))
 
     @property
+    def model_info(self) -> dict[str, Any]:
+        return next((t.model_info for t in self.trials if t.model_info), {})
+
+    @property
+    def runtime(self) -> str | None:
+        return (self.hello.get("runtime") or {}).get("name")
+
+    @property
+    def runtime_version(self) -> str | None:
+        return (self.hello.get("runtime") or {}).get("version")
+
+    @property
+    def schedule(self) -> str | None:
+        """What the stream asked of the board, as a fact a comparison keeps equal: "fixed 30 Hz,
+        deadline 33.3 ms, queue" (a search: its criterion), None without a schedule."""
+        if self.searched:
+            p, c = self.criterion
+            return f"find-max, misses under {100 * (1 - p):g} % at {c:g}, {self.plan.get('policy')}"
+        trial = self.main
+        if trial is None or trial.period_ns is None or trial.deadline_ns is None:
+            return None
+        return (f"{self.plan.get('arrivals')} {1e9 / trial.period_ns:.6g} Hz, deadline "
+                f"{trial.deadline_ns / 1e6:.6g} ms, {self.plan.get('policy')}")
+
+    @property
     def searched(self) -> bool:
         return bool(self.plan.get("find_max"))
 
@@ -436,3 +461,16 @@ def trial_json(trial: Trial, verdict: str | None) -> dict[str, Any]:
             "misses": f.late + f.dropped if f else 0, "needed": (trial.verdict or {}).get("needed"),
             "median_ns": f.latency.median_ns if f and f.latency else None,
             "p99_ns": f.latency.p99_ns if f and f.latency else None}
+
+
+def window_latencies(trial: Trial, windows: int) -> list[list[int]]:
+    """The latencies of the frames run in each of ``windows`` equal spans of the schedule (by
+    scheduled time), windows without a frame run left out: the units `harness compare` tests."""
+    ran = trial.frames.run()
+    if not ran:
+        return []
+    span = max(trial.frames.scheduled_ns) + 1
+    groups: list[list[int]] = [[] for _ in range(windows)]
+    for s, _, e in ran:
+        groups[min(windows - 1, s * windows // span)].append(e - s)
+    return [g for g in groups if g]
