@@ -3,7 +3,7 @@
 Grammar (one table per board)::
 
     [targets.NAME]
-    kind = "local" | "ssh" | "serial"
+    kind = "local" | "ssh" | "serial" | "labgrid"
     # facts about the board, used by comparison tables (all optional)
     description = "Raspberry Pi 4B, 4 GB"
     ram = "4GiB"            # an integer number of bytes, or a string with a unit
@@ -29,8 +29,18 @@ Grammar (one table per board)::
                      command_timeout_s (longest one device command may take, default 10).
                      A serial timeout_s is the old name of command_timeout_s: still read as such,
                      with a warning, until it takes the meaning it has on the other kinds.
+    kind = "labgrid": place = "rpi4-03" (a place of a labgrid coordinator), or pool = "board=rpi4"
+                     (every free place with these tags; also a TOML table {board = "rpi4"}),
+                     coordinator ("HOST:PORT"; default $LG_COORDINATOR, else 127.0.0.1:20408),
+                     reserve (default false: acquire; true: reserve the place and wait for it),
+                     wait_s (how long to wait for a place someone else holds; default 0, and
+                     300 with reserve), use = "ssh" | "serial" (which of the place's resources
+                     runs the benchmark; default ssh), the keys of an ssh target but host, user
+                     and port (the place's NetworkService supplies them), and baud (default: the
+                     speed of the place's serial port) and command_timeout_s of a serial one.
 
-Each kind's keys are one frozen dataclass (LocalOptions, SshOptions, SerialOptions) that holds
+Each kind's keys are one frozen dataclass (LocalOptions, SshOptions, SerialOptions, LabgridOptions,
+which composes an SshOptions for the keys it shares with ssh targets) that holds
 every default; values are checked when the file loads (a timeout > 0 s, a port in 1..65535, a
 python that is a string, a baud > 0, sizes > 0). Unknown keys and bad values are errors that
 cite the file and the key. Passwords are refused: use keys, ssh-agent and ~/.ssh/config.
@@ -39,14 +49,25 @@ cite the file and the key. Passwords are refused: use keys, ssh-agent and ~/.ssh
 from __future__ import annotations
 
 import logging
-import math
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.config_values import (
+    parse_size,
+    parse_tags,
+    read_address,
+    read_bytes,
+    read_flag,
+    read_positive_int,
+    read_seconds,
+    read_tcp_port,
+    read_text,
+    read_use,
+    read_wait,
+)
 from harness.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -56,17 +77,20 @@ else:  # the same parser before it joined the standard library
 
 log = logging.getLogger(__name__)
 
-KINDS = ("local", "ssh", "serial")
+KINDS = ("local", "ssh", "serial", "labgrid")
 RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 SILENCE_TIMEOUT_S = 120.0  # longest a board may stay quiet: one block of a very slow model
 DEFAULT_WORKDIR = "~/.cache/harness"  # the per-user cache of pushed files on an SSH board
+DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default (LG_COORDINATOR overrides it)
+RESERVE_WAIT_S = 300.0  # how long a reservation waits for its place unless wait_s / --wait says
+# What a labgrid place supplies itself (its NetworkService: address, username, port), so a labgrid
+# target takes the other keys of an ssh target; of a serial target's keys, those of the line.
+PLACE_SUPPLIES = ("host", "user", "port")
+LABGRID_SERIAL_KEYS = ("baud", "command_timeout_s")
 
 _COMMON = {"kind", "description", "ram", "flash", "price_usd", "power_w", "idle_power_w",
            "threads", "runtime", "xnnpack"}
 _SECRET_KEYS = {"password", "passphrase", "pass", "secret"}
-
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 
 
 @dataclass(frozen=True)
@@ -105,8 +129,40 @@ class SerialOptions:
     command_timeout_s: float = 10.0  # longest one device command (model load, one RUN batch) may take
 
 
-TargetOptions = LocalOptions | SshOptions | SerialOptions
-_OPTIONS: dict[str, type] = {"local": LocalOptions, "ssh": SshOptions, "serial": SerialOptions}
+def _place_ssh() -> SshOptions:
+    return SshOptions(host="")  # host, user and port: from the place's NetworkService
+
+
+@dataclass(frozen=True)
+class LabgridOptions:
+    """kind = "labgrid": a place of a labgrid coordinator (or a pool of them, by tags), reached
+    through the place's resources with the ssh or serial transport."""
+
+    place: str | None = None  # exactly one of place and pool
+    pool: tuple[tuple[str, str], ...] = ()  # (tag, value) pairs, sorted
+    coordinator: str | None = None  # None: $LG_COORDINATOR, else DEFAULT_COORDINATOR
+    reserve: bool = False
+    wait_s: float | None = None  # None: 0 (refuse a held place at once), RESERVE_WAIT_S with reserve
+    use: str = "ssh"
+    ssh: SshOptions = field(default_factory=_place_ssh)
+    baud: int | None = None  # None: the speed of the place's serial port
+    command_timeout_s: float = SerialOptions.command_timeout_s
+
+    @property
+    def pool_name(self) -> str:
+        """The pool as labgrid-client writes filters: "board=rpi4,ram=4g"."""
+        return ",".join(f"{k}={v}" for k, v in self.pool)
+
+    @property
+    def wait_limit_s(self) -> float:
+        if self.wait_s is not None:
+            return self.wait_s
+        return RESERVE_WAIT_S if self.reserve else 0.0
+
+
+TargetOptions = LocalOptions | SshOptions | SerialOptions | LabgridOptions
+_OPTIONS: dict[str, type] = {"local": LocalOptions, "ssh": SshOptions, "serial": SerialOptions,
+                             "labgrid": LabgridOptions}
 
 
 @dataclass(frozen=True)
@@ -131,30 +187,21 @@ class Target:
             raise TypeError(f"target {self.name}: kind {self.kind!r} with {type(self.options).__name__}")
 
     def facts(self) -> dict[str, Any]:
-        """What may be written into result files: no secrets, no connection details."""
-        return {
+        """What may be written into result files: no secrets, no connection details (a labgrid
+        target's place or pool is a name in the lab, not an address)."""
+        facts = {
             "kind": self.kind, "description": self.description, "ram_bytes": self.ram_bytes,
             "flash_bytes": self.flash_bytes, "price_usd": self.price_usd, "power_w": self.power_w,
             "idle_power_w": self.idle_power_w,
         }
+        if isinstance(self.options, LabgridOptions):
+            facts.update(place=self.options.place, pool=self.options.pool_name or None)
+        return facts
 
-
-def _size_of(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
-        if m and m.group(2).lower() in _UNITS:
-            return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    return None
-
-
-def parse_size(value: Any, *, where: str) -> int:
-    """Bytes from an int or a string such as "512KiB" or "4 GB"."""
-    size = _size_of(value)
-    if size is None:
-        raise ConfigError(f"{where}: {value!r} is not a size", hint='write bytes or e.g. "512KiB", "4GB"')
-    return size
+    @property
+    def serial_board(self) -> bool:
+        """True when the benchmark runs over a serial line (a microcontroller: one core, no threads)."""
+        return self.kind == "serial" or (isinstance(self.options, LabgridOptions) and self.options.use == "serial")
 
 
 def _check_type(value: Any, types: tuple[type, ...], where: str, what: str) -> Any:
@@ -163,56 +210,21 @@ def _check_type(value: Any, types: tuple[type, ...], where: str, what: str) -> A
     return value
 
 
-# Readers of option values: the value as stored, or ValueError saying what it must be.
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _seconds(value: Any) -> float:
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or value <= 0):
-        raise ValueError("must be a positive number of seconds")
-    return float(value)
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _tcp_port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError("must be a TCP port, a whole number from 1 to 65535")
-    return value
-
-
-def _bytes(value: Any) -> int:
-    size = _size_of(value)
-    if size is None:
-        raise ValueError('is not a size: write bytes or e.g. "512KiB", "4MiB"')
-    if size <= 0:
-        raise ValueError("must be more than 0 bytes")
-    return size
-
-
 _READERS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "local": {"python": _text, "timeout_s": _seconds},
-    "ssh": {"host": _text, "user": _text, "port": _tcp_port, "identity_file": _text, "known_hosts": _text,
-            "python": _text, "workdir": _text, "accept_new_host_key": _flag, "connect_timeout_s": _seconds,
-            "timeout_s": _seconds},
+    "local": {"python": read_text, "timeout_s": read_seconds},
+    "ssh": {"host": read_text, "user": read_text, "port": read_tcp_port, "identity_file": read_text,
+            "known_hosts": read_text, "python": read_text, "workdir": read_text, "accept_new_host_key": read_flag,
+            "connect_timeout_s": read_seconds, "timeout_s": read_seconds},
     # timeout_s: the old name of command_timeout_s on serial targets (see _serial_options)
-    "serial": {"port": _text, "baud": _positive_int, "emulator": _flag, "arena": _bytes, "max_model": _bytes,
-               "command_timeout_s": _seconds, "timeout_s": _seconds},
+    "serial": {"port": read_text, "baud": read_positive_int, "emulator": read_flag, "arena": read_bytes,
+               "max_model": read_bytes, "command_timeout_s": read_seconds, "timeout_s": read_seconds},
 }
+# A labgrid target: its own keys, an ssh target's but what the place supplies, a serial line's.
+_LABGRID_OWN: dict[str, Callable[[Any], Any]] = {
+    "place": read_text, "pool": parse_tags, "coordinator": read_address, "reserve": read_flag, "wait_s": read_wait,
+    "use": read_use}
+_LABGRID_SSH = {k: read for k, read in _READERS["ssh"].items() if k not in PLACE_SUPPLIES}
+_READERS["labgrid"] = {**_LABGRID_OWN, **_LABGRID_SSH, **{k: _READERS["serial"][k] for k in LABGRID_SERIAL_KEYS}}
 
 
 def _check_keys(kind: str, table: dict[str, Any], where: str, source: str) -> None:
@@ -220,6 +232,9 @@ def _check_keys(kind: str, table: dict[str, Any], where: str, source: str) -> No
         if key.lower() in _SECRET_KEYS:
             raise ConfigError(f"{where}: key {key!r} would keep a secret in {source}",
                               hint="use an SSH key, ssh-agent or ~/.ssh/config instead")
+        if kind == "labgrid" and key in PLACE_SUPPLIES:
+            raise ConfigError(f"{where}: {key} comes from the place's NetworkService on a labgrid target",
+                              hint=f"remove {key}; change the exporter's NetworkService to change it")
         if key not in _COMMON and key not in _READERS[kind]:
             allowed = ", ".join(sorted(_COMMON | set(_READERS[kind])))
             raise ConfigError(f"{where}: unknown key {key!r} for kind {kind!r}",
@@ -255,8 +270,19 @@ def _serial_options(values: dict[str, Any], where: str, name: str, source: str) 
     return SerialOptions(**values)
 
 
+def _labgrid_options(values: dict[str, Any], where: str) -> LabgridOptions:
+    if ("place" in values) == ("pool" in values):
+        raise ConfigError(f"{where}: a labgrid target needs place = \"NAME\" or pool = \"TAG=VALUE\" "
+                          "(one of them)", hint='place names one place of the coordinator; pool = "board=rpi4" '
+                                                "every free place so tagged")
+    ssh = {k: values.pop(k) for k in list(values) if k in _LABGRID_SSH}
+    return LabgridOptions(ssh=SshOptions(host="", **ssh), **values)
+
+
 def _options(kind: str, table: dict[str, Any], where: str, name: str, source: str) -> TargetOptions:
     values = _read_options(kind, table, where)
+    if kind == "labgrid":
+        return _labgrid_options(values, where)
     if kind == "serial":
         return _serial_options(values, where, name, source)
     if kind == "ssh":
@@ -304,7 +330,7 @@ def _target(name: str, table: Any, source: str) -> Target:
     kind = table.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"{where}: kind = {kind!r} is not one of {', '.join(KINDS)}",
-                          hint=f'add kind = "local", "ssh" or "serial" to [targets.{name}]')
+                          hint=f'add kind = "local", "ssh", "serial" or "labgrid" to [targets.{name}]')
     _check_keys(kind, table, where, source)
     return Target(name=name, kind=kind, options=_options(kind, table, where, name, source),
                   **_facts(table, where))

@@ -150,6 +150,14 @@ class Job:
     model_facts: dict[str, Any] = field(default_factory=dict, compare=False)
     # The eval pass's samples for this model (harness.scenarios.benchmark.prepare_eval); None: no pass.
     eval: EvalInputs | None = field(default=None, compare=False)
+    # A job of a board pool (harness.scenarios.pool): the pool's name, ``target`` the place that
+    # runs it, and the places whose failure moved it here, in order.
+    pool: str | None = None
+    moved_from: tuple[str, ...] = ()
+
+    def placement(self) -> dict[str, Any]:
+        """What the record's header says of a pool job ({} for the others, whose header is unchanged)."""
+        return {"pool": self.pool, "moved_from": list(self.moved_from)} if self.pool else {}
 
 
 @dataclass(frozen=True)

@@ -15,3 +15,4 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
     openssh-server socat ser2net iproute2 procps gcc libc6-dev make git python3-venv \
     qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi >/dev/null
 sh harness/bootstrap.sh test
+bash tests/lab_venv.sh  # .venv-lab: the lab extra (labgrid) beside the main install, for tests/test_lab_install.py

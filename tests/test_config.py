@@ -169,3 +169,66 @@ def test_serial_timeout_s_beside_command_timeout_s_is_an_error() -> None:
 def test_command_timeout_s_is_a_serial_key_only() -> None:
     with pytest.raises(ConfigError, match="unknown key 'command_timeout_s' for kind 'ssh'"):
         config.parse_targets('[targets.pi]\nkind = "ssh"\nhost = "h"\ncommand_timeout_s = 4\n', "t.toml")
+
+
+def test_a_labgrid_target_takes_an_ssh_targets_keys_but_what_the_place_supplies() -> None:
+    t = config.parse_targets('''
+[targets.pi]
+kind = "labgrid"
+place = "rpi4-03"
+coordinator = "labhost:20408"
+reserve = true
+python = "/home/pi/venv/bin/python"
+identity_file = "~/.ssh/lab"
+connect_timeout_s = 4
+threads = [1, 4]
+''', "lab.toml")["pi"]
+    opts = t.options
+    assert isinstance(opts, config.LabgridOptions)
+    assert (opts.place, opts.pool, opts.coordinator, opts.reserve, opts.use, opts.wait_limit_s) == \
+        ("rpi4-03", (), "labhost:20408", True, "ssh", config.RESERVE_WAIT_S)
+    assert opts.ssh == config.SshOptions(host="", python="/home/pi/venv/bin/python", identity_file="~/.ssh/lab",
+                                         connect_timeout_s=4.0)
+    assert (opts.baud, opts.command_timeout_s) == (None, 10.0)  # the place's serial port speed, by default
+    assert t.facts()["place"] == "rpi4-03" and "labhost" not in str(t.facts())  # no connection details
+    assert t.threads == (1, 4) and not t.serial_board
+
+
+def test_a_labgrid_pool_and_a_serial_place() -> None:
+    targets = config.parse_targets('[targets.p]\nkind = "labgrid"\npool = "board=rpi4,ram=4g"\n'
+                                   '[targets.m]\nkind = "labgrid"\npool = {board = "nano33"}\nuse = "serial"\n'
+                                   "baud = 921600\nwait_s = 0\n", "lab.toml")
+    p, m = targets["p"].options, targets["m"].options
+    assert isinstance(p, config.LabgridOptions) and isinstance(m, config.LabgridOptions)
+    assert p.pool == (("board", "rpi4"), ("ram", "4g")) and p.pool_name == "board=rpi4,ram=4g" and p.place is None
+    assert (m.use, m.baud, m.wait_limit_s) == ("serial", 921600, 0.0) and targets["m"].serial_board
+
+
+def test_every_key_of_a_labgrid_target_is_a_field_of_its_options() -> None:
+    keys = set(config._READERS["labgrid"])
+    own = {f.name for f in dataclasses.fields(config.LabgridOptions)} - {"ssh"}
+    ssh = {f.name for f in dataclasses.fields(config.SshOptions)} - set(config.PLACE_SUPPLIES)
+    assert keys == own | ssh
+
+
+@pytest.mark.parametrize("line, words", [
+    ("", ["needs place", "or pool"]),
+    ('place = "a"\npool = "board=rpi4"', ["needs place", "one of them"]),
+    ('place = "a"\nhost = "10.0.0.7"', ["host comes from the place's NetworkService"]),
+    ('place = "a"\nuser = "pi"', ["user comes from the place's NetworkService"]),
+    ('place = "a"\nport = 22', ["port comes from the place's NetworkService"]),
+    ('place = "a"\npassword = "pw"', ["secret"]),
+    ('place = "a"\nemulator = true', ["unknown key 'emulator'"]),
+    ('place = "a"\nuse = "usb"', ["use = 'usb' must be one of ssh, serial"]),
+    ('place = "a"\ncoordinator = "labhost"', ['must be "HOST:PORT"']),
+    ('place = "a"\nwait_s = -1', ["wait_s = -1"]),
+    ('pool = "board"', ['tags as "KEY=VALUE']),
+    ('pool = "Board=rpi4"', ["keys are [a-z][a-z0-9_]+"]),
+    ('pool = {board = 4}', ["board=4"]),
+])
+def test_bad_labgrid_targets_are_errors_naming_the_file_and_the_key(line: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse_targets(f'[targets.pi]\nkind = "labgrid"\n{line}\n', "lab.toml")
+    assert str(err.value).startswith("lab.toml: [targets.pi]")
+    for w in words:
+        assert w in str(err.value), str(err.value)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("cli", "render", "scenarios", "lab", "results", "models")  # top to bottom
-LEAVES = {"errors", "config", "plan", "stats", "__init__"}
+LEAVES = {"errors", "config", "config_values", "plan", "stats", "__init__"}
 NOT_LAYERED = {"example_models", "__main__"}  # a model generator script; `python -m harness`
 
 

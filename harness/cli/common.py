@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from harness.render.results import natural_width, results_view
+from harness import config
+from harness.render.results import run_view, run_width
 from harness.render.table import json_lines
 from harness.results import store
+from harness.results.summary import BenchmarkSummary
+from harness.results.variants import Judged, VariantSet
 
 PIPE_WIDTH = 200
 TABLE_WIDTH = 100
@@ -64,16 +68,19 @@ def python_file(text: str) -> Path:
     return path
 
 
-def _integer(text: str) -> int:
+def _parse(text: str, convert: Callable[[str], Any], what: str) -> Any:
     try:
-        return int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if isinstance(value, float) and not math.isfinite(value):  # nan or inf: no deadline can use them
+        raise argparse.ArgumentTypeError(f"{text}: give a finite {what.removeprefix('a ')}")
+    return value
 
 
 def count(text: str) -> int:
     """An integer >= 0 (a count where 0 means none, or "derive it", as --iterations 0 does)."""
-    value = _integer(text)
+    value: int = _parse(text, int, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more")
     return value
@@ -81,21 +88,66 @@ def count(text: str) -> int:
 
 def positive(text: str) -> int:
     """An integer >= 1."""
-    value = _integer(text)
+    value: int = _parse(text, int, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
     return value
 
 
 def seconds(text: str) -> float:
-    """A finite number of seconds >= 0 (never nan or inf, which no deadline can use)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
+    """A finite number of seconds >= 0."""
+    value: float = _parse(text, float, "a number of seconds")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds, 0 or more")
     return value
+
+
+def above_zero(text: str) -> float:
+    """A finite number > 0 (a percentage to reach, a time bound)."""
+    value: float = _parse(text, float, "a number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
+    return value
+
+
+def percent(text: str) -> float:
+    """A finite percentage >= 0."""
+    value: float = _parse(text, float, "a number of percent")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a finite percentage, 0 or more")
+    return value
+
+
+def points(text: str) -> float:
+    """Accuracy points, from 0 to 100 (--collapse-threshold)."""
+    value: float = _parse(text, float, "a number of points")
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text}: give accuracy points from 0 to 100")
+    return value
+
+
+def pool_tags(text: str) -> tuple[tuple[str, str], ...]:
+    """--pool TAG=VALUE[,TAG=VALUE]: the tags of a board pool's places."""
+    try:
+        return config.parse_tags(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc}") from None
+
+
+def with_pools(targets: dict[str, config.Target], selected: list[config.Target],
+               pools: list[tuple[tuple[str, str], ...]], named: bool) -> list[config.Target]:
+    """The targets to use with --pool: each pool is the labgrid target of targets.toml with those
+    tags (``pool = "board=rpi4"``, which holds its keys), else a pool of the coordinator's
+    defaults, named after its tags. Without --target (``named``), --pool uses the pools only."""
+    out = list(selected) if named or not pools else []
+    for tags in pools:
+        known = [t for t in targets.values()
+                 if isinstance(t.options, config.LabgridOptions) and t.options.pool == tags]
+        adhoc = config.LabgridOptions(pool=tags)
+        pool = known[0] if known else config.Target(name=adhoc.pool_name, kind="labgrid", options=adhoc)
+        if pool.name not in {t.name for t in out}:
+            out.append(pool)
+    return out
 
 
 def add_wide(p: argparse.ArgumentParser) -> None:
@@ -103,22 +155,27 @@ def add_wide(p: argparse.ArgumentParser) -> None:
                    help="every column of the results table (runtime, init, first Invoke, loop tails, …)")
 
 
-def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence) -> None:
+def print_results(args: argparse.Namespace, meta: dict, summaries: Sequence[BenchmarkSummary],
+                  variants: VariantSet | None = None) -> list[Judged]:
+    """Print a run's results (JSON lines with --json, else the tables), each benchmark judged
+    against its base run when it is a variant (``variants``, else those recorded in ``meta``);
+    returns the judgements."""
     run_id = meta.get("run_id")
+    judged = (variants if variants is not None else VariantSet.from_meta(meta)).judge_all(summaries)
     if args.json:
-        for obj in json_lines(summaries, run_id):
+        for obj in json_lines(judged, run_id):
             print(obj, flush=True)
-        return
+        return judged
     out = stdout()
     wide = bool(getattr(args, "wide", False))
-    title = f"harness run {run_id}" if run_id else None
     if out.is_terminal:
-        view = results_view(summaries, title, wide, out.width)
+        view = run_view(judged, run_id, wide, out.width)
     else:
-        view = results_view(summaries, title, wide, None if wide else TABLE_WIDTH)
-        out = Console(width=max(PIPE_WIDTH, natural_width(summaries, wide)), no_color=True)
+        view = run_view(judged, run_id, wide, None if wide else TABLE_WIDTH)
+        out = Console(width=max(PIPE_WIDTH, run_width(judged, wide)), no_color=True)
     for item in view:
         out.print(item, soft_wrap=isinstance(item, Text) and not out.is_terminal, highlight=False)
+    return judged
 
 
 def run_dir(results: Path, ref: str) -> Path:

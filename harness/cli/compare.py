@@ -9,13 +9,12 @@ used; 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
-from harness.cli.common import PIPE_WIDTH, TABLE_WIDTH, stderr, stdout
+from harness.cli.common import PIPE_WIDTH, TABLE_WIDTH, percent, stderr, stdout
 from harness.errors import ConfigError
 from harness.render.compare import compare_view, json_lines, natural_width, refusal, sentence
 from harness.render.text import visible
@@ -84,16 +83,6 @@ def _print(comparisons: list[Comparison], wide: bool) -> None:
         plain.print(item, soft_wrap=isinstance(item, Text), highlight=False)
 
 
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of percent") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: give a finite percentage, 0 or more")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare stored runs, boards, thread counts or variants",
                        description="Compare benchmarks: the first run is the baseline, each other run a "
@@ -107,7 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="invoke: the Invoke time (default); loop: the whole loop with Invoke")
     p.add_argument("--force", action="store_true",
                    help="compare pairs that differ in more than the one thing compared (the output names it)")
-    p.add_argument("--fail-if-slower", type=_percent, metavar="PCT",
+    p.add_argument("--fail-if-slower", type=percent, metavar="PCT",
                    help="exit 1 when a candidate is significantly slower than its baseline by more than PCT %%")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout, one per pair")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness import config
-from harness.cli.common import stderr, stdout
+from harness.cli.common import pool_tags, stderr, stdout, with_pools
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -16,6 +16,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     targets, source = config.load_targets(args.targets)
     selected = config.select(targets, args.target or [], source)
+    selected = with_pools(targets, selected, args.pool or [], named=True)  # the pools beside the targets
     results = diagnose_all(selected)
     if args.json:
         for line in doctor_json(results):
@@ -34,5 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", nargs="*", metavar="TARGET", help="targets to check (default: all)")
     p.add_argument("--targets", type=Path, help="targets file (default: ./targets.toml)")
     p.add_argument("--json", action="store_true", help="one JSON object per target on stdout")
+    p.add_argument("--pool", action="append", type=pool_tags, metavar="TAG=VALUE[,…]",
+                   help="also check a labgrid board pool: which places have these tags, which are free")
     p.set_defaults(func=cmd_doctor)
 

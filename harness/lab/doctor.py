@@ -6,7 +6,8 @@ program on the board with the board's python: device_agents/linux/board_probe.py
 ``python -c TEXT`` so that it needs no writable directory there. It reports the python version,
 numpy, which TFLite runtimes import (with versions), free disk where the cache lives, the board
 model, the CPU frequency governors, throttling (``vcgencmd get_throttled`` on a Raspberry Pi,
-thermal zones elsewhere) and the load. A serial board (or the emulated MCU) is asked for its HELLO
+thermal zones elsewhere) and the load. A labgrid target's coordinator, place, holder and resources
+are checked first (harness.lab.labgrid_doctor), then the board behind a free place. A serial board (or the emulated MCU) is asked for its HELLO
 over its own port: what it is, its TFLite Micro, arena, largest model and timer. Every finding is a
 value with a level and, unless it is fine, the command or `targets.toml` key that fixes it.
 Rendering lives in harness.render.doctor.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from harness.config import DEFAULT_WORKDIR, SerialOptions, SshOptions, Target
+from harness.config import DEFAULT_WORKDIR, LabgridOptions, SerialOptions, SshOptions, Target
 from harness.errors import HarnessError
 from harness.lab.transports import open_transport
 from harness.lab.transports.base import Transport
@@ -233,6 +234,10 @@ def _cpu_findings(r: dict) -> list[Diagnosis]:
 def diagnose(target: Target, *, connect: Callable[[Target], Transport] = open_transport) -> list[Diagnosis]:
     """Findings for one target, never raising for a board problem (bugs still raise)."""
     opts = target.options
+    if isinstance(opts, LabgridOptions):
+        from harness.lab.labgrid_doctor import diagnose_labgrid  # labgrid loads only for its targets
+
+        return diagnose_labgrid(target, lambda board: diagnose(board, connect=connect))
     if isinstance(opts, SerialOptions):
         return _diagnose_serial(target)
     python = opts.python

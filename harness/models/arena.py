@@ -35,6 +35,7 @@ from typing import Any
 
 from harness.config import SerialOptions, Target
 from harness.errors import ConfigError, MeasurementError
+from harness.models.micro import offset_buffers
 
 # Probe sizes above this are not tried: no microcontroller of a lab has 64 MiB of SRAM, and a
 # model that needs more is reported as not fitting anywhere rather than tried at any size.
@@ -200,7 +201,7 @@ def measure_arena(model_path: Path | str, *, python: str = sys.executable,
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="harness-arena-") as tmp:
         measured = path
-        offset = _offset_buffers(path)
+        offset = offset_buffers(path)
         if offset:
             from ai_edge_litert.tools import flatbuffer_utils
 
@@ -289,17 +290,6 @@ def _reject_hint(path: Path, error: str) -> str:
     if "Didn't find op" in error or "unsupported" in error.lower():
         return "the model uses an op TFLite Micro lacks: check `harness analyze` for its op types"
     return f"check that {path.name} runs in LiteRT first (`harness analyze {path}`)"
-
-
-def _offset_buffers(path: Path) -> int:
-    """How many buffers of the file keep their data after the flatbuffer (offset > 1)."""
-    from ai_edge_litert import schema_py_generated as fb
-
-    try:
-        model = fb.Model.GetRootAs(path.read_bytes(), 0)
-        return sum(1 for i in range(model.BuffersLength()) if (model.Buffers(i).Offset() or 0) > 1)
-    except Exception:  # not our job to diagnose a broken file here: the TFLM child will say it
-        return 0
 
 
 def _child_main(model: str) -> int:

@@ -1,6 +1,8 @@
-"""The lines under the results table: a short verdict per row, one line per failed row with its
-fix, and one line per kind of warning that names the rows it concerns, hyperfine-style with the
-option that helps. Each is one logical line; the terminal wraps it at word boundaries.
+"""The lines under the results table: a line per board pool (its boards, a failed board and where
+its jobs moved, whether the boards are identical), a short verdict per row, one line per failed
+row with its fix, and one line per kind of warning that names the rows it concerns,
+hyperfine-style with the option that helps. Each is one logical line; the terminal wraps it at
+word boundaries.
 """
 
 from __future__ import annotations
@@ -11,14 +13,34 @@ from rich.text import Text
 
 from harness.render.table import label
 from harness.render.text import visible
+from harness.results.pools import describe, pool_reports
 from harness.results.summary import BenchmarkSummary, advice
 
 
 def notes(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
-    """Verdicts, then errors, then grouped warnings."""
+    """Pools, verdicts, then errors, then grouped warnings."""
+    yield from pools(summaries)
     yield from verdicts(summaries)
     yield from errors(summaries)
     yield from warnings(summaries)
+
+
+def pools(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:
+    """Per pool: how many benchmarks each board ran, which board failed and where its jobs went,
+    and whether the boards are identical (else which differ: their rows are not one pool's)."""
+    for r in pool_reports(summaries):
+        runs = ", ".join(f"{place} ({n})" for place, n in r.runs.items())
+        line = f"{sum(r.runs.values())} benchmarks on {runs}"
+        for place in r.failures:  # (why: on the failed row's error line, below)
+            moved = ", ".join(f"{job} moved to {to}" for job, frm, to in r.moves if place in frm)
+            line += f"; {place} failed: {moved}"
+        if r.identical and r.identities:
+            (ident, places), = r.identities.items()
+            line += f"; {len(places)} identical boards: {describe(ident)}"
+        elif r.identities:
+            groups = "; ".join(f"{', '.join(places)}: {describe(i)}" for i, places in r.identities.items())
+            line += f"; boards differ, so their rows are not one pool's: {groups}"
+        yield Text.assemble((f"pool {visible(r.pool)}", "bold"), ": ", visible(line))
 
 
 def verdicts(summaries: Sequence[BenchmarkSummary]) -> Iterator[Text]:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from harness.lab.drivers.base import Message
+from harness.models.micro import UNSUPPORTED_CODE
 from harness.plan import Job
 from harness.render.text import visible
 from harness.scenarios.benchmark import Outcome
@@ -48,9 +49,10 @@ class LiveProgress:
 
     def job_started(self, job: Job) -> None:
         with self._lock:
-            done = self._done.get(job.target, 0)
+            share = job.pool or job.target  # a pool's boards share its count of jobs
+            done = self._done.get(share, 0)
             # (the columns read markup: a name with [brackets] is escaped for it as well)
-            what = escape(visible(f"{job.model.name} · {job.threads} thr ({done + 1}/{self._jobs.get(job.target, 1)})"))
+            what = escape(visible(f"{job.model.name} · {job.threads} thr ({done + 1}/{self._jobs.get(share, 1)})"))
             self._progress.update(self._task(job.target), what=what, phase="pushing",
                                   completed=0, total=None)
 
@@ -74,9 +76,11 @@ class LiveProgress:
     def job_finished(self, outcome: Outcome) -> None:
         job = outcome.job
         with self._lock:
-            self._done[job.target] = self._done.get(job.target, 0) + 1
-            phase = "done" if outcome.error is None else "[red]failed"
+            self._done[job.pool or job.target] = self._done.get(job.pool or job.target, 0) + 1
+            unsupported = outcome.error is not None and outcome.error.code == UNSUPPORTED_CODE
+            phase = "done" if outcome.error is None else "[yellow]unsupported" if unsupported else "[red]failed"
             self._progress.update(self._task(job.target), phase=phase)
         if outcome.error is not None and id(outcome.error) not in self._reported:
             self._reported.add(id(outcome.error))
-            self.console.print(Text.assemble(("error", "red"), f": {visible(str(outcome.error))}"))
+            what = ("unsupported", "yellow") if unsupported else ("error", "red")
+            self.console.print(Text.assemble(what, f": {visible(str(outcome.error))}"))

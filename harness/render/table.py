@@ -15,6 +15,7 @@ from harness import stats
 from harness.render.grid import Cell, Column, Grid, Row, cell, name
 from harness.render.text import visible
 from harness.results.summary import BenchmarkSummary, share_text, speedup
+from harness.results.variants import Judged
 
 EMULATED_MARK = "*"
 EMULATED_NOTE = "emulated: host timings of the device code, not the device's"
@@ -73,7 +74,8 @@ def status(s: BenchmarkSummary) -> str:
     return "ok" if s.benchmark.complete else "incomplete"
 
 
-def _invoke(s: BenchmarkSummary) -> Cell:
+def invoke_cell(s: BenchmarkSummary) -> Cell:
+    """"12.6 µs ± 0.5 %": the median Invoke and its MAD relative to it ("failed", "–")."""
     if s.with_invoke is None:
         return cell("failed")
     if s.invoke is None:
@@ -93,7 +95,7 @@ def _cells(s: BenchmarkSummary) -> dict[str, Cell]:
         "runtime": name(runtime),
         "init": cell(duration(b.model_info.get("init_ns"))),
         "first": cell(duration(b.first_invoke_ns)),
-        "invoke": _invoke(s),
+        "invoke": invoke_cell(s),
         "loop": cell(duration(w.median) if w else "–", f" / {duration(o.median)}" if o else " / –"),
         "loop_tail": cell(duration(w.p90), f" / {duration(w.p99)}") if w else DASH,
         "loop_sigma": cell(percent(w.rel_stdev)) if w and w.median else DASH,
@@ -124,6 +126,8 @@ def results_grid(summaries: Sequence[BenchmarkSummary], title: str | None = None
     return Grid(COLUMNS, tuple(rows), title, legend)
 
 
-def json_lines(summaries: Iterable[BenchmarkSummary], run_id: str | None) -> Iterator[str]:
-    for s in summaries:
-        yield json.dumps(s.to_json(run_id), separators=(", ", ": "))
+def json_lines(records: Iterable[BenchmarkSummary | Judged], run_id: str | None) -> Iterator[str]:
+    """One JSON line per benchmark: a Judged's object (the benchmark's plus variant, fidelity,
+    speedup and flags) or a bare summary's."""
+    for r in records:
+        yield json.dumps(r.to_json(run_id), separators=(", ", ": "))

@@ -31,10 +31,21 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   ``path``, ``samples``, or null), and a benchmark with an eval planned is complete only with its
   ``eval_summary``. Files without an ``eval_set`` line (versions 1 to 3) have no pass. Profile
   runs carry version 4 too; their files are unchanged.
+- 4 (unchanged version): labgrid targets. Each call on a place starts with a host line
+  ``{"type": "place", "place", "tags"}`` (``place`` and ``place_tags`` in ``--json``); the header
+  of a board pool's job has ``pool`` (the pool's name; ``target`` is the place that ran it) and
+  ``moved_from`` (the places whose failure moved the job, in order).
+- 4 (unchanged version): a run that compares variants with their bases (``harness run
+  --variants``) records in run.json ``variants`` (each variant file's ``sha256``, ``kind``,
+  ``name``, ``base_sha256``, ``recipe``) and ``collapse_threshold``; a serial board's record may
+  hold host ``repair`` lines (a model sent with its offset buffers inlined) and the error code
+  ``unsupported_model``. summary.jsonl objects gain ``variant``, ``fidelity``, ``speedup`` and
+  ``flags`` (harness.results.variants). A run without ``variants`` has none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +127,10 @@ class Benchmark:
     processes: tuple[ProcessRecord, ...] = ()
     stopped_by: str | None = None  # "stable" | "max_duration" with --until-stable, from its stop line
     eval_pass: EvalRecord | None = None  # the evaluation pass, after its eval_set line
+    place: str | None = None  # the labgrid place that ran it, from its place line
+    place_tags: dict[str, str] | None = None
+    pool: str | None = None  # the board pool of the job (header)
+    moved_from: tuple[str, ...] = ()  # places whose failure moved the job to this one (header)
 
     def __post_init__(self) -> None:
         if not self.processes and (self.hello or self.summary is not None or self.blocks):
@@ -186,6 +201,13 @@ PER_PROCESS = {"hello": "hello", "model": "model_info", "plan": "resolved_plan",
 EVAL_FIELDS = {"hello": "hello", "model": "model_info", "eval": "chunks", "eval_summary": "summary"}
 
 
+# Lines the host adds (beside ``process``), and the Benchmark fields each sets.
+HOST_LINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "stop": lambda msg: {"stopped_by": msg.get("by")},
+    "place": lambda msg: {"place": msg.get("place"), "place_tags": dict(msg.get("tags") or {})},
+}
+
+
 def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark:
     """Rebuild a Benchmark from a header and the messages that followed it, in order.
 
@@ -217,8 +239,8 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
             current()["warmup_ns"] = tuple(int(x) for x in msg["loop_ns"])
         elif kind == "samples":
             blocks.append(_block(msg, int(current()["index"])))
-        elif kind == "stop":
-            fields["stopped_by"] = msg.get("by")
+        elif kind in HOST_LINES:
+            fields.update(HOST_LINES[kind](msg))
         elif kind == "push":
             pushed += int(msg.get("bytes", 0))
             push_ns += int(msg.get("ns", 0))
@@ -236,7 +258,8 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
         return Benchmark(
             target=header["target"], model=header["model"], model_sha256=header["model_sha256"],
             threads=int(header["threads"]), plan=header.get("plan", {}), blocks=tuple(blocks),
-            model_facts=header.get("model_facts") or {}, processes=processes,
+            model_facts=header.get("model_facts") or {}, processes=processes, pool=header.get("pool"),
+            moved_from=tuple(header.get("moved_from") or ()),
             extra=tuple(extra), pushed_bytes=pushed, push_ns=push_ns, **fields,
         )
     except KeyError as exc:

@@ -174,7 +174,7 @@ class RunStore:
     def open_benchmark(self, job: Job) -> RecordWriter:
         return self._open("benchmark", job.target, job.model, job.threads, {
             "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
-            "model_facts": job.model_facts})
+            "model_facts": job.model_facts, **job.placement()})
 
     def open_profile(self, job: ProfileJob) -> RecordWriter:
         return self._open("profile", job.target, job.model, job.threads, {

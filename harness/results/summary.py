@@ -116,6 +116,7 @@ class BenchmarkSummary:
             "eval": ({"source": self.eval_outputs.source, "samples": self.eval_outputs.samples}
                      if self.eval_outputs else None),
             "accuracy": self.accuracy.to_json() if self.accuracy else None,
+            "place": b.place, "place_tags": b.place_tags, "pool": b.pool, "moved_from": list(b.moved_from),
         }
         if "arena_used_bytes" in b.model_info:
             out["arena_used_bytes"] = b.model_info["arena_used_bytes"]

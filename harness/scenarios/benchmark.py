@@ -36,6 +36,7 @@ from harness.plan import EvalInputs, EvalPlan, Job, Plan
 from harness.results.benchmark import Benchmark, from_lines
 from harness.results.store import RecordWriter, RunStore
 from harness.results.summary import BenchmarkSummary, summarize
+from harness.results.variants import VariantSet
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def plan_jobs(targets: Sequence[Target], models: Sequence[Path], threads: Sequen
         for model in models:
             digest, error = checked[model]
             # a microcontroller runs TFLite Micro on one core: --threads does not multiply it
-            counts = (1,) if target.kind == "serial" else (threads or target.threads)
+            counts = (1,) if target.serial_board else (threads or target.threads)
             for t in counts:
                 job = Job(target=target.name, model=model, model_sha256=digest, threads=t, plan=plan,
                           model_facts=facts.get(model, {}))
@@ -143,9 +144,15 @@ def no_samples(job: Job, benchmark: Benchmark) -> MeasurementError:
 
 
 class BenchmarkScenario:
-    """Jobs of `harness run`: stored under benchmarks/, summarized into summary.jsonl."""
+    """Jobs of `harness run`: stored under benchmarks/, summarized into summary.jsonl, each
+    summary judged by ``variants`` against its base run when it is a variant (harness.results.variants)."""
 
     kind = "benchmark"
+
+    def __init__(self, variants: VariantSet | None = None) -> None:
+        self.variants = variants or VariantSet()
+        self._done: list[BenchmarkSummary] = []  # what a variant is judged against: its base ran before it
+        self._lock = threading.Lock()
 
     def open(self, store: RunStore, job: Job) -> RecordWriter:
         return store.open_benchmark(job)
@@ -176,14 +183,18 @@ class BenchmarkScenario:
         writer.end(complete=benchmark.complete, reason=reason, error=benchmark.error)
         outcome = Outcome(job=job, benchmark=benchmark, summary=summarize(benchmark), error=error,
                           path=writer.path)
-        store.add_summary(outcome.summary.to_json(store.run_id))
+        with self._lock:
+            self._done.append(outcome.summary)
+            done = list(self._done)
+        store.add_summary(self.variants.judge(outcome.summary, done).to_json(store.run_id))
         return outcome
 
 
 def header(job: Job) -> dict[str, object]:
     """What from_lines needs of the job (the store's header line holds the same and more)."""
     return {"target": job.target, "model": job.model.name, "model_sha256": job.model_sha256,
-            "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts}
+            "threads": job.threads, "plan": job.plan.as_dict(), "model_facts": job.model_facts,
+            **job.placement()}
 
 
 def run_processes(driver: Driver, job: Job, emit: Emit, cancel: threading.Event,

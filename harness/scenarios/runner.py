@@ -1,7 +1,9 @@
 """The runner: the one path from jobs to boards to the result store, for every scenario.
 
-One worker thread per target runs that target's jobs one after the other (a board runs one job
-at a time, or the jobs would disturb each other); jobs on targets that compute on this machine's
+One worker thread per board runs jobs one after the other (a board runs one job at a time, or the
+jobs would disturb each other), taking them from its target's queue (harness.scenarios.pool): a
+plain target's queue has one board, a board pool's is shared by a board per free place, and a
+failed board's job moves to the pool's other boards. Jobs on targets that compute on this machine's
 own CPU (the local board, emulators) also take turns with each other and with other harness
 processes (harness.scenarios.hostcpu). A failing job or board never stops the others: its error
 is recorded in the store and in its outcome. Messages go to the store as they arrive, so nothing
@@ -28,6 +30,7 @@ from harness.lab.drivers import open_driver
 from harness.lab.drivers.base import Driver, Emit, Message
 from harness.results.store import RecordWriter, RunStore
 from harness.scenarios.hostcpu import HostCpu
+from harness.scenarios.pool import Entry, JobQueue, boards_of
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,8 @@ class Runner(Generic[J, R]):
         self.host_cpu = host_cpu or HostCpu()
         self.cancel = cancel or threading.Event()  # set it (or press Ctrl-C) to stop every board
         self._lock = threading.Lock()
-        self._done: list[tuple[J, R]] = []
+        self._done: list[tuple[int, R]] = []  # (the job's index in run's order, its outcome)
+        self._moved: set[int] = set()  # ids of the outcomes of failed attempts run again elsewhere
 
     @property
     def outcomes(self) -> list[R]:
@@ -111,22 +115,28 @@ class Runner(Generic[J, R]):
         with self._lock:
             return [outcome for _, outcome in self._done]
 
+    def moved(self, outcome: R) -> bool:
+        """True for a pool job's failed attempt whose job went on to another board."""
+        with self._lock:
+            return id(outcome) in self._moved
+
     def run(self, jobs: Sequence[J], refused: Sequence[tuple[J, HarnessError]] = ()) -> list[R]:
         """Run every job; on KeyboardInterrupt stop all boards, keep what was measured, re-raise.
 
         ``refused``: jobs refused on the host already, recorded with their error. Returns the
-        outcomes in the order of ``refused`` then ``jobs``.
+        outcomes in the order of ``refused`` then ``jobs`` (a moved job's attempts side by side).
         """
-        for job, error in refused:
-            self._finish(job, self.scenario.open(self.store, job), [], error)
-        by_target: dict[str, list[J]] = {}
-        for job in jobs:
-            by_target.setdefault(job.target, []).append(job)
-        pool = ThreadPoolExecutor(max_workers=max(1, len(by_target)), thread_name_prefix="target")
+        for index, (job, error) in enumerate(refused):
+            self._finish(index, job, self.scenario.open(self.store, job), [], error)
+        by_target: dict[str, list[Entry[J]]] = {}
+        for index, job in enumerate(jobs, start=len(refused)):
+            by_target.setdefault(job.target, []).append(Entry(index, job))
+        queues = [q for name, entries in by_target.items() if (q := self._queue(self.targets[name], entries))]
+        workers = [(q, board) for q in queues for board in q.boards]
+        pool = ThreadPoolExecutor(max_workers=max(1, len(workers)), thread_name_prefix="target")
         futures: list[Future[None]] = []
         try:  # an interruption (Ctrl-C, SIGTERM) even while submitting cancels what was submitted
-            futures += [pool.submit(self._run_target, self.targets[name], target_jobs)
-                        for name, target_jobs in by_target.items()]
+            futures += [pool.submit(self._run_target, q, board) for q, board in workers]
             while wait(futures, timeout=0.25).not_done:
                 pass
         except KeyboardInterrupt:
@@ -137,37 +147,54 @@ class Runner(Generic[J, R]):
             pool.shutdown(wait=False, cancel_futures=True)
         for f in futures:
             f.result()  # a bug in a worker surfaces here, not silently
-        return self._in_order([job for job, _ in refused] + list(jobs))
+        with self._lock:  # sorted() is stable: a moved job's attempts stay in the order they ran
+            return [outcome for _, outcome in sorted(self._done, key=lambda d: d[0])]
 
-    def _in_order(self, jobs: list[J]) -> list[R]:
-        order = {id(j): i for i, j in enumerate(jobs)}
-        with self._lock:
-            done = list(self._done)
-        return [outcome for _, outcome in sorted(done, key=lambda d: order.get(id(d[0]), 0))]
+    def _queue(self, target: Target, entries: list[Entry[J]]) -> JobQueue[J] | None:
+        """The target's queue; None when it has no board (a pool without a free place, a
+        coordinator that does not answer): then its jobs are recorded failed with that error."""
+        try:
+            boards = boards_of(target, self.cancel)
+        except HarnessError as exc:
+            exc.target = exc.target or target.name
+            for entry in entries:
+                self._finish(entry.index, entry.job, self.scenario.open(self.store, entry.job), [], exc)
+            return None
+        return JobQueue(target, boards, entries)
 
-    def _run_target(self, target: Target, jobs: list[J]) -> None:
+    def _run_target(self, queue: JobQueue[J], target: Target) -> None:
+        """One board's worker: ``target`` takes jobs from ``queue`` until it is empty or the board
+        gives up its place in a pool."""
         driver: Driver | None = None
         unreachable: HarnessError | None = None
         try:
-            for job in jobs:
+            while (entry := queue.take()) is not None:
                 if self.cancel.is_set():
                     return
+                job = queue.placed(entry, target)
                 if unreachable is not None:
                     # the board did not answer: its other jobs fail with the same error at once,
                     # instead of one more connect timeout each
-                    self._finish(job, self.scenario.open(self.store, job), [], unreachable)
+                    self._finish(entry.index, job, self.scenario.open(self.store, job), [], unreachable)
                     continue
                 if driver is None:
                     try:
-                        driver = open_driver(target)
+                        driver = open_driver(target, self.cancel)
                     except HarnessError as exc:
                         exc.target = exc.target or target.name
-                        self._finish(job, self.scenario.open(self.store, job), [], exc)
+                        if not self.cancel.is_set() and queue.give_up(entry, target):
+                            return  # the pool's other boards run it
+                        self._finish(entry.index, job, self.scenario.open(self.store, job), [], exc)
                         unreachable = exc
                         continue
-                if self._run_job(driver, target, job):
+                broken, outcome = self._run_job(driver, target, job, entry.index)
+                if broken:
                     _close(driver, target)
-                    driver = None  # the link broke: reconnect for the next job
+                    driver = None  # the link broke: reconnect for the next job, or leave the pool
+                    if not self.cancel.is_set() and queue.give_up(entry, target):
+                        with self._lock:
+                            self._moved.add(id(outcome))
+                        return
         except StoreError:
             self.cancel.set()  # what the boards send can no longer be kept: stop them all
             raise
@@ -175,8 +202,8 @@ class Runner(Generic[J, R]):
             if driver is not None:
                 _close(driver, target)
 
-    def _run_job(self, driver: Driver, target: Target, job: J) -> bool:
-        """Run one job; True when the link to the board should be reopened."""
+    def _run_job(self, driver: Driver, target: Target, job: J, index: int) -> tuple[bool, R]:
+        """Run one job: (True when the link to the board broke, the job's outcome)."""
         writer = self.scenario.open(self.store, job)
         messages: list[Message] = []
         self.observer.job_started(job)
@@ -195,22 +222,22 @@ class Runner(Generic[J, R]):
         except HarnessError as exc:
             if exc.target is None:
                 exc.target = target.name  # an error on a board names the board
-            self._finish(job, writer, messages, exc)
-            return isinstance(exc, TransportError)
+            return isinstance(exc, TransportError), self._finish(index, job, writer, messages, exc)
         except Exception as exc:
             # A bug: keep the samples and the story on disk, then let it surface.
             with contextlib.suppress(StoreError):  # the bug is the news, not a full disk after it
                 writer.end(complete=False, reason="bug", error={
                     "code": "bug", "message": repr(exc), "hint": "rerun with --debug and report it"})
             raise
-        self._finish(job, writer, messages, None)
-        return False
+        return False, self._finish(index, job, writer, messages, None)
 
-    def _finish(self, job: J, writer: RecordWriter, messages: list[Message], error: HarnessError | None) -> None:
+    def _finish(self, index: int, job: J, writer: RecordWriter, messages: list[Message],
+                error: HarnessError | None) -> R:
         outcome = self.scenario.finish(self.store, job, writer, messages, error, self.cancel.is_set())
         with self._lock:
-            self._done.append((job, outcome))
+            self._done.append((index, outcome))
         self.observer.job_finished(outcome)
+        return outcome
 
 
 def _close(driver: Driver, target: Target) -> None:

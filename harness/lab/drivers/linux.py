@@ -23,7 +23,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from harness.config import SerialOptions, Target
+from harness.config import LabgridOptions, SerialOptions, Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
@@ -49,7 +49,8 @@ HINTS = {
 
 def silence_limit_s(target: Target) -> float:
     """The longest the agent may stay quiet on this target (targets.toml timeout_s)."""
-    assert not isinstance(target.options, SerialOptions)  # open_driver gives those the McuDriver
+    # open_driver gives serial targets the McuDriver, and a labgrid place the driver of what it resolves to
+    assert not isinstance(target.options, SerialOptions | LabgridOptions)
     return target.options.timeout_s
 
 

@@ -1,10 +1,12 @@
 """The microcontroller driver: SERIAL_PROTOCOL.md frames in, normalized PROTOCOL.md messages out.
 
-For each job it says HELLO, checks that the model can fit (model size against the device's
-largest model, TFLite Micro arena measured on the host against the device's arena) *before*
-uploading, uploads in acknowledged chunks (or uses the model built into the firmware when its
-SHA-256 matches), stages inputs (mcu_inputs.py), then runs the plan in batches: the cold first
-Invoke, warm-up, and the ABBA blocks with and without Invoke of the Linux agent's own ``schedule``.
+For each job it says HELLO, checks that TFLite Micro can run the model (harness.models.micro:
+refused when it cannot, offset buffers inlined with a ``repair`` message) and that it can fit
+(model size against the device's largest model, TFLite Micro arena measured on the host
+against the device's arena) *before* uploading, uploads in acknowledged chunks (or uses the
+model built into the firmware when its SHA-256 matches), stages inputs (mcu_inputs.py), then
+runs the plan in batches: the cold first Invoke, warm-up, and the ABBA blocks with and without
+Invoke of the Linux agent's own ``schedule``.
 All times are the device's timer ticks converted to ns; the emulated MCU's are labelled
 ``emulated`` (host timings of the TFLite Micro kernels).
 
@@ -48,6 +50,7 @@ from harness.lab.drivers.mcu_messages import (
 )
 from harness.lab.drivers.mcu_outputs import outputs_message, profile_message, run_eval
 from harness.lab.transports.serial import FramedLink, SerialLink
+from harness.models import micro
 from harness.models.arena import ArenaFit, measure_arena
 from harness.models.files import sha256
 from harness.plan import Job
@@ -159,7 +162,7 @@ class McuDriver:
             log.warning("%s: a microcontroller runs one thread; --threads %d is ignored", name, job.threads)
         info = self.info = self.link.hello()
         emit(hello_message(info, self.baud))
-        model = job.model.read_bytes()
+        model = self._micro_model(job, emit)
         self._fit_check(job.model, model, info)
         minfo = self._load_model(job, model, emit, info)
         inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
@@ -181,7 +184,7 @@ class McuDriver:
                              "not set): it cannot send the outputs of every sample", code="unsupported",
                              target=name, hint="flash the firmware that ships with this harness "
                                                "(device_agents/firmware), or run without --eval on this board")
-        model = job.model.read_bytes()
+        model = self._micro_model(job, emit)
         minfo = self._model_on_device(job, model, emit, info)
         inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
         outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
@@ -253,9 +256,23 @@ class McuDriver:
                     _ARENAS[digest] = None
             return _ARENAS[digest]
 
+    def _micro_model(self, job: Job, emit: Emit) -> bytes:
+        """The bytes to send (harness.models.micro: refused, or repaired and said so)."""
+        model, repair = micro.for_micro(job.model, self.target.name)
+        if repair is not None:
+            emit({"v": PROTOCOL_VERSION, "type": "repair", **repair, "host_measured": True})
+        return model
+
     def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
+        """Load ``model``; a refusal that means TFLite Micro cannot run it is ``unsupported_model``."""
         self._loaded = None
-        minfo = self._upload_or_builtin(job, model, emit, info)
+        try:
+            minfo = self._upload_or_builtin(job, model, emit, info)
+        except AgentError as exc:
+            unsupported = micro.refused(exc, job.model.name)
+            if unsupported is None:
+                raise
+            raise unsupported from exc
         self._loaded = (sha256(model), minfo)
         return minfo
 
