@@ -29,7 +29,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from device_agents.linux.tflite_agent import Schedule, median_ns, schedule
@@ -38,6 +37,7 @@ from harness.config import SerialOptions, Target
 from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.drivers.emulator import EmulatedMcu
+from harness.lab.drivers.mcu_fit import fit_check
 from harness.lab.drivers.mcu_inputs import DeviceInputs, read_samples
 from harness.lab.drivers.mcu_messages import (
     PROTOCOL_VERSION,
@@ -51,17 +51,10 @@ from harness.lab.drivers.mcu_messages import (
 from harness.lab.drivers.mcu_outputs import outputs_message, profile_message, run_eval
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models import micro
-from harness.models.arena import ArenaFit, measure_arena
 from harness.models.files import sha256
 from harness.plan import Job
 
 log = logging.getLogger(__name__)
-
-# Arenas by model sha256, for every board of this process: the bisection takes seconds and depends
-# only on the model and this host's TFLite Micro. None: the host cannot measure it (the device judges).
-_ARENAS: dict[str, ArenaFit | None] = {}
-_ARENAS_LOCK = threading.Lock()
-
 
 class Cancelled(Exception):
     """The runner asked to stop; not an error."""
@@ -163,7 +156,7 @@ class McuDriver:
         info = self.info = self.link.hello()
         emit(hello_message(info, self.baud))
         model = self._micro_model(job, emit)
-        self._fit_check(job.model, model, info)
+        fit_check(self.target.name, job.model, model, info, self.emulator is not None)
         minfo = self._load_model(job, model, emit, info)
         inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
         outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
@@ -204,57 +197,8 @@ class McuDriver:
                 if exc.code != "bad_state":
                     raise
                 log.info("%s: the device lost %s (reset?): loading it again", self.target.name, job.model.name)
-        self._fit_check(job.model, model, info)
+        fit_check(self.target.name, job.model, model, info, self.emulator is not None)
         return self._load_model(job, model, emit, info)
-
-    def _fit_check(self, path: Path, model: bytes, info: dict[str, Any]) -> None:
-        """Refuse before uploading what cannot fit, naming the limit and the fix."""
-        name = self.target.name
-        limit = int(info["max_model_bytes"])
-        builtin = bool(info["flags"] & sf.FLAG_BUILTIN)
-        if limit and len(model) > limit:
-            raise AgentError(f"{path.name} is {len(model)} bytes, larger than the {limit} bytes the device "
-                             "accepts; not uploading", code="model_too_large", target=name,
-                             hint="use a smaller or int8-quantized model, or a board with more flash"
-                                  + (" (max_model in targets.toml for the emulator)" if self.emulator else ""))
-        if not limit and not builtin:
-            raise AgentError("the device accepts no uploads and has no built-in model", code="unsupported",
-                             target=name, hint="flash firmware built with upload support")
-        arena = int(info["arena_bytes"])
-        if not arena:
-            return
-        fit = self._arena(path, model)
-        if fit is None:
-            return
-        # The host's TFLite Micro is a 64-bit build. An emulator running that same build on this
-        # host needs exactly as much. A 32-bit MCU needs less (pointers in the arena's structs
-        # halve) but never less than half (tensor data keeps its size): refuse only what surely
-        # cannot fit there, and let the device judge the rest.
-        need = fit.arena_bytes
-        same_build = bool(info["flags"] & sf.FLAG_EMULATED) and info["tflm_version"] == fit.tflm_version
-        floor = need if same_build else need // 2
-        if floor > arena:
-            how = "" if same_build else f" (a 32-bit MCU needs at least {floor})"
-            raise AgentError(f"{path.name} needs a {need}-byte TFLite Micro arena, measured on this host{how}; "
-                             f"the device has {arena} bytes; not uploading", code="arena_too_small", target=name,
-                             hint="raise arena in targets.toml (emulator) or the firmware's arena, or use a "
-                                  "smaller/int8 model")
-        if need > arena:
-            log.warning("%s: %s needs %d arena bytes on this 64-bit host, the device has %d; uploading, the "
-                        "device's 32-bit build may need less and will tell", name, path.name, need, arena)
-
-    def _arena(self, path: Path, model: bytes) -> ArenaFit | None:
-        """The model's TFLite Micro arena, measured once per model content in this process."""
-        digest = sha256(model)
-        with _ARENAS_LOCK:  # two boards checking one model wait for one measurement
-            if digest not in _ARENAS:
-                try:
-                    _ARENAS[digest] = measure_arena(path)
-                except HarnessError as exc:
-                    # The device is the judge of ops and types (its firmware may register more ops).
-                    log.info("%s: no arena pre-check for %s: %s", self.target.name, path.name, exc)
-                    _ARENAS[digest] = None
-            return _ARENAS[digest]
 
     def _micro_model(self, job: Job, emit: Emit) -> bytes:
         """The bytes to send (harness.models.micro: refused, or repaired and said so)."""
