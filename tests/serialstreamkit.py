@@ -104,7 +104,7 @@ def explained(frames: list[tuple[int, int | None, int | None, int | None, str]],
               deadline_ns: int) -> bool:
     """Whether every late frame comes at or after a stall, within the backlog it can leave: at
     most as many frames as the stall lasted in deadlines, plus a few."""
-    for i, (s, _, e, _, st) in enumerate(frames):
+    for i, (s, _, _, _, st) in enumerate(frames):
         if st != "l":
             continue
         before = [j for j in stalled if j <= i]
