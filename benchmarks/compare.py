@@ -16,8 +16,6 @@ comparing the pairs (units, test, bootstrap interval). Goal (issue 11): seconds,
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.results import pairing  # noqa: E402
 from harness.results.compare import compare, run_sides  # noqa: E402
-from tests.comparekit import Bench, steady, write_run  # noqa: E402
+from tests.comparekit import Bench, best_cli_time, steady, write_run  # noqa: E402
 
 
 def build(results: Path, benchmarks: int, samples: int) -> tuple[str, str]:
@@ -40,19 +38,6 @@ def build(results: Path, benchmarks: int, samples: int) -> tuple[str, str]:
     a = write_run(results, benches, run_id="a", seed=1)
     b = write_run(results, benches, run_id="b", seed=2)
     return a.name, b.name
-
-
-def timed(results: Path, *args: str, repeat: int) -> float:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "harness", "compare", "--results", str(results), *args],
-                           capture_output=True, text=True, env=env, check=False)
-        best = min(best, time.perf_counter() - t0)
-        if p.returncode not in (0, 1):
-            raise SystemExit(f"harness compare {' '.join(args)} failed ({p.returncode}): {p.stderr}")
-    return best
 
 
 def main() -> None:
@@ -78,7 +63,8 @@ def main() -> None:
         print(f"in process: loading both runs {load:.2f} s, comparing {len(comparisons)} pairs {work:.2f} s "
               f"({1000 * work / len(comparisons):.1f} ms a pair)")
         for name, cli in (("runs", [a, b]), ("within", ["--within", a, "--by", "board"]), ("json", [a, b, "--json"])):
-            print(f"harness compare ({name}): {timed(results, *cli, repeat=args.repeat):.2f} s "
+            wall = best_cli_time(["compare", "--results", str(results), *cli], args.repeat, ok=(0, 1))
+            print(f"harness compare ({name}): {wall:.2f} s "
                   f"(best of {args.repeat}, process start-up included)")
 
 

@@ -47,12 +47,15 @@ class Bench:
 
 
 def write_run(root: Path, benches: Sequence[Bench], *, run_id: str | None = None, seed: int = 0,
-              harness_version: str | None = None) -> Path:
-    """A complete benchmark run under ``root``; returns its directory."""
+              harness_version: str | None = None, targets: dict[str, dict] | None = None) -> Path:
+    """A complete benchmark run under ``root``; returns its directory. ``targets``: run.json's
+    targets facts, {name: Target.facts()-like dict (price_usd, power_w, ...)}."""
     rng = np.random.default_rng(seed)
     run = RunStore(root, run_id, kind="benchmark")
     meta: dict = {"plan": Plan().as_dict(),
                   "matrix": [{"target": b.target, "model": b.model, "threads": b.threads} for b in benches]}
+    if targets is not None:
+        meta["targets"] = targets
     if harness_version is not None:
         meta["harness_version"] = harness_version
     run.start(meta)
@@ -82,3 +85,24 @@ def _write(run: RunStore, b: Bench, rng: np.random.Generator) -> None:
                                 "stages": {} if stage is None else {"invoke": stage.tolist()}, "env": {}})
         writer.message({"type": "summary", "v": 1, "iterations": b.blocks})
     writer.end(complete=True)
+
+
+def best_cli_time(argv: Sequence[str], repeat: int, ok: Sequence[int] = (0,)) -> float:
+    """The best wall time of ``python -m harness *argv`` over ``repeat`` fresh processes (start-up
+    included, as a user runs it), for the benchmarks of compare and report; stops on an exit
+    status outside ``ok`` with harness's stderr."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, env=env,
+                           check=False)
+        best = min(best, time.perf_counter() - t0)
+        if p.returncode not in ok:
+            raise SystemExit(f"harness {' '.join(argv)} failed ({p.returncode}): {p.stderr}")
+    return best

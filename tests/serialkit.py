@@ -16,7 +16,9 @@ import select
 import threading
 import tty
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import flatbuffers
 import numpy as np
@@ -31,6 +33,25 @@ Fault = Callable[[bytes], bytes]
 QUICK_PLAN = Plan(warmup=2, warmup_time_s=0.0, iterations=20, blocks=2, settle=1, seed=3)
 
 
+def _buffer(buffers: list[Any], arr: np.ndarray) -> int:
+    """Appends ``arr``'s bytes as a model buffer; its index."""
+    b = schema.BufferT()
+    b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8).tolist()
+    buffers.append(b)
+    return len(buffers) - 1
+
+
+def _tensor(name: str, shape: list[int], ttype: int, buffer: int = 0, scale: float | None = None) -> object:
+    """A tensor, per-tensor quantized with zero point 0 when ``scale`` is given."""
+    t = schema.TensorT()
+    t.name, t.shape, t.type, t.buffer = name, shape, ttype, buffer
+    if scale is not None:
+        q = schema.QuantizationParametersT()
+        q.scale, q.zeroPoint = [scale], [0]
+        t.quantization = q
+    return t
+
+
 def fc_model(k: int = 16, m: int = 4, *, custom: str | None = None, int8: bool = False,
              bad_tensor: bool = False, pad_bytes: int = 0, seed: int = 0) -> bytes:
     """A FULLY_CONNECTED model [1,k] -> [1,m]. ``custom`` makes its op an unknown custom op,
@@ -38,21 +59,7 @@ def fc_model(k: int = 16, m: int = 4, *, custom: str | None = None, int8: bool =
     ``pad_bytes`` adds an unused buffer to make the file larger."""
     rng = np.random.default_rng(seed)
     buffers = [schema.BufferT()]
-
-    def buf(arr: np.ndarray) -> int:
-        b = schema.BufferT()
-        b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8).tolist()
-        buffers.append(b)
-        return len(buffers) - 1
-
-    def tensor(name: str, shape: list[int], ttype: int, buffer: int = 0, scale: float | None = None) -> object:
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, shape, ttype, buffer
-        if scale is not None:
-            q = schema.QuantizationParametersT()
-            q.scale, q.zeroPoint = [scale], [0]
-            t.quantization = q
-        return t
+    buf, tensor = partial(_buffer, buffers), _tensor
 
     sg = schema.SubGraphT()
     if int8:
@@ -223,21 +230,7 @@ def stub_like_model() -> bytes:
     stub never interprets it. So the two devices answer every request alike but for the values
     computed: the emulator's output is the first 4 inputs, the stub's its fixed workload."""
     buffers = [schema.BufferT()]
-
-    def buf(arr: np.ndarray) -> int:
-        b = schema.BufferT()
-        b.data = np.frombuffer(arr.tobytes(), dtype=np.uint8).tolist()
-        buffers.append(b)
-        return len(buffers) - 1
-
-    def tensor(name: str, shape: list[int], ttype: int, buffer: int = 0, scale: float | None = None) -> object:
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, shape, ttype, buffer
-        if scale is not None:
-            q = schema.QuantizationParametersT()
-            q.scale, q.zeroPoint = [scale], [0]
-            t.quantization = q
-        return t
+    buf, tensor = partial(_buffer, buffers), _tensor
 
     sg = schema.SubGraphT()
     sg.tensors = [tensor("stub_input", [1, 64], schema.TensorType.INT8, 0, 1 / 128),

@@ -68,62 +68,52 @@ def python_file(text: str) -> Path:
     return path
 
 
-def _parse(text: str, convert: Callable[[str], Any], what: str) -> Any:
+def _parse(text: str, convert: Callable[[str], Any], what: str, ok: Callable[[Any], bool] = lambda _v: True,
+           fix: str = "") -> Any:
+    """``convert(text)``, refused with argparse's one line when it is not a number, is nan or inf
+    (no deadline can use them), or fails ``ok`` (then ``fix`` is the message)."""
     try:
         value = convert(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-    if isinstance(value, float) and not math.isfinite(value):  # nan or inf: no deadline can use them
+    if isinstance(value, float) and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text}: give a finite {what.removeprefix('a ')}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(fix.format(text=text))
     return value
 
 
 def count(text: str) -> int:
     """An integer >= 0 (a count where 0 means none, or "derive it", as --iterations 0 does)."""
-    value: int = _parse(text, int, "an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative: give 0 or more")
-    return value
+    return int(_parse(text, int, "an integer", lambda v: v >= 0, "{text} is negative: give 0 or more"))
 
 
 def positive(text: str) -> int:
     """An integer >= 1."""
-    value: int = _parse(text, int, "an integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: give 1 or more")
-    return value
+    return int(_parse(text, int, "an integer", lambda v: v >= 1, "{text}: give 1 or more"))
 
 
 def seconds(text: str) -> float:
     """A finite number of seconds >= 0."""
-    value: float = _parse(text, float, "a number of seconds")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds, 0 or more")
-    return value
+    return float(_parse(text, float, "a number of seconds", lambda v: v >= 0,
+                        "{text}: give a finite number of seconds, 0 or more"))
 
 
 def above_zero(text: str) -> float:
     """A finite number > 0 (a percentage to reach, a time bound)."""
-    value: float = _parse(text, float, "a number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number above 0")
-    return value
+    return float(_parse(text, float, "a number", lambda v: v > 0, "{text!r}: give a finite number above 0"))
 
 
 def percent(text: str) -> float:
     """A finite percentage >= 0."""
-    value: float = _parse(text, float, "a number of percent")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: give a finite percentage, 0 or more")
-    return value
+    return float(_parse(text, float, "a number of percent", lambda v: v >= 0,
+                        "{text}: give a finite percentage, 0 or more"))
 
 
 def points(text: str) -> float:
     """Accuracy points, from 0 to 100 (--collapse-threshold)."""
-    value: float = _parse(text, float, "a number of points")
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text}: give accuracy points from 0 to 100")
-    return value
+    return float(_parse(text, float, "a number of points", lambda v: 0 <= v <= 100,
+                        "{text}: give accuracy points from 0 to 100"))
 
 
 def pool_tags(text: str) -> tuple[tuple[str, str], ...]:

@@ -96,8 +96,12 @@ class Column:
 
 @dataclass(frozen=True)
 class Row:
+    """One row. ``key`` names what the row is about for outputs that link it to something else
+    (the report's figures mark each benchmark with the key of its row); the terminal ignores it."""
+
     cells: tuple[Cell, ...]
     style: str | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,14 @@ class Grid:
     def select(self, keep: Sequence[int]) -> Grid:
         """The same table with only the columns at the indices ``keep``."""
         return Grid(tuple(self.columns[i] for i in keep),
-                    tuple(Row(tuple(r.cells[i] for i in keep), r.style) for r in self.rows),
+                    tuple(Row(tuple(r.cells[i] for i in keep), r.style, r.key) for r in self.rows),
+                    self.title, self.legend)
+
+    def with_keys(self, keys: Sequence[str | None]) -> Grid:
+        """The same table with ``keys[i]`` as the key of row i (one key per row)."""
+        if len(keys) != len(self.rows):
+            raise ValueError(f"{len(keys)} keys for {len(self.rows)} rows")
+        return Grid(self.columns, tuple(Row(r.cells, r.style, k) for r, k in zip(self.rows, keys, strict=True)),
                     self.title, self.legend)
 
     def narrow(self, wide: bool) -> Grid:

@@ -14,7 +14,7 @@ be; the lines under the tables say why, and which models were repaired before th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from rich.text import Text
@@ -149,15 +149,18 @@ def _comparison_cells(j: Judged) -> dict[str, Cell]:
     }
 
 
-def comparison_grids(judged: Sequence[Judged], run_id: str | None = None) -> list[Grid]:
+def comparison_grids(judged: Sequence[Judged], run_id: str | None = None,
+                     key: Callable[[Judged], str | None] = lambda j: None) -> list[Grid]:
     """One Grid per board (every column; ``Grid.narrow`` keeps the default ones) of the rows of
-    ``judged`` that take part in a comparison (bases and variants), in run order."""
+    ``judged`` that take part in a comparison (bases and variants), in run order; ``key`` names
+    each row (the report links rows to its figures by it)."""
     rows = [j for j in judged if j.role is not None]
     boards = list(dict.fromkeys(j.summary.benchmark.target for j in rows))
-    return [_board_grid([j for j in rows if j.summary.benchmark.target == t], t, run_id) for t in boards]
+    return [_board_grid([j for j in rows if j.summary.benchmark.target == t], t, run_id, key) for t in boards]
 
 
-def _board_grid(rows: list[Judged], target: str, run_id: str | None) -> Grid:
+def _board_grid(rows: list[Judged], target: str, run_id: str | None,
+                key: Callable[[Judged], str | None]) -> Grid:
     emulated = any(j.summary.benchmark.emulated for j in rows)
     labelled = any(j.summary.accuracy is not None for j in rows)
     hidden = (_FIDELITY if labelled else _ACCURACY) | (set() if len({j.summary.benchmark.threads for j in rows}) > 1
@@ -167,7 +170,7 @@ def _board_grid(rows: list[Judged], target: str, run_id: str | None) -> Grid:
     for j in sorted(rows, key=lambda j: (_group_name(j), j.summary.benchmark.threads, j.role != "base")):
         cells = _comparison_cells(j)
         style = "red" if j.collapse else "yellow" if j.unsupported else None
-        body.append(Row(tuple(cells[c.key] for c in columns), style))
+        body.append(Row(tuple(cells[c.key] for c in columns), style, key(j)))
     title = f"{'harness run ' + run_id + ' · ' if run_id else ''}{target}{EMULATED_MARK if emulated else ''}"
     return Grid(columns, tuple(body), title, _legend(rows, labelled, emulated, target))
 

@@ -35,15 +35,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import stats
 from harness.errors import ConfigError, HarnessError
 from harness.results import store
 from harness.results.benchmark import SCHEMA_VERSION, Benchmark
 from harness.results.stream import StreamRecord, window_latencies
+
+if TYPE_CHECKING:
+    from harness.models.recipes import Recipe
 
 METRICS = {"invoke": "Invoke time", "loop": "loop time (with Invoke)",
            "latency": "latency from the schedule", "p99": "p99 latency from the schedule"}
@@ -274,26 +278,37 @@ def run_sides(path: Path, recipes: bool = False) -> list[Side]:
     meta, measured = store.load_streams(path) if kind == "stream" else store.load_run(path)
     if not measured:
         raise ConfigError(f"{path} holds no {kind}s", hint="the run was stopped before its first one")
+    return sides(meta, measured, str(meta.get("run_id") or path.name), variant_bases(path) if recipes else {})
+
+
+def sides(meta: dict[str, Any], measured: Sequence[Benchmark | StreamRecord], run_id: str,
+          bases: dict[str, str] | None = None) -> list[Side]:
+    """The benchmarks (or streams) of one run (already loaded, with its run.json ``meta``) as
+    sides, in the run's matrix order; ``bases``: each variant's base (variant_bases)."""
     matrix = [(m.get("target"), m.get("model"), m.get("threads")) for m in meta.get("matrix") or []]
 
     def order(b: Benchmark | StreamRecord) -> int:
         key = (b.target, b.model, b.threads)
         return matrix.index(key) if key in matrix else len(matrix)
 
-    run_id = str(meta.get("run_id") or path.name)
-    bases = variant_bases(path) if recipes else {}
-    return [Side(b, run_id, meta.get("harness_version"), bases.get(b.model_sha256))
+    return [Side(b, run_id, meta.get("harness_version"), (bases or {}).get(b.model_sha256))
             for b in sorted(measured, key=order)]
 
 
 def variant_bases(path: Path) -> dict[str, str]:
-    """The base of each variant benchmarked in the run in ``path``: {variant sha256: base sha256},
+    """The base of each variant benchmarked in the run in ``path``: {variant sha256: base sha256}
+    (variant_recipes)."""
+    return {sha: recipe.base_sha256 for sha, recipe in variant_recipes(path).items()}
+
+
+def variant_recipes(path: Path) -> dict[str, Recipe]:
+    """The recipe of each variant benchmarked in the run in ``path``: {variant sha256: recipe},
     from the recipe file beside each model as it was run (harness.models.recipes.recipe_for on
     the header's ``model_path``). A recipe that is gone, stale or describes another file than the
     one benchmarked gives nothing (a warning when it cannot be read): that model has no base here."""
     from harness.models.recipes import recipe_for  # reads model files: only when variants are compared
 
-    bases: dict[str, str] = {}
+    recipes: dict[str, Recipe] = {}
     for file in store.records(path, "benchmark"):
         try:
             with open(file, encoding="utf-8") as f:
@@ -305,5 +320,5 @@ def variant_bases(path: Path) -> dict[str, str]:
             log.warning("%s: compared without its recipe", exc)
             continue
         if recipe is not None and recipe.variant_sha256 == header.get("model_sha256"):
-            bases[recipe.variant_sha256] = recipe.base_sha256
-    return bases
+            recipes[recipe.variant_sha256] = recipe
+    return recipes
