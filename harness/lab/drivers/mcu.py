@@ -4,7 +4,7 @@ For each job it says HELLO, checks that TFLite Micro can run the model (harness.
 refused when it cannot, offset buffers inlined with a ``repair`` message) and that it can fit
 (model size against the device's largest model, TFLite Micro arena measured on the host
 against the device's arena) *before* uploading, uploads in acknowledged chunks (or uses the
-model built into the firmware when its SHA-256 matches), stages inputs (mcu_inputs.py), then
+model built into the firmware when its SHA-256 matches; mcu_upload.py), stages inputs (mcu_inputs.py), then
 runs the plan in batches: the cold first Invoke, warm-up, and the ABBA blocks with and without
 Invoke of the Linux agent's own ``schedule``.
 All times are the device's timer ticks converted to ns; the emulated MCU's are labelled
@@ -51,6 +51,7 @@ from harness.lab.drivers.mcu_messages import (
     ticks_to_ns,
 )
 from harness.lab.drivers.mcu_outputs import outputs_message, profile_message, run_eval
+from harness.lab.drivers.mcu_upload import upload_or_builtin
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models import micro
 from harness.models.files import sha256
@@ -249,54 +250,14 @@ class McuDriver:
         """Load ``model``; a refusal that means TFLite Micro cannot run it is ``unsupported_model``."""
         self._loaded = None
         try:
-            minfo = self._upload_or_builtin(job, model, emit, info)
+            minfo = upload_or_builtin(self._req, self.link, self.target.name, job.model.name, model, emit, info,
+                                      self.timeout_s, self.baud)
         except AgentError as exc:
             unsupported = micro.refused(exc, job.model.name)
             if unsupported is None:
                 raise
             raise unsupported from exc
         self._loaded = (sha256(model), minfo)
-        return minfo
-
-    def _upload_or_builtin(self, job: AnyJob, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
-        digest = bytes.fromhex(sha256(model))
-        if info["flags"] & sf.FLAG_BUILTIN:
-            minfo = sf.unpack_model_info(self._req(sf.T.USE_BUILTIN, work_s=self.timeout_s,
-                                                   what="USE_BUILTIN").payload)
-            if minfo["sha256"] == digest:
-                log.info("%s: %s is the firmware's built-in model: no upload", self.target.name, job.model.name)
-                return minfo
-            if not info["max_model_bytes"]:
-                raise AgentError(f"the firmware's built-in model (sha256 {minfo['sha256'].hex()[:12]}) is not "
-                                 f"{job.model.name} (sha256 {digest.hex()[:12]}), and the device takes no "
-                                 "uploads", code="hash_mismatch", target=self.target.name,
-                                 hint=f"flash firmware built with {job.model.name}, or pass the model it has")
-        t0 = time.monotonic_ns()
-        reply = self._req(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(model)) + digest, what="UPLOAD_BEGIN",
-                          reply_bytes=4)
-        max_chunk = min(struct.unpack("<I", reply.payload)[0], self.link.max_payload - 4)
-        offset = 0
-        while offset < len(model):
-            piece = model[offset:offset + max_chunk]
-            reply = self._req(sf.T.UPLOAD_CHUNK, struct.pack("<I", offset) + piece, reply_bytes=4,
-                              what=f"UPLOAD_CHUNK at byte {offset} of {job.model.name}")
-            (received,) = struct.unpack("<I", reply.payload)
-            if received < offset:
-                raise TransportError(f"the device went back to byte {received} of {job.model.name} during "
-                                     "the upload (did it reset?)", target=self.target.name,
-                                     hint="check the board's power and cable, then run again")
-            offset = received
-        upload_ns = time.monotonic_ns() - t0
-        minfo = sf.unpack_model_info(self._req(sf.T.UPLOAD_END, work_s=self.timeout_s,
-                                               what=f"UPLOAD_END of {job.model.name}").payload)
-        emit({"v": PROTOCOL_VERSION, "type": "push", "file": job.model.name, "what": "model",
-              "bytes": len(model), "ns": upload_ns, "host_measured": True,
-              "line_rate_bytes_per_s": self.baud / sf.BITS_PER_BYTE,
-              "retransmissions": self.link.retransmissions})
-        if minfo["sha256"] != digest:
-            raise AgentError(f"the device loaded a model with sha256 {minfo['sha256'].hex()[:12]}, not "
-                             f"{job.model.name} ({digest.hex()[:12]})", code="hash_mismatch",
-                             target=self.target.name, hint="flash the firmware that ships with harness")
         return minfo
 
     def _tensor(self, which: int, index: int) -> dict[str, Any]:
