@@ -15,7 +15,9 @@ from scipy import stats as sps
 from device_agents.linux import tflite_agent as agent
 from device_agents.wire import serial_frames
 from harness import stats
-from harness.results.stream import Judge, Trial, figures, frames_of, stream_from_lines
+from harness.results import early_stopping as es
+from harness.results.early_stopping import Judge
+from harness.results.stream import Trial, figures, frames_of, stream_from_lines
 from harness.scenarios.find_max import Tried, next_rate
 
 MS = 1_000_000
@@ -28,20 +30,20 @@ def test_the_minimum_frames_of_a_claim_come_from_the_binomial_rule() -> None:
     fewest frames n for which one miss in n is unlikely (below 1 %) when the true rate of misses
     is 10 % (1 %), i.e. P(Binomial(n, 1 - p) <= 1) < 0.01, and no fewer frames satisfy it."""
     for p, expected in ((0.90, 64), (0.99, 662)):
-        assert stats.frames_needed(0, p, 0.99) == expected
-        assert stats.frames_needed(1, p, 0.99) == expected
+        assert es.frames_needed(0, p, 0.99) == expected
+        assert es.frames_needed(1, p, 0.99) == expected
         assert sps.binom.cdf(1, expected, 1 - p) < 0.01 <= sps.binom.cdf(1, expected - 1, 1 - p)
-    assert stats.min_passing(0, 0.9, 0.99) == math.ceil(math.log(0.01) / math.log(0.9)) == 44
+    assert es.min_passing(0, 0.9, 0.99) == math.ceil(math.log(0.01) / math.log(0.9)) == 44
 
 
 @pytest.mark.parametrize("p", [0.9, 0.95, 0.99])
 @pytest.mark.parametrize("misses", [0, 1, 2, 5, 17])
 def test_min_passing_is_the_first_h_whose_odds_fall_under_one_minus_c(p: float, misses: int) -> None:
-    h = stats.min_passing(misses, p, 0.99)
+    h = es.min_passing(misses, p, 0.99)
     # odds(h, t) = P(at most t misses in h + t frames): scipy's binomial CDF
     assert sps.binom.cdf(misses, h + misses, 1 - p) < 0.01
     assert sps.binom.cdf(misses, h - 1 + misses, 1 - p) >= 0.01
-    assert stats.overlatency_odds(h, misses, p) == pytest.approx(sps.binom.cdf(misses, h + misses, 1 - p), rel=1e-9)
+    assert es.overlatency_odds(h, misses, p) == pytest.approx(sps.binom.cdf(misses, h + misses, 1 - p), rel=1e-9)
 
 
 def test_the_judge_passes_fails_and_keeps_its_first_verdict() -> None:
@@ -56,7 +58,7 @@ def test_the_judge_passes_fails_and_keeps_its_first_verdict() -> None:
     while fail.verdict is None:
         fail.add(True)
     # the first count of misses whose claim needs more frames than the trial may run
-    assert stats.frames_needed(fail.misses, 0.9, 0.99) > 200 >= stats.frames_needed(fail.misses - 1, 0.9, 0.99)
+    assert es.frames_needed(fail.misses, 0.9, 0.99) > 200 >= es.frames_needed(fail.misses - 1, 0.9, 0.99)
     assert fail.verdict == "fail" and fail.at == fail.misses
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from harness import stats
 from harness.errors import MeasurementError
+from harness.results.early_stopping import judge
 
 
 @dataclass(frozen=True)
@@ -364,103 +365,6 @@ def figures(trial: Trial) -> StreamFigures:
         sustained_rate_hz=(len(ran) - 1) * 1e9 / (ends[-1] - ends[0]) if len(ran) > 1 and ends[-1] > ends[0] else None,
         busy_fraction=sum(service) / span if span > 0 else None,
         service_median_ns=round(stats.median(service)) if service else None)
-
-
-# --- the early-stopping verdict of a trial (LoadGen's rule: harness.stats.frames_needed) -------
-
-class Judge:
-    """LoadGen's early-stopping rule applied frame by frame, as a trial's frames arrive, to the
-    claim "frames are on time at least ``percentile`` of the time" at ``confidence``.
-
-    ``add(missed)`` for each frame handled, in order. The verdict comes at the first frame where
-    the rule decides and never changes after (frames that arrive after it are extra data): "pass"
-    once the frames reach ``stats.frames_needed`` for the misses so far; "fail" once that need
-    exceeds ``max_frames``, so that not even a trial whose every later frame were on time could
-    pass (more misses only raise the need). It depends on the misses only, so it is computed
-    once per count of misses."""
-
-    def __init__(self, max_frames: int, percentile: float, confidence: float) -> None:
-        self.max_frames = max_frames
-        self.percentile = percentile
-        self.confidence = confidence
-        self.frames = 0
-        self.misses = 0
-        self.verdict: str | None = None
-        self.at: int | None = None  # frames handled when the verdict came
-        self.need = 0
-        self._needs: dict[int, int] = {}
-
-    def add(self, missed: bool) -> str | None:
-        self.frames += 1
-        self.misses += missed
-        if self.verdict is None:
-            if self.misses not in self._needs:
-                self._needs[self.misses] = stats.frames_needed(self.misses, self.percentile, self.confidence)
-            self.need = self._needs[self.misses]
-            if self.frames >= self.need:
-                self.verdict, self.at = "pass", self.frames
-            elif self.need > self.max_frames:
-                self.verdict, self.at = "fail", self.frames
-        return self.verdict
-
-
-def judge(trial: Trial, percentile: float, confidence: float) -> Judge:
-    """The verdict of a stored --find-max trial, recomputed from its frames (a frame misses when
-    dropped or late by its times) in the order they were scheduled; ``max_frames`` from its
-    ``trial`` line."""
-    deadline = trial.deadline_ns or 0
-    j = Judge(int((trial.limit or {}).get("frames") or len(trial.frames)), percentile, confidence)
-    for s, e in zip(trial.frames.scheduled_ns, trial.frames.end_ns, strict=True):
-        j.add(e is None or e - s > deadline)
-    return j
-
-
-# --- the --json object (README: `harness stream`, the contract) --------------------------------
-
-def _rounded(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-def to_json(record: StreamRecord, run_id: str | None, schema_version: int,
-            soak: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The object `harness stream --json` prints for one target, model and thread count."""
-    trial = record.main
-    f = figures(trial) if trial is not None and trial.period_ns and len(trial.frames) else None
-    runtime = record.hello.get("runtime") or {}
-    obj: dict[str, Any] = {
-        "kind": "stream", "schema_version": schema_version, "run_id": run_id, "target": record.target,
-        "model": record.model, "model_sha256": record.model_sha256, "threads": record.threads,
-        "command": record.plan.get("command", "stream"), "source": record.plan.get("source"),
-        "arrivals": record.plan.get("arrivals"), "policy": record.plan.get("policy"),
-        "window_s": record.plan.get("window_s"),
-        "rate_hz": _rounded(f.rate_hz) if f else None, "deadline_ns": f.deadline_ns if f else None,
-        "frames": f.frames if f else 0, "processed": f.processed if f else 0,
-        "late": f.late if f else 0, "dropped": f.dropped if f else 0,
-        "late_pct": _rounded(f.late_pct) if f else None, "dropped_pct": _rounded(f.dropped_pct) if f else None,
-        "latency": f.latency.to_json() if f and f.latency else None,
-        "queue_delay_median_ns": f.queue_delay_median_ns if f else None,
-        "start_jitter_ns": f.start_jitter_ns if f else None,
-        "service_median_ns": f.service_median_ns if f else None,
-        "sustained_rate_hz": _rounded(f.sustained_rate_hz) if f else None,
-        "busy_fraction": _rounded(f.busy_fraction, 4) if f else None,
-        "max_sustainable_rate_hz": _rounded(trial.rate_hz) if record.searched and trial else None,
-        "trials": [trial_json(t, v) for t, v in record.verdicts()] if record.searched else None,
-        "soak": soak, "runtime": runtime.get("name"), "runtime_version": runtime.get("version"),
-        "board": {k: (record.hello.get("board") or {}).get(k) for k in ("model", "cpu", "cores", "machine", "governor")},
-        "emulated": record.emulated, "complete": record.complete, "error": record.error,
-    }
-    return obj
-
-
-def trial_json(trial: Trial, verdict: str | None) -> dict[str, Any]:
-    """One --find-max trial as `--json` lists it: its rate, its verdict and misses recomputed from
-    its frames, how it ended (``by``, from its trial_end line)."""
-    f = figures(trial) if trial.period_ns and len(trial.frames) else None
-    return {"index": trial.index, "rate_hz": _rounded(trial.rate_hz), "verdict": verdict,
-            "by": (trial.verdict or {}).get("by"), "frames": len(trial.frames),
-            "misses": f.late + f.dropped if f else 0, "needed": (trial.verdict or {}).get("needed"),
-            "median_ns": f.latency.median_ns if f and f.latency else None,
-            "p99_ns": f.latency.p99_ns if f and f.latency else None}
 
 
 def window_latencies(trial: Trial, windows: int) -> list[list[int]]:

@@ -16,7 +16,7 @@ answer is the lower bound. Here, as there:
    ``max_trials`` trials ran.
 
 Each trial is one stream at one rate (a fresh agent, its own ``trial`` line in the store) that
-stops as soon as LoadGen's binomial early-stopping rule decides it (harness.results.stream.Judge):
+stops as soon as LoadGen's binomial early-stopping rule decides it (harness.results.early_stopping.Judge):
 a pass needs at least 64 frames for a p90 claim, 662 for p99; a fail is clear once no later run
 of on-time frames could pass within the trial's length. A trial runs at most the plan's duration
 at its rate, and never fewer than 3 times the frames a claim needs. With ``cooldown_s`` the board
@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from harness import stats
 from harness.lab.drivers.base import Emit, Message, Streamer
 from harness.plan import Cooldown, StreamJob
-from harness.results.stream import Judge
+from harness.results.early_stopping import Judge, frames_needed
 
 WIDEN_FACTOR = 1.25  # the first upper bound, above the board's measured capacity
 TRIAL_FLOOR = 3  # a trial may run at least this many times the frames a claim needs
@@ -102,7 +102,7 @@ def run_trial(driver: Streamer, job: StreamJob, emit: Emit, cancel: threading.Ev
     ``trial_end`` line. Returns what the search needs and the trial's own messages."""
     fm = job.plan.find_max
     assert fm is not None
-    floor = TRIAL_FLOOR * stats.frames_needed(0, fm.percentile, fm.confidence)
+    floor = TRIAL_FLOOR * frames_needed(0, fm.percentile, fm.confidence)
     planned = job.plan.schedule(rate_hz)
     schedule = replace(planned, frames=max(planned.frames, floor))
     judge = Judge(schedule.frames, fm.percentile, fm.confidence)

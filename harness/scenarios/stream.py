@@ -25,7 +25,8 @@ from harness.plan import StreamJob, StreamPlan
 from harness.results.benchmark import SCHEMA_VERSION
 from harness.results.soak import soak
 from harness.results.store import RecordWriter, RunStore
-from harness.results.stream import StreamRecord, stream_from_lines, to_json
+from harness.results.stream import StreamRecord, stream_from_lines
+from harness.results.stream_json import to_json
 from harness.scenarios.benchmark import error_dict, model_facts
 from harness.scenarios.find_max import search
 
