@@ -22,11 +22,9 @@ harness.results.benchmark for its history)::
                                      summary or error), end line
         streams/NNN-<target>-<model>-t<threads>.jsonl             (kind "stream")
                                      header line (the stream plan), the agent's stream-mode
-                                     messages verbatim (hello, model, stream_plan, warmup, every
-                                     ``stream`` message of raw per-frame times, every
-                                     ``board_state``, stream_summary or error); with --find-max
-                                     each trial's after its ``trial`` line, its verdict in a
-                                     ``trial_end`` line, the answer in a ``find_max`` line; end line
+                                     messages verbatim (raw per-frame times, board_state, ...);
+                                     with --find-max each trial's between ``trial`` and
+                                     ``trial_end`` lines, then a ``find_max`` line; end line
 
 Every line is flushed as it arrives, so Ctrl-C or a crash leaves all samples received so far on
 disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not,
@@ -49,14 +47,17 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
 from harness.plan import Job, ProfileJob, StreamJob
 from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchmark, from_lines
 from harness.results.stream import StreamRecord, stream_from_lines
+
+R = TypeVar("R")  # a record as read back: Benchmark, StreamRecord
 
 # The kinds of run, each with the folder of its record files.
 FOLDERS = {"benchmark": "benchmarks", "profile": "profiles", "stream": "streams"}
@@ -321,8 +322,8 @@ def resolve_run(root: Path, ref: str | None, kind: str | None = "benchmark") -> 
         if kind is None or run_kind(load_meta(run.parent)) == kind:
             return run.parent
     what = f"{kind} runs" if kind else "runs"
-    first = {"profile": "run `harness analyze MODEL --profile TARGET` first",
-             "stream": "run `harness stream` first"}.get(kind or "", "run `harness run` first")
+    first = {"profile": "harness analyze MODEL --profile TARGET", "stream": "harness stream"}.get(kind or "", "harness run")
+    first = f"run `{first}` first"
     raise ConfigError(f"no {what} in {root}", hint=f"{first}, or pass --results DIR")
 
 
@@ -347,20 +348,25 @@ def read_meta(path: Path) -> tuple[dict[str, Any], str | None]:
 def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
     """run.json and every benchmark of the run, in run order. A run.json that cannot be read is
     named in a warning and gives {}: the benchmarks come from their own files and still load."""
+    return _load(path, "benchmark", read_benchmark)
+
+
+def _load(path: Path, kind: str, read: Callable[[Path], R]) -> tuple[dict[str, Any], list[R]]:
+    """run.json and every record of ``kind`` read by ``read``, in run order."""
     meta, problem = read_meta(path)
     if problem:
-        log.warning("%s (in %s); the run's benchmarks are read without it", problem, path)
-    benchmarks: list[Benchmark] = []
+        log.warning("%s (in %s); the run's %ss are read without it", problem, path, kind)
+    loaded: list[R] = []
     failures: list[HarnessError] = []
-    for file in records(path, "benchmark"):
+    for file in records(path, kind):
         try:
-            benchmarks.append(read_benchmark(file))
+            loaded.append(read(file))
         except HarnessError as exc:  # one file that cannot be read hides none of the others
-            log.warning("%s: the run's other benchmarks are read without it", exc.message)
+            log.warning("%s: the run's other %ss are read without it", exc.message, kind)
             failures.append(exc)
-    if failures and not benchmarks:
+    if failures and not loaded:
         raise failures[0]
-    return meta, benchmarks
+    return meta, loaded
 
 
 def records(path: Path, kind: str) -> list[Path]:
@@ -390,19 +396,5 @@ def read_stream(path: Path) -> StreamRecord:
 
 
 def load_streams(path: Path) -> tuple[dict[str, Any], list[StreamRecord]]:
-    """run.json and every stream of the run in directory ``path``, in run order (a file that
-    cannot be read is named in a warning; the others load)."""
-    meta, problem = read_meta(path)
-    if problem:
-        log.warning("%s (in %s); the run's streams are read without it", problem, path)
-    streams: list[StreamRecord] = []
-    failures: list[HarnessError] = []
-    for file in records(path, "stream"):
-        try:
-            streams.append(read_stream(file))
-        except HarnessError as exc:
-            log.warning("%s: the run's other streams are read without it", exc.message)
-            failures.append(exc)
-    if failures and not streams:
-        raise failures[0]
-    return meta, streams
+    """run.json and every stream of the run in directory ``path``, in run order (as load_run)."""
+    return _load(path, "stream", read_stream)
