@@ -43,8 +43,8 @@ def test_streams_compare_on_window_medians_of_the_latency(streams: tuple[Path, s
     assert (o["metric"], o["unit"], o["test"]) == ("latency", "window-median", "mann-whitney-u")
     assert (o["n_baseline"], o["n_candidate"]) == (10, 10) and o["differences"] == []
     # latency = the work (T) + a tiny Invoke (+ what this shared machine's load adds to either):
-    # about 3x, never near 1x
-    assert o["verdict"] == "slower" and 1.8 < o["ratio"] < 4.5 and o["ratio_ci"][0] > 1.5
+    # about 3x, its interval well clear of 1
+    assert o["verdict"] == "slower" and 1.8 < o["ratio"] < 4.5 and o["ratio_ci"][0] > 1.2
     assert o["baseline"]["median_ns"] >= 2e6 and o["candidate"]["median_ns"] >= 6e6
     p99 = json_objects(compare(tmp, slow, fast, "--json", "--metric", "p99").stdout)[0]
     assert (p99["unit"], p99["verdict"]) == ("window-p99", "faster") and p99["ratio"] < 0.6
