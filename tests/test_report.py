@@ -7,6 +7,7 @@ tests/test_report_browser.py."""
 from __future__ import annotations
 
 import csv as csvlib
+import html as htmllib
 import io
 import json
 import subprocess
@@ -17,8 +18,10 @@ import pytest
 
 from harness.cli import main
 from harness.render import csv, html, markdown, plots
+from harness.render.analysis import profile_lines, profile_row_text
 from harness.render.grid import Column, Grid, Row, cell, name
 from harness.render.table import duration, rate
+from harness.results.layers import LayerProfile, stored_profiles
 from tests.agentrun import ROOT
 from tests.reportkit import FACTS, INVOKE_NS, OVERHEAD_NS, Runs, Tables, Written, report_page, report_runs
 
@@ -97,9 +100,45 @@ def test_variants_and_layers_come_from_the_real_runs(report_runs: Runs, page: Ta
     assert variants["float32 (base)"]["speedup"] == "base"
     assert variants["int8"]["scheme"] == "int8" and "×" in variants["int8"]["speedup"]
     layers = page.rows("t-layers-1")
-    assert 1 <= len(layers) <= 10 and all(key and key.startswith("p1-op") for key, _ in layers)
-    shares = [float(cells["time_share"].rstrip(" %")) for _, cells in layers]
-    assert shares == sorted(shares, reverse=True) and sum(shares) <= 102  # each rounded
+    assert len(layers) == 10 and all(key and key.startswith("p1-op") for key, _ in layers)  # --top's default
+
+
+def _profile(report_runs: Runs, run: str) -> LayerProfile:
+    (record,) = stored_profiles(report_runs.results / run)
+    assert record.profile is not None
+    return record.profile
+
+
+def test_layers_are_the_rows_harness_show_prints(report_runs: Runs, tmp_path: Path) -> None:
+    """Every row of both real profiles (--top beyond their size), cell for cell what the terminal's
+    profile table shows (harness.render.analysis), below-resolution rows as "< x", never negative;
+    the sum check with its SE and the stop reason under each table."""
+    out = tmp_path / "layers.html"
+    assert main(["report", report_runs.profile, report_runs.fused, "--results", str(report_runs.results),
+                 "--top", "100", "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    page = Tables(text)
+    for n, run in enumerate((report_runs.profile, report_runs.fused), 1):
+        p = _profile(report_runs, run)
+        rows = page.rows(f"t-layers-{n}")
+        assert len(rows) == len(p.groups)
+        for (key, cells), row in zip(rows, p.heaviest_rows(100), strict=True):
+            t = profile_row_text(row)
+            assert key == f"p{n}-op{row.first}" + (f"-{row.last}" if row.last > row.first else "")
+            assert [cells[c] for c in ("op", "type", "time", "time_share", "flops_share")] == [
+                t.index, t.label, t.time, t.share, t.flops_share]
+            assert not cells["time"].startswith("-") and cells["time_share"] != "-"
+            if not row.resolved:
+                assert cells["time"].startswith("< ") or cells["time"] == "~0"
+        for line in profile_lines(p):
+            assert htmllib.escape(line) in text
+    adaptive, fused = _profile(report_runs, report_runs.profile), _profile(report_runs, report_runs.fused)
+    assert adaptive.stop is not None and adaptive.stop.by in ("stable", "max_time")
+    assert f"± {100 * adaptive.sum_check_se:.1f} %" in text and "stopped: " in text
+    # the RESHAPE of deep_cnn moves no data: its true time is ~0, so its interval reaches 0
+    assert any(not row.resolved for row in adaptive.groups)
+    assert any(row.fused for row in fused.groups)
+    assert any("fused by XNNPACK" in cells["type"] for _, cells in page.rows("t-layers-2"))
 
 
 def test_the_page_loads_nothing_and_is_reproducible(report_runs: Runs, report_page: Written, page: Tables,

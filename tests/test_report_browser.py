@@ -60,7 +60,7 @@ def test_the_report_loads_offline_and_each_figure_carries_its_table(report_page:
         marks = _marks(c)
         shot = c.screenshot(tmp_path / "report.png")
     figures = {m["figure"] for m in marks}
-    assert {"latency", "bottleneck", "layers-1", "tradeoff", "efficiency", "comparison"} <= figures
+    assert {"latency", "bottleneck", "layers-1", "layers-2", "tradeoff", "efficiency", "comparison"} <= figures
     for m in marks:
         assert m["got"] == m["want"], m  # the same rows, in the table's order
         assert m["drawn"] and m["width"] > 300 and m["height"] > 100, m
@@ -68,6 +68,8 @@ def test_the_report_loads_offline_and_each_figure_carries_its_table(report_page:
     assert counted["latency", "box"] == 6 and counted["bottleneck", "invoke"] == 6  # 2 real + 4 constructed
     assert counted["tradeoff", "accuracy"] == 2  # the two real benchmarks with an evaluation pass
     assert counted["efficiency", "watt"] == 6
+    assert counted["layers-1", "time"] == 10  # --top's default
+    assert counted["layers-2", "time"] == 3  # XNNPACK on: two partitions and the op it did not take
     assert shot.stat().st_size > 50_000
     if os.environ.get("HARNESS_REPORT_SCREENSHOT"):
         shutil.copy(shot, os.environ["HARNESS_REPORT_SCREENSHOT"])

@@ -72,11 +72,13 @@ class Split:
 @dataclass(frozen=True)
 class Bars:
     """One row of a figure of paired bars (a layer's time and FLOPs shares; a board's inferences
-    per joule and per dollar): ``values`` by part, None where that part has no figure."""
+    per joule and per dollar): ``values`` by part, None where that part has no figure. A part in
+    ``bounds`` is an upper bound, not a figure (a layer below resolution: "< x"), drawn hollow."""
 
     key: str
     label: str
     values: dict[str, float | None]
+    bounds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -216,13 +218,22 @@ def paired_bars(name: str, rows: Sequence[Bars], parts: Sequence[tuple[str, str]
     for n, (part, text) in enumerate(parts):
         ax = axes[n] if panels else axes[0]
         offset = 0 if panels else (n - (len(parts) - 1) / 2) * height
-        labelled = False  # the part's first bar names it in the legend
+        labelled = bounded = False  # the part's first bar (and first bound) names it in the legend
         for y, r in zip(ys, rows, strict=True):
             v = r.values.get(part)
-            if v is not None:
-                ax.barh([y + offset], [v], height=height * 0.9, color=COLORS[n % len(COLORS)],
-                        label=None if labelled else text)[0].set_gid(f"mark--{r.key}--{part}")
+            if v is None:
+                continue
+            color = COLORS[n % len(COLORS)]
+            if part in r.bounds:  # at most this much: an outline from 0 to the bound
+                bar = ax.barh([y + offset], [max(v, 0.0)], height=height * 0.9, facecolor="none", edgecolor=color,
+                              hatch="///", linewidth=0.8, label=None if bounded else f"{text}: below resolution, "
+                              "at most this")[0]
+                bounded = True
+            else:
+                bar = ax.barh([y + offset], [v], height=height * 0.9, color=color,
+                              label=None if labelled else text)[0]
                 labelled = True
+            bar.set_gid(f"mark--{r.key}--{part}")
         if log:
             _log_axis(ax)
         ax.set_xlabel(text if panels else xlabel, fontsize=9)

@@ -74,7 +74,7 @@ caption { text-align: left; font-weight: 600; padding: .3em 0; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #e6e6e6; vertical-align: top; }
 th { background: #f4f5f7; border-bottom: 1px solid #bbb; } th.left, td.left { text-align: left; } td.left { max-width: 32em; overflow-wrap: break-word; }
 th.right, td.right { text-align: right; white-space: nowrap; }
-tr.s-red td { background: #fdecea; } tr.s-yellow td { background: #fff8e1; }
+tr.s-red td { background: #fdecea; } tr.s-dim td { color: #888; } tr.s-yellow td { background: #fff8e1; }
 td.s-red { color: #c62828; } td.s-green { color: #2e7d32; } td.s-yellow { color: #8d6e00; }
 ul.legend { margin: .3em 0 0; padding-left: 1.2em; color: #555; font-size: 12px; }
 figure { margin: 1em 0 1.6em; max-width: 1100px; } figure svg { width: 100%; height: auto; display: block; }

@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.render import plots
-from harness.render.analysis import human_count
+from harness.render.analysis import profile_lines, profile_row_text, profile_title
 from harness.render.compare import comparison_grid, context, label, ordered, refusal, sentence
 from harness.render.grid import Column, Grid, Row, cell, name
 from harness.render.report_model import Entry, Figure, Material, Section, StoredRun
-from harness.render.table import duration, percent
 from harness.render.variants import comparison_grids, comparison_notes
 from harness.results import pairing
 from harness.results.compare import Pair, compare
-from harness.results.layers import LayerProfile
+from harness.results.layers import LayerProfile, LayerRow
 from harness.results.variants import Judged
 
 TOP = 10
@@ -28,6 +27,9 @@ DASH = "–"
 
 
 def layers_section(m: Material, top: int = TOP) -> Section:
+    """Each stored profile's heaviest rows (an op, or an XNNPACK partition) with the sum check, its
+    SE and why the rounds stopped: what `harness analyze --profile` and `harness show` print
+    (harness.render.analysis), as a table and a figure of time share against FLOPs share."""
     profiled = [r.profile for _, r in m.profiles if r.profile is not None]
     if not profiled:
         return Section("layers", "Per-layer time", notes=(
@@ -35,39 +37,53 @@ def layers_section(m: Material, top: int = TOP) -> Section:
             "pass its id to harness report with the benchmark runs",))
     tables, figures = [], []
     for n, p in enumerate(profiled, 1):
-        grid = _layers_grid(p, top, f"p{n}")
-        tables.append((f"t-layers-{n}", grid))
-        bars = [plots.Bars(f"p{n}-op{layer.index}", f"{layer.index} {layer.type}",
-                           {"time": 100 * layer.time_share,
-                            "flops": None if layer.flops_share is None else 100 * layer.flops_share})
-                for layer in p.heaviest(top)]
+        rows = p.heaviest_rows(top)
+        tables.append((f"t-layers-{n}", _layers_grid(p, rows, f"p{n}")))
+        bars = [plots.Bars(_row_key(f"p{n}", row), f"{profile_row_text(row).index} {row.label()}",
+                           {"time": 100 * _time_share(p, row),
+                            "flops": None if row.flops_share is None else 100 * row.flops_share},
+                           frozenset() if row.resolved else frozenset({"time"})) for row in rows]
         figures.append(Figure(f"layers-{n}", plots.paired_bars(
-            f"layers-{n}", bars, (("time", "share of the layers' time"), ("flops", "share of the model's FLOPs")),
-            "% of the model"), f"The {len(bars)} heaviest layers of {p.model.rsplit('/', 1)[-1]} on {p.target}: "
-            "time share against FLOPs share", f"t-layers-{n}", (("time", ()), ("flops", ("flops_share",)))))
+            f"layers-{n}", bars, (("time", "share of the rows' time"), ("flops", "share of the model's FLOPs")),
+            "% of the model"), f"The {len(bars)} heaviest rows of {p.model.rsplit('/', 1)[-1]} on {p.target}: "
+            "time share against FLOPs share; hatched: below resolution, drawn to the upper end of its 95 % "
+            "interval", f"t-layers-{n}", (("time", ()), ("flops", ("flops_share",)))))
     return Section("layers", "Per-layer time", intro=(
-        "From stored profile runs, recomputed from their raw rounds (harness.results.layers). A layer "
-        "whose time share is far above its FLOPs share is slower per FLOP than the model's average: "
-        "the place to look first.",), tables=tuple(tables), figures=tuple(figures))
+        "From stored profile runs, recomputed from their raw rounds (harness.results.layers), as `harness "
+        "show` prints them: one row per op, or per XNNPACK partition when the delegate fused ops. A row "
+        "whose time share is far above its FLOPs share is slower per FLOP than the model's average: the "
+        "place to look first. A row below resolution (its 95 % interval reaches zero) reads \"< x\".",),
+        tables=tuple(tables), figures=tuple(figures))
 
 
-def _layers_grid(p: LayerProfile, top: int, prefix: str) -> Grid:
-    columns = (Column("op", "Op"), Column("type", "Type", "left"), Column("time", "Time"),
-               Column("time_share", "Time share"), Column("flops", "FLOPs"), Column("flops_share", "FLOPs share"),
-               Column("gflops", "GFLOP/s"))
-    rows = [Row((cell(str(layer.index)), name(layer.type), cell(duration(layer.ns)), cell(percent(layer.time_share)),
-                 cell(human_count(layer.flops) if layer.flops is not None else DASH),
-                 cell(percent(layer.flops_share) if layer.flops_share is not None else DASH),
-                 cell(f"{layer.flops / layer.ns:.3g}" if layer.flops and layer.ns > 0 else DASH)),
-                key=f"{prefix}-op{layer.index}") for layer in p.heaviest(top)]
-    model = p.model.rsplit("/", 1)[-1]
-    se = f" ± {100 * p.sum_check_se:.1f} %" if p.sum_check_se == p.sum_check_se else ""
-    legend = (f"{len(p.layers)} layers; overhead {duration(p.overhead_ns)} + layers {duration(p.sum_ns)} vs whole "
-              f"model {duration(p.whole_ns)}: sum check {100 * p.sum_check:+.1f} %{se}", f"method: {p.method}, clock "
-              f"{p.clock}; run {p.run_id}", *p.notes)
-    title = (f"{model} on {p.target} ({p.runtime}, {p.threads} thread{'s' if p.threads > 1 else ''}, "
-             f"XNNPACK {'on' if p.xnnpack else 'off'}): the {len(rows)} heaviest layers")
-    return Grid(columns, tuple(rows), title, legend)
+def _row_key(prefix: str, row: LayerRow) -> str:
+    return f"{prefix}-op{row.first}" + (f"-{row.last}" if row.last > row.first else "")
+
+
+def _time_share(p: LayerProfile, row: LayerRow) -> float:
+    """The row's share of the rows' time; below resolution, the share its interval's upper end
+    would have (at most this), 0 when even that is not above zero."""
+    if row.resolved or row.interval_ns is None:
+        return row.time_share
+    return max(row.interval_ns[1], 0.0) / p.sum_ns if p.sum_ns > 0 else 0.0
+
+
+LAYER_COLUMNS = (Column("op", "#"), Column("type", "Op", "left"), Column("time", "Time"),
+                 Column("interval", "95 % interval"), Column("time_share", "Time %"),
+                 Column("flops_share", "FLOPs %"), Column("ratio", "Time/FLOPs"))
+
+
+def _layers_grid(p: LayerProfile, rows: Sequence[LayerRow], prefix: str) -> Grid:
+    """The rows as the terminal's profile table has them (harness.render.analysis), with its lines
+    (the sum check with its SE, the stop reason, the notes) as the legend."""
+    cells = []
+    for row in rows:
+        t = profile_row_text(row)
+        cells.append(Row((cell(t.index), name(t.label), cell(t.time), cell(t.interval or DASH), cell(t.share),
+                          cell(t.flops_share), cell(t.ratio or DASH)),
+                         None if t.resolved else "dim", _row_key(prefix, row)))
+    legend = (*profile_lines(p), f"run {p.run_id}, method: {p.method}")
+    return Grid(LAYER_COLUMNS, tuple(cells), profile_title(p, len(rows)), legend)
 
 
 def variants_section(m: Material) -> Section:
