@@ -19,6 +19,7 @@ import pytest
 from harness.cli import main
 from harness.render import csv, html, markdown, plots
 from harness.render.analysis import profile_lines, profile_row_text
+from harness.render.energy import millijoules
 from harness.render.grid import Column, Grid, Row, cell, name
 from harness.render.table import duration, rate
 from harness.results.layers import LayerProfile, stored_profiles
@@ -71,11 +72,11 @@ def test_the_figures_are_the_runs_arithmetic(page: Tables) -> None:
         share = float(bottleneck[target, model]["share"].split(" %")[0])
         assert share == pytest.approx(100 * ns / (ns + OVERHEAD_NS), abs=0.01)
         facts = FACTS[target]
-        ips = 1e9 / ns
         active = facts["power_w"] - (facts["idle_power_w"] or 0)
-        assert energy[target, model]["mj"] == f"{active * ns / 1e6:.3g} mJ"
-        assert energy[target, model]["per_joule"] == rate(ips / facts["power_w"])
-        assert energy[target, model]["per_dollar"] == rate(ips / facts["price_usd"])
+        assert energy[target, model]["inference"] == f"{active * ns / 1e6:.3g}"
+        assert energy[target, model]["loop"] == f"{active * (ns + OVERHEAD_NS) / 1e6:.3g}"
+        # loops per second with Invoke over the price, as the terminal's and --json's ips_per_usd
+        assert energy[target, model]["ips_per_usd"] == rate(1e9 / (ns + OVERHEAD_NS) / facts["price_usd"])
         assert energy[target, model]["source"] == "declared"
     # within the constructed run, by board: the MCU is slower by exactly the ratio of the samples
     compared = {cells["on"].split(",")[0]: cells for _, cells in page.rows("t-comparison")}
@@ -83,6 +84,28 @@ def test_the_figures_are_the_runs_arithmetic(page: Tables) -> None:
         ratio = INVOKE_NS["mcu", model] / INVOKE_NS["rpi", model]
         assert compared[model]["ratio"].startswith(f"{ratio:#.3g}".rstrip("."))
         assert compared[model]["verdict"].endswith("slower")
+
+
+def test_the_energy_csv_is_what_json_says(report_runs: Runs, report_page: Written,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The report's energy table, as its CSV file, holds `harness show --json`'s figures under the
+    names the terminal's energy table gives them (harness.render.energy), for every benchmark."""
+    shown = []
+    for run in (report_runs.benchmark, report_runs.boards):
+        capsys.readouterr()
+        assert main(["show", run, "--results", str(report_runs.results), "--json"]) == 0
+        shown += [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (file,) = report_page.csv.glob("*-efficiency.csv")
+    rows = list(csvlib.DictReader(io.StringIO(file.read_text(encoding="utf-8"))))
+    assert rows[0].keys() >= {"ips_per_usd", "inference", "loop", "source", "watts"}
+    assert len(rows) == len(shown) == 6
+    for row, o in zip(rows, shown, strict=True):
+        assert (row["target"].rstrip("*"), row["model"]) == (o["target"], o["model"])
+        assert row["ips_per_usd"] == rate(o["cost"]["ips_per_usd"])
+        assert o["cost"]["ips_per_usd"] == pytest.approx(o["throughput_ips"] / o["cost"]["price_usd"])
+        assert row["inference"] == millijoules(o["energy"]["per_inference_mj"])
+        assert row["loop"] == millijoules(o["energy"]["per_loop_mj"])
+        assert row["source"] == o["energy"]["source"]
 
 
 def test_variants_and_layers_come_from_the_real_runs(report_runs: Runs, page: Tables,

@@ -67,7 +67,7 @@ def test_the_report_loads_offline_and_each_figure_carries_its_table(report_page:
     counted = {(m["figure"], m["part"]): len(m["got"]) for m in marks}
     assert counted["latency", "box"] == 6 and counted["bottleneck", "invoke"] == 6  # 2 real + 4 constructed
     assert counted["tradeoff", "accuracy"] == 2  # the two real benchmarks with an evaluation pass
-    assert counted["efficiency", "watt"] == 6
+    assert counted["efficiency", "inference"] == counted["efficiency", "ips_per_usd"] == 6
     assert counted["layers-1", "time"] == 10  # --top's default
     assert counted["layers-2", "time"] == 3  # XNNPACK on: two partitions and the op it did not take
     assert shot.stat().st_size > 50_000
