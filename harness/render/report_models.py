@@ -39,7 +39,7 @@ def layers_section(m: Material, top: int = TOP) -> Section:
     for n, p in enumerate(profiled, 1):
         rows = p.heaviest_rows(top)
         tables.append((f"t-layers-{n}", _layers_grid(p, rows, f"p{n}")))
-        bars = [plots.Bars(_row_key(f"p{n}", row), f"{profile_row_text(row).index} {row.label()}",
+        bars = [plots.Bars(_row_key(f"p{n}", row), row.label() if row.fused else f"{row.first} {row.label()}",
                            {"time": 100 * _time_share(p, row),
                             "flops": None if row.flops_share is None else 100 * row.flops_share},
                            frozenset() if row.resolved else frozenset({"time"})) for row in rows]
