@@ -363,3 +363,4 @@ def ratio_interval(baseline: Sequence[float], candidate: Sequence[float], *, lev
     with np.errstate(divide="ignore", invalid="ignore"):  # a resample of zeros: an infinite ratio
         lo, hi = np.percentile(by / bx, [tail, 100 - tail])
     return float(lo), float(hi)
+

@@ -179,7 +179,7 @@ def test_other_kinds_of_run_and_missing_runs_are_refused_in_one_line(tmp_path: P
     RunStore(tmp_path / "results", "prof", kind="profile").start({})
     p = compare_cli(tmp_path, a, "prof")
     assert p.returncode == 1 and p.stderr.count("\n") == 1
-    assert "prof is a profile run: harness compare compares benchmark runs" in p.stderr
+    assert "prof is a profile run: harness compare compares benchmark and stream runs" in p.stderr
     assert compare_cli(tmp_path, a, "nosuchrun").returncode == 1
 
 

@@ -8,7 +8,9 @@ intact frame within the reply limit; the test then fails with the sanitizer's re
 Three kinds of input: raw byte streams; mutations (flip, drop, duplicate, insert, truncate) of
 sequences of valid frames built with the Python reference codec, which reach command handling;
 and the driver's structured grammar (first byte odd, see fuzz_driver.c), which also uploads
-models with correct hashes so RUN, EVAL, GET_OUTPUT and GET_PROFILE are fuzzed with a model loaded.
+models with correct hashes so RUN, EVAL, STREAM, GET_STREAM, GET_OUTPUT and GET_PROFILE are fuzzed with
+a model loaded (STREAM with schedules of every shape: the driver's clock moves 2^20 + 1 ticks a read,
+so even the longest batch ends within a few thousand reads).
 The long run (millions of inputs, libFuzzer) is device_agents/firmware/fuzz.sh.
 """
 
@@ -84,7 +86,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
 
 REQUEST_TYPES = [sf.T.HELLO, sf.T.UPLOAD_BEGIN, sf.T.UPLOAD_CHUNK, sf.T.UPLOAD_END, sf.T.USE_BUILTIN,
                  sf.T.GET_TENSOR, sf.T.SET_INPUT, sf.T.RANDOM_INPUT, sf.T.RUN, sf.T.GET_OUTPUT,
-                 sf.T.GET_PROFILE, sf.T.PING, sf.T.EVAL]
+                 sf.T.GET_PROFILE, sf.T.PING, sf.T.EVAL, sf.T.STREAM, sf.T.GET_STREAM]
 frame_items = st.tuples(st.one_of(st.sampled_from(REQUEST_TYPES), st.integers(0, 255)), st.integers(0, 255),
                         st.one_of(st.binary(max_size=12), st.binary(max_size=300)))
 mutation = st.tuples(st.sampled_from(["flip", "drop", "dup", "insert", "truncate", "none"]),
@@ -150,6 +152,39 @@ def test_structured_session_reaches_a_loaded_model(driver: Driver) -> None:
     ops += bytes([4, 5])
     driver.run(ops)
     assert driver.inputs >= 1
+
+
+def _op_frame(type_: int, seq: int, payload: bytes) -> bytes:
+    """The structured grammar's op 3: one valid frame."""
+    return bytes([3, type_, seq]) + struct.pack("<H", len(payload)) + payload
+
+
+stream_fields = st.tuples(st.integers(0, 2), st.integers(0, 2), st.one_of(st.integers(0, 300), st.just(256)),
+                          st.one_of(st.integers(0, 5000), st.integers(0, 2**32 - 1)),
+                          st.one_of(st.integers(0, 5000), st.integers(0, 2**32 - 1)),
+                          st.one_of(st.just(0), st.integers(0, 2**32 - 1)), st.integers(0, 2**32 - 1),
+                          st.one_of(st.just(0), st.integers(0, 2**32 - 1)))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.one_of(stream_fields.map(lambda f: (sf.T.STREAM, struct.pack("<BBHIIIII", *f))),
+                          st.integers(0, 300).map(lambda n: (sf.T.GET_STREAM, struct.pack("<H", n))),
+                          st.sampled_from([64, 100, 4096]).map(lambda n: (sf.T.HELLO, struct.pack("<H", n))),
+                          st.just((sf.T.RUN, struct.pack("<BBH", 0, 0, 1))),
+                          st.just((sf.T.GET_OUTPUT, struct.pack("<BIH", 0, 0, 0xFFFF)))),
+                min_size=1, max_size=8),
+       st.booleans())
+def test_streams_with_a_loaded_model(driver: Driver, requests: list, reset: bool) -> None:
+    """STREAM and GET_STREAM of every shape (fields in and out of range, batches ended by the
+    2^31 limit, pages at small limits) on a device with a model, a reset sometimes between."""
+    model = b"\x00" * 64
+    ops = bytes([1, 254]) + _op_frame(sf.T.HELLO, 1, struct.pack("<H", 4096))
+    ops += bytes([14]) + struct.pack("<H", len(model)) + model
+    for k, (type_, payload) in enumerate(requests):
+        ops += _op_frame(type_, 2 + k, payload)
+        if reset and k == len(requests) // 2:
+            ops += bytes([5])
+    driver.run(ops)
 
 
 class EventsDriver:

@@ -23,6 +23,7 @@ from harness.config import Target, parse_targets
 from harness.lab.drivers.base import Message
 from harness.models.analysis import analyze
 from harness.plan import Plan, ProfileJob, ProfilePlan
+from harness.results.benchmark import SCHEMA_VERSION
 from harness.results.layers import layer_profile
 from harness.results.store import RunStore
 from harness.scenarios.benchmark import BenchmarkScenario, plan_jobs
@@ -107,7 +108,7 @@ def test_profile_leaves_a_run_whose_raw_rounds_recompute_the_layers(tmp_path: Pa
     prof = json.loads(capsys.readouterr().out)["profile"]
     run = results / prof["run_id"]
     meta = json.loads((run / "run.json").read_text())
-    assert (meta["kind"], meta["status"], meta["schema_version"]) == ("profile", "complete", 5)
+    assert (meta["kind"], meta["status"], meta["schema_version"]) == ("profile", "complete", SCHEMA_VERSION)
     assert meta["target"] == "local" and meta["plan"]["rounds"] == 4
     (record,) = (run / "profiles").glob("*.jsonl")
     lines = lines_of(record)

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.results.benchmark import SCHEMA_VERSION
 from tests.agentrun import DIGITS, KWS, MOBILENET, ROOT, harness, json_objects
 
 QUICK = ["--warmup", "2", "--warmup-time", "0", "--iterations", "40", "--blocks", "4"]
@@ -57,7 +58,7 @@ def test_results_on_disk_keep_raw_samples_and_plan(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     run = next((tmp_path / "r").iterdir())
     meta = json.loads((run / "run.json").read_text())
-    assert meta["schema_version"] == 5 and meta["kind"] == "benchmark" and meta["status"] == "complete"
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["kind"] == "benchmark" and meta["status"] == "complete"
     assert meta["plan"]["iterations"] == 40 and meta["plan"]["blocks"] == 4
     lines = [json.loads(x) for x in next((run / "benchmarks").glob("*.jsonl")).read_text().splitlines()]
     assert lines[0]["type"] == "header" and lines[-1] == {**lines[-1], "type": "end", "complete": True}

@@ -85,20 +85,20 @@ def test_emulator_target_emits_the_normalized_messages(tmp_path: Path) -> None:
 def test_the_arena_is_measured_once_per_model_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bisecting the TFLite Micro arena takes seconds: the same model on a second board, and again
     under another file name, reuses the first measurement instead of bisecting again."""
-    from harness.lab.drivers import mcu
+    from harness.lab.drivers import mcu_fit
 
     model = write_model(tmp_path, "fc.tflite", fc_model(k=64, m=8))
     twin = tmp_path / "twin.tflite"
     twin.write_bytes(model.read_bytes())
     measured: list[Path] = []
-    real = mcu.measure_arena
+    real = mcu_fit.measure_arena
 
-    def measure(path: Path) -> mcu.ArenaFit:  # the real bisection, counted
+    def measure(path: Path) -> mcu_fit.ArenaFit:  # the real bisection, counted
         measured.append(path)
         return real(path)
 
-    monkeypatch.setattr(mcu, "measure_arena", measure)
-    monkeypatch.setattr(mcu, "_ARENAS", {})  # not what earlier tests of this process measured
+    monkeypatch.setattr(mcu_fit, "measure_arena", measure)
+    monkeypatch.setattr(mcu_fit, "_ARENAS", {})  # not what earlier tests of this process measured
     for board, paths in (("mcu-a", (model, twin)), ("mcu-b", (model,))):
         driver = McuDriver(Target(name=board, kind="serial",
                                   options=SerialOptions(emulator=True, baud=921600, arena=64 * 1024)))

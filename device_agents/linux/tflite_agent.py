@@ -9,6 +9,7 @@ to stderr. All times are integer nanoseconds from time.perf_counter_ns (a monoto
     python3 tflite_agent.py profile --rounds 15 ... M0.tflite M1 ...  # time a model's prefixes
     python3 tflite_agent.py eval --model m.tflite --inputs e.npz ... # outputs of every sample
     python3 tflite_agent.py power --model m.tflite --source ina3221 ... # power: idle, then Invoking
+    python3 tflite_agent.py stream --model m.tflite --period-ns ...  # the loop fed by a schedule
     python3 tflite_agent.py probe                                    # describe the board
 """
 
@@ -24,6 +25,7 @@ import os
 import platform
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +134,112 @@ def board_info():
     }
     info.update(board_env())
     return info
+
+
+def _zone_order(name):
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else -1, name)
+
+
+def read_thermal(root="/"):
+    """Every thermal zone with a readable temperature, as {"zone", "type", "temp_c"}; None when
+    the board has none (PROTOCOL.md, stream mode: the board's state)."""
+    base = os.path.join(root, "sys", "class", "thermal")
+    if not os.path.isdir(base):
+        return None
+    zones = []
+    for name in sorted(os.listdir(base), key=_zone_order):
+        if not name.startswith("thermal_zone"):
+            continue
+        temp = _number(os.path.join(base, name, "temp"), 1000.0)
+        if temp is None or not -40 < temp < 150:
+            continue
+        zones.append({"zone": name, "type": _read(os.path.join(base, name, "type")), "temp_c": round(temp, 3)})
+    return zones or None
+
+
+def _khz(path):
+    value = _number(path, 1.0)
+    return int(value) if value is not None else None
+
+
+def read_cpufreq(root="/"):
+    """Every CPU's clock (kHz) and governor as {"cpu", "cur_khz", "min_khz", "max_khz",
+    "governor"}; None without cpufreq (a container, a VM, a board without DVFS)."""
+    base = os.path.join(root, "sys", "devices", "system", "cpu")
+    if not os.path.isdir(base):
+        return None
+    cpus = []
+    for name in sorted(os.listdir(base), key=_zone_order):
+        freq = os.path.join(base, name, "cpufreq")
+        if not (name.startswith("cpu") and name[3:].isdigit() and os.path.isdir(freq)):
+            continue
+        cur = _khz(os.path.join(freq, "scaling_cur_freq"))
+        cpus.append({"cpu": int(name[3:]),
+                     "cur_khz": cur if cur is not None else _khz(os.path.join(freq, "cpuinfo_cur_freq")),
+                     "min_khz": _khz(os.path.join(freq, "scaling_min_freq")),
+                     "max_khz": _khz(os.path.join(freq, "scaling_max_freq")),
+                     "governor": _read(os.path.join(freq, "scaling_governor"))})
+    return cpus or None
+
+
+def read_devfreq(root="/"):
+    """Every devfreq device (a Jetson's GPU, a Mali GPU, a memory bus) as {"name", "cur_hz",
+    "max_hz"}; None where there is none."""
+    base = os.path.join(root, "sys", "class", "devfreq")
+    if not os.path.isdir(base):
+        return None
+    devices = []
+    for name in sorted(os.listdir(base)):
+        cur = _khz(os.path.join(base, name, "cur_freq"))
+        if cur is not None:
+            devices.append({"name": name, "cur_hz": cur, "max_hz": _khz(os.path.join(base, name, "max_freq"))})
+    return devices or None
+
+
+def parse_throttled(text):
+    """The flags of `vcgencmd get_throttled` output ("throttled=0x50005"), or None."""
+    for line in (text or "").splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.strip() == "throttled":
+            try:
+                return int(value.strip(), 16)
+            except ValueError:
+                return None
+    return None
+
+
+def find_vcgencmd():
+    """Raspberry Pi firmware's tool, where the board has it (older images keep it in /opt/vc)."""
+    found = shutil.which("vcgencmd")
+    if found is None and os.access("/opt/vc/bin/vcgencmd", os.X_OK):
+        found = "/opt/vc/bin/vcgencmd"
+    return found
+
+
+def read_throttled(vcgencmd):
+    """The throttle flags from ``vcgencmd get_throttled``; None without it, or when it fails."""
+    if vcgencmd is None:
+        return None
+    try:
+        done = subprocess.run([vcgencmd, "get_throttled"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=2.0)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_throttled(done.stdout.decode("utf-8", "replace")) if done.returncode == 0 else None
+
+
+def board_state(root="/", vcgencmd=None):
+    """The board's state for `board_state` messages: thermal zones, CPU clocks, devfreq clocks,
+    Raspberry Pi throttle flags; each None where the board does not have it."""
+    return {"thermal": read_thermal(root), "cpufreq": read_cpufreq(root), "devfreq": read_devfreq(root),
+            "throttled": read_throttled(vcgencmd)}
+
+
+def hottest(state):
+    """The hottest zone of a board_state (deg C), or None without thermal zones."""
+    zones = state.get("thermal") or []
+    return max(z["temp_c"] for z in zones) if zones else None
 
 
 # --- the runtime -------------------------------------------------------------------------
@@ -394,6 +502,25 @@ class Loop(object):
         return loop, stages
 
 
+    def frame(self, i, work_ns):
+        """Frame i of a stream: the loop of ``run`` once, with Invoke, after ``work_ns`` of spinning
+        (the application's own work, a known load); returns the Invoke's ns."""
+        x = self.arrays(self.preprocess_fn(self.load_fn(i)))
+        set_tensor = self.interpreter.set_tensor
+        for index, array in zip(self.input_index, x):
+            set_tensor(index, array)
+        if work_ns:
+            until = clock() + work_ns
+            while clock() < until:
+                pass
+        t0 = clock()
+        self.interpreter.invoke()
+        t1 = clock()
+        get_tensor = self.interpreter.get_tensor
+        self.postprocess_fn([get_tensor(index) for index in self.output_index])
+        return t1 - t0
+
+
 def _tensor_details(details):
     out = []
     for d in details:
@@ -631,12 +758,13 @@ def run(args):
          env_end=board_env())
 
 
-def setup(args, np):
+def setup(args, np, mode=None):
     """Pick the runtime, load the model, read or draw the inputs: the Loop, ready to run."""
     name, interpreter_cls, resolver = pick_runtime(args.runtime)
+    extra = {"mode": mode} if mode else {}
     emit("hello", agent="tflite_agent", agent_version=AGENT_VERSION, board=board_info(),
          runtime={"name": name, "version": _version_of(name)}, runtimes=available_runtimes(),
-         clock=_clock_info(), emulated=False)
+         clock=_clock_info(), emulated=False, **extra)
     interpreter, create_ns, allocate_ns = create_interpreter(args, interpreter_cls, resolver)
     raw_details = interpreter.get_input_details()
     emit_model(args, interpreter, create_ns, allocate_ns)
@@ -959,7 +1087,6 @@ INA3221_GLOB = ("sys", "bus", "i2c", "drivers", "ina3221", "*", "hwmon", "hwmon*
 # Jetson Nano's name for it (NVIDIA's documents call it VDD_IN there too).
 INA3221_TOTALS = ("VDD_IN", "POM_5V_IN")
 SUM_OF_RAILS = "sum of rails"
-VCGENCMD = ("vcgencmd", "pmic_read_adc")
 VCGENCMD_TIMEOUT_S = 2.0
 _PMIC_LINE = re.compile(r"^\s*(\S+)_([AV])\s+(current|volt)\(\d+\)=(\S*?)([AV])\s*$")
 
@@ -1073,9 +1200,12 @@ def parse_pmic_adc(text):
 
 
 def read_pmic():
-    """One reading of ``vcgencmd pmic_read_adc`` (the command on PATH), through parse_pmic_adc."""
+    """One reading of ``vcgencmd pmic_read_adc`` (find_vcgencmd's), through parse_pmic_adc."""
+    vcgencmd = find_vcgencmd()
+    if vcgencmd is None:
+        raise PowerReadError("vcgencmd is not on PATH (Raspberry Pi OS has it in raspi-utils)")
     try:
-        p = subprocess.run(list(VCGENCMD), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        p = subprocess.run([vcgencmd, "pmic_read_adc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=VCGENCMD_TIMEOUT_S)
     except FileNotFoundError:
         raise PowerReadError("vcgencmd is not on PATH (Raspberry Pi OS has it in raspi-utils)")
@@ -1096,7 +1226,7 @@ def power_reader(source):
     if source == "ina3221":
         root = os.environ.get(POWER_ROOT_ENV) or "/"
         return (lambda: read_ina3221(root)), ina3221_dirs(root) or [os.path.join(root, *INA3221_GLOB)]
-    return read_pmic, [" ".join(VCGENCMD)]
+    return read_pmic, ["%s pmic_read_adc" % (find_vcgencmd() or "vcgencmd")]
 
 
 class PowerSampler(object):
@@ -1228,6 +1358,200 @@ def measure_power(args):
     emit("power_summary", wall_ns=clock() - t0)
 
 
+# --- stream mode: the application loop fed by a schedule that runs here, on the board -------
+
+STREAM_LEAD_NS = 20000000  # the origin is this long after the warm-up: the first frame's wait is a normal one
+STREAM_CHUNK_FRAMES = 1000  # frames per `stream` message at most
+STREAM_FLUSH_NS = 500000000  # frames go out at least this often when the board has slack ...
+STREAM_FORCE_NS = 2000000000  # ... and this often when it has none (an overloaded board)
+COOLDOWN_NEAR_C = 1.0  # a cool-down ends within this much of its target temperature
+XORSHIFT_DEFAULT = 0x9E3779B9  # the xorshift32 state for seed 0 (SERIAL_PROTOCOL.md 3.7)
+
+
+def xorshift32(seed):
+    """The generator of SERIAL_PROTOCOL.md 3.7: a function returning the next u32."""
+    state = [seed & 0xFFFFFFFF or XORSHIFT_DEFAULT]
+
+    def next_u32():
+        x = state[0]
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        state[0] = x
+        return x
+    return next_u32
+
+
+def stream_schedule(arrivals, period_ns, frames, seed):
+    """Each frame's scheduled time (integer ns after the origin): PROTOCOL.md, stream mode.
+
+    ``fixed``: i * period_ns. ``poisson``: exponential gaps of mean period_ns by the inverse CDF,
+    u = ((next() >> 8) + 1) / 2^24 from xorshift32(seed), gap = floor(-ln(u) * period_ns + 0.5);
+    frame 0 is at the origin. The host imports this to check what any board sent.
+    """
+    if arrivals == "fixed":
+        return [i * period_ns for i in range(frames)]
+    if arrivals != "poisson":
+        raise AgentFailure("usage", "unknown arrivals %r: fixed or poisson" % (arrivals,))
+    next_u32 = xorshift32(seed)
+    times = [0] * frames
+    for i in range(1, frames):
+        u = ((next_u32() >> 8) + 1) / 16777216.0
+        times[i] = times[i - 1] + int(math.floor(-math.log(u) * period_ns + 0.5))
+    return times
+
+
+class StreamOut(object):
+    """What a stream sends while it runs: its frames in `stream` messages and the board's state in
+    `board_state` ones, each when the board has slack before its next frame (PROTOCOL.md)."""
+
+    def __init__(self, origin, state_interval_s, read_state):
+        self.origin = origin
+        self.read_state = read_state
+        self.state_interval = int(state_interval_s * 1e9)
+        self.next_state = clock()
+        self.state_cost = 0
+        self.flush_cost = 0
+        self.first = 0
+        self.since = clock()
+        self.columns = ([], [], [], [], [])  # scheduled, start, end, invoke, status
+
+    def add(self, scheduled, start, end, invoke, status):
+        for column, value in zip(self.columns, (scheduled, start, end, invoke, status)):
+            column.append(value)
+
+    def flush(self):
+        if not self.columns[0]:
+            return
+        t0 = clock()
+        scheduled, start, end, invoke, status = self.columns
+        emit("stream", first=self.first, count=len(scheduled), scheduled_ns=scheduled, start_ns=start,
+             end_ns=end, invoke_ns=invoke, status="".join(status))
+        self.first += len(scheduled)
+        self.columns = ([], [], [], [], [])
+        self.since = clock()
+        self.flush_cost = max(self.since - t0, self.flush_cost // 2)
+
+    def state(self):
+        t0 = clock()
+        fields = self.read_state()
+        t1 = clock()
+        emit("board_state", phase="stream", t_ns=t0 - self.origin, read_ns=t1 - t0, **fields)
+        self.state_cost = max(clock() - t0, self.state_cost // 2)
+        self.next_state = t0 + self.state_interval
+
+    def idle(self, until, spin_ns):
+        """Wait for ``until``: send and read in the slack first, then sleep, then spin."""
+        now = clock()
+        if self.columns[0] and (now - self.since >= STREAM_FLUSH_NS or len(self.columns[0]) >= STREAM_CHUNK_FRAMES) \
+                and until - now > 2 * self.flush_cost + spin_ns:
+            self.flush()
+            now = clock()
+        if now >= self.next_state and until - now > 2 * self.state_cost + spin_ns:
+            self.state()
+            now = clock()
+        rest = until - spin_ns - now
+        if rest > 0:
+            time.sleep(rest / 1e9)
+        while clock() < until:
+            pass
+
+    def overdue(self):
+        """After a frame of a board with no slack: send and read anyway once they are long overdue."""
+        now = clock()
+        if len(self.columns[0]) >= STREAM_CHUNK_FRAMES or (self.columns[0] and now - self.since >= STREAM_FORCE_NS):
+            self.flush()
+        if now - self.next_state >= STREAM_FORCE_NS:
+            self.state()
+
+
+def run_frames(args, loop, times, out):
+    """The frames of ``times`` (ns after ``out.origin``); returns (processed, late, dropped, last end)."""
+    origin, deadline, spin, work = out.origin, args.deadline_ns, args.spin_ns, args.device_work_ns
+    drop = args.policy == "drop-late"
+    processed = late = dropped = 0
+    end = origin
+    for i, offset in enumerate(times):
+        scheduled = origin + offset
+        start = clock()
+        if start < scheduled:
+            out.idle(scheduled, spin)
+            start = clock()
+        elif drop and start - scheduled > deadline:
+            out.add(offset, None, None, None, "d")
+            dropped += 1
+            out.overdue()
+            continue
+        invoke_ns = guarded(args, "bad_model", loop.frame, i, work)
+        end = clock()
+        status = "l" if end - scheduled > deadline else "o"
+        late += status == "l"
+        processed += 1
+        out.add(offset, start - origin, end - origin, invoke_ns, status)
+        out.overdue()
+    return processed, late, dropped, end - origin
+
+
+def cool_down(args, read_state):
+    """Wait until the hottest zone is within COOLDOWN_NEAR_C of --cooldown-temp, at most
+    --cooldown-max seconds (all of it without a temperature), sending the board's state meanwhile."""
+    target = args.cooldown_temp
+    t0 = clock()
+    deadline = t0 + int(args.cooldown_max * 1e9)
+    while True:
+        r0 = clock()
+        fields = read_state()
+        emit("board_state", phase="cooldown", t_ns=r0 - t0, read_ns=clock() - r0, **fields)
+        temp = hottest(fields)
+        if target is not None and temp is not None and temp <= target + COOLDOWN_NEAR_C:
+            reached = True
+            break
+        if clock() >= deadline:
+            reached = False if target is not None and temp is not None else None
+            break
+        time.sleep(max(0.0, min(args.state_interval, (deadline - clock()) / 1e9)))
+    emit("cooldown", target_temp_c=target, temp_c=temp, waited_ns=clock() - t0, reached=reached)
+
+
+def stream(args):
+    """Run the schedule's frames through the application loop (PROTOCOL.md, stream mode)."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise AgentFailure("runtime_missing", "numpy is not installed for %s: pip install numpy"
+                           % sys.executable)
+    if args.period_ns < 1 or args.frames < 1 or args.deadline_ns < 1 or args.spin_ns < 0 \
+            or args.device_work_ns < 0 or not args.state_interval > 0:
+        raise AgentFailure("usage", "--period-ns, --frames and --deadline-ns must be at least 1, "
+                           "--spin-ns and --device-work-ns at least 0, --state-interval above 0")
+    times = stream_schedule(args.arrivals, args.period_ns, args.frames, args.seed)
+    loop = setup(args, np, mode="stream")
+    vcgencmd = find_vcgencmd()
+
+    def read_state():
+        return board_state("/", vcgencmd)
+    if args.cooldown_max > 0:
+        cool_down(args, read_state)
+    emit("stream_plan", arrivals=args.arrivals, period_ns=args.period_ns, rate_hz=1e9 / args.period_ns,
+         frames=args.frames, deadline_ns=args.deadline_ns, policy=args.policy, seed=args.seed,
+         spin_ns=args.spin_ns, device_work_ns=args.device_work_ns, state_interval_s=args.state_interval,
+         warmup=args.warmup, warmup_time_s=args.warmup_time,
+         inputs=os.path.basename(args.inputs) if args.inputs else "random",
+         pipeline=os.path.basename(args.pipeline) if args.pipeline else None,
+         stages=["load", "preprocess", "set_input", "work", "invoke", "get_output", "postprocess"])
+    time_first_invoke(args, loop)  # the model's first (cold) Invoke, and a clear error for inputs it refuses
+    emit("warmup", loop_ns=warm_up(args, loop))
+    gc.collect()
+    gc.freeze()  # what exists now is never scanned again: collections during the stream stay short
+    out = StreamOut(clock() + STREAM_LEAD_NS, args.state_interval, read_state)
+    out.state()  # the board as the stream starts (t_ns < 0)
+    processed, late, dropped, wall = run_frames(args, loop, times, out)
+    out.flush()
+    out.state()
+    emit("stream_summary", frames=len(times), processed=processed, late=late, dropped=dropped, wall_ns=wall,
+         max_rss_kb=_max_rss_kb())
+
+
 def _max_rss_kb():
     try:
         import resource
@@ -1284,6 +1608,7 @@ def parser():
     _profile_parser(sub)
     _eval_parser(sub)
     _power_parser(sub)
+    _stream_parser(sub)
     return p
 
 
@@ -1345,6 +1670,34 @@ def _power_parser(sub):
                    help="with --lifeline: also when stdin stays silent this many seconds")
 
 
+def _stream_parser(sub):
+    r = sub.add_parser("stream", help="the application loop fed by a schedule of frames (PROTOCOL.md)")
+    r.add_argument("--model", required=True)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
+    r.add_argument("--xnnpack", default="on", choices=("on", "off"))
+    r.add_argument("--arrivals", default="fixed", choices=("fixed", "poisson"))
+    r.add_argument("--period-ns", type=int, default=33333333, help="the period (poisson: the mean gap)")
+    r.add_argument("--frames", type=int, default=900)
+    r.add_argument("--deadline-ns", type=int, default=33333333, help="after each frame's scheduled time")
+    r.add_argument("--policy", default="queue", choices=("queue", "drop-late"))
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--warmup", type=int, default=10)
+    r.add_argument("--warmup-time", type=float, default=0.2)
+    r.add_argument("--spin-ns", type=int, default=500000, help="spin, not sleep, this long before a frame")
+    r.add_argument("--device-work-ns", type=int, default=0, help="spin this long before each Invoke")
+    r.add_argument("--state-interval", type=float, default=1.0, help="seconds between board_state reads")
+    r.add_argument("--cooldown-temp", type=float, default=None, help="cool down to this temperature first")
+    r.add_argument("--cooldown-max", type=float, default=0.0, help="... for at most this many seconds")
+    r.add_argument("--inputs")
+    r.add_argument("--pipeline")
+    r.add_argument("--lifeline", action="store_true",
+                   help="a watchdog process stops the agent's process group when stdin closes "
+                        "(the host always sets this; off for runs by hand)")
+    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also when stdin stays silent this many seconds")
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.command is None:
@@ -1368,6 +1721,9 @@ def main(argv=None):
             return 0
         if args.pipeline:
             args.pipeline = os.path.abspath(args.pipeline)
+        if args.command == "stream":
+            stream(args)
+            return 0
         run(args)
         return 0
     except AgentFailure as exc:

@@ -4,7 +4,7 @@ Usage::
 
     python3 device_agents/mcu/emulator.py [--tty PATH] [--baud 115200] [--arena 65536] [--max-model 2097152]
                             [--max-payload 4104] [--builtin MODEL.tflite] [--board NAME]
-                            [--exit-on-stdin-eof]
+                            [--stream-frames 256] [--exit-on-stdin-eof]
 
 Without ``--tty`` it creates a pty pair, sets it raw, and writes one JSON line
 ``{"port": "/dev/pts/N", "pid": PID}`` on stdout; the host opens that path like a USB serial port.
@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Tuple  # noqa: F401 - Dict is used
 if __package__ in (None, ""):  # run as a script: the device_agents package is two folders up
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from device_agents.mcu.stream_requests import StreamRequests
 from device_agents.mcu.tflm_worker import Interpreter
 from device_agents.mcu.uart import PacedLine
 from device_agents.wire import serial_frames as sf
@@ -51,6 +52,7 @@ MAX_ERROR_MESSAGE = 200  # bytes of ERROR message text (section 5), before the r
 FIXED_LENGTHS = {
     sf.T.HELLO: 2, sf.T.UPLOAD_BEGIN: 36, sf.T.UPLOAD_END: 0, sf.T.USE_BUILTIN: 0, sf.T.GET_TENSOR: 2,
     sf.T.RANDOM_INPUT: 4, sf.T.RUN: 4, sf.T.GET_OUTPUT: 7, sf.T.GET_PROFILE: 2, sf.T.EVAL: 0,
+    sf.T.STREAM: 24, sf.T.GET_STREAM: 2,
 }
 
 
@@ -70,8 +72,8 @@ def has_random_values(dtype_name: str) -> bool:
 
 # ------------------------------------------------------------------- the device
 
-class Device:
-    """Protocol state machine of one emulated MCU."""
+class Device(StreamRequests):
+    """Protocol state machine of one emulated MCU (STREAM and GET_STREAM: stream_requests.py)."""
 
     def __init__(self, line: PacedLine, args: argparse.Namespace) -> None:
         self.line = line
@@ -90,11 +92,12 @@ class Device:
         self.upload = None  # type: Optional[Dict[str, Any]]
         self.model = None  # type: Optional[Dict[str, Any]]
         self.last = None  # type: Optional[Tuple[int, int, bytes]]
+        self.drop_stream()
         self.interp.stop()
         self.decoder = sf.Decoder(max_payload=self.args.max_payload)
 
     def info(self) -> bytes:
-        flags = sf.FLAG_EMULATED | sf.FLAG_EVAL | (sf.FLAG_BUILTIN if self.builtin else 0)
+        flags = sf.FLAG_EMULATED | sf.FLAG_EVAL | sf.FLAG_STREAM | (sf.FLAG_BUILTIN if self.builtin else 0)
         try:
             from tflite_micro import __version__ as tflm_version
         except ImportError:  # pragma: no cover - only the version string is lost
@@ -171,6 +174,7 @@ class Device:
             sf.T.SET_INPUT: self.on_set_input, sf.T.RANDOM_INPUT: self.on_random_input,
             sf.T.RUN: self.on_run, sf.T.GET_OUTPUT: self.on_get_output,
             sf.T.GET_PROFILE: self.on_get_profile, sf.T.PING: self.on_ping, sf.T.EVAL: self.on_eval,
+            sf.T.STREAM: self.on_stream, sf.T.GET_STREAM: self.on_get_stream,
         }.get(t)
         if handler is None:
             return self.error(seq, t, sf.E.UNKNOWN_TYPE, 0, "unknown message type 0x%02x" % t)
@@ -207,6 +211,7 @@ class Device:
     def on_upload_begin(self, p: bytes) -> Any:
         size, digest = struct.unpack("<I32s", p)
         self.upload, self.model = None, None
+        self.drop_stream()
         if size == 0:
             return sf.E.BAD_ARGUMENT, 0, "model_bytes is 0"
         if size > self.args.max_model:
@@ -247,6 +252,7 @@ class Device:
 
     def load(self, model: bytes) -> Any:
         self.model = None
+        self.drop_stream()
         self.interp.stop()  # a fresh child per model: no state survives from the last one
         status, value = self.interp.call("load", model, self.args.arena)
         if status != "ok":
@@ -368,6 +374,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--max-payload", type=int, default=4104, help="largest frame payload, bytes")
     ap.add_argument("--builtin", help="a .tflite file playing the model built into the firmware")
     ap.add_argument("--board", default="mcu-emulator", help="board name reported in HELLO")
+    ap.add_argument("--stream-frames", type=int, default=256, help="most frames one STREAM batch holds")
     ap.add_argument("--exit-on-stdin-eof", action="store_true",
                     help="exit when stdin closes, so a vanished host never leaves the emulator running")
     args = ap.parse_args(argv)
@@ -375,6 +382,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--max-payload must be within %d..%d" % (sf.MIN_PAYLOAD, sf.MAX_PAYLOAD_V1))
     if args.baud <= 0 or args.arena <= 0:
         ap.error("--baud and --arena must be positive")
+    if not 1 <= args.stream_frames <= 0xFFFF:
+        ap.error("--stream-frames must be within 1..65535")
 
     state = {"stop": False, "reset": False}
     signal.signal(signal.SIGTERM, lambda *_: state.update(stop=True))

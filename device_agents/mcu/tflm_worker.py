@@ -15,9 +15,12 @@ message)`` with SERIAL_PROTOCOL.md error codes)::
     ("run", mode, count)               -> [(total_ns, set_input_ns, invoke_ns, get_output_ns)] * count
     ("output", index)                  -> the last Invoke's output bytes
     ("eval",)                          -> [output bytes] of one untimed Invoke (SERIAL_PROTOCOL.md 3.11)
+    ("stream", request fields)         -> {"records", "result", "error"}: one STREAM batch (3.12), its
+                                          records kept when an Invoke fails ("error" then set)
 
 Samples are timed in the child with ``time.perf_counter_ns``: host timings of the TFLite Micro
-kernels, never MCU timings. Runs on Python >= 3.8 with numpy and tflite-micro; never imports harness.
+kernels, never MCU timings. A stream's schedule runs in the child too, on the same clock: its
+waits spin (sleeping only until ``SPIN_NS`` before a frame far away), its work spins are busy. Runs on Python >= 3.8 with numpy and tflite-micro; never imports harness.
 """
 
 import multiprocessing
@@ -30,6 +33,13 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from device_agents.wire import serial_frames as sf
+from device_agents.wire import serial_stream as ss
+
+# A stream's wait sleeps until this long before a frame and spins the rest, as an MCU spins on its
+# timer: measured on a loaded 2-core host, a process that had just spun a frame's work and then
+# slept 0.2 ms woke up to 4 ms late (the scheduler ran another process's whole slice first), so
+# only waits longer than a few scheduler slices sleep.
+SPIN_NS = 20000000
 
 
 def _capture_fd2(fn: Any) -> Tuple[Any, str, Optional[BaseException]]:
@@ -197,6 +207,43 @@ class _Worker:
         interp.invoke()
         self.last_outputs = [self.np.array(interp.get_output(j), copy=True) for j in range(len(self.outputs))]
         return [bytes(self.np.ascontiguousarray(o).tobytes()) for o in self.last_outputs]
+
+    def op_stream(self, *fields: int) -> Dict[str, Any]:
+        """One STREAM batch (SERIAL_PROTOCOL.md 3.12) on perf_counter_ns: each frame one iteration
+        of op_run's loop with Invoke; the records of the frames before a failing Invoke are kept."""
+        interp, staged, n_out = self.interp, self.staged, len(self.outputs)
+        perf = time.perf_counter_ns
+        t0 = perf()
+        got = []  # type: List[Any]
+
+        def clock() -> int:
+            return perf() - t0
+
+        def wait(target: int) -> int:
+            left = target - clock()
+            if left > SPIN_NS:
+                time.sleep((left - SPIN_NS) / 1e9)
+            return ss.spin_until(clock, target)
+
+        def frame() -> int:
+            for i, array in enumerate(staged):
+                interp.set_input(array, i)
+            t1 = perf()
+            interp.invoke()
+            t2 = perf()
+            got[:] = [interp.get_output(j) for j in range(n_out)]
+            return t2 - t1
+
+        records = []  # type: List[ss.Record]
+        result, error = None, None
+        try:
+            result = ss.run_batch(ss.Request(*fields), clock, frame, records, wait)
+        except Exception as exc:  # an Invoke that failed: the frames before it stay recorded
+            error = (sf.E.INVOKE_FAILED, 0, "%s: %s" % (type(exc).__name__, exc))
+        if got:  # the last Invoke's outputs, as op_run keeps them
+            self.last_outputs = [self.np.array(o, copy=True) for o in got]
+        return {"records": [tuple(r) for r in records], "result": tuple(result) if result else None,
+                "error": error}
 
     def op_output(self, index: int) -> bytes:
         if self.last_outputs is None:

@@ -38,6 +38,8 @@ class T:
     GET_PROFILE = 0x0B
     PING = 0x0C
     EVAL = 0x0D
+    STREAM = 0x0E
+    GET_STREAM = 0x0F
     OK = 0x80
     BOOT = 0xF0
     ERROR = 0xFF
@@ -72,6 +74,7 @@ FLAG_PROFILER = 1 << 1
 FLAG_BUILTIN = 1 << 2
 FLAG_CYCLE_COUNTER = 1 << 3
 FLAG_EVAL = 1 << 4  # the EVAL request is available (section 3.11)
+FLAG_STREAM = 1 << 5  # STREAM and GET_STREAM are available (section 3.12)
 
 UNKNOWN_U32 = 0xFFFFFFFF
 SAMPLE_FIELDS = ("loop", "set_input", "invoke", "get_output")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from rich.text import Text
 
 from harness import __version__
-from harness.cli import analyze, compare, doctor, quantize, report, run, show
+from harness.cli import analyze, compare, doctor, quantize, report, run, show, stream
 from harness.cli.common import stderr
 from harness.errors import HarnessError, Interrupted
 from harness.render.text import VisibleFormatter, visible
@@ -43,7 +43,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # stop like Ctrl-C: a service ma
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [run.add_parser, show.add_parser,
                                                                     doctor.add_parser, analyze.add_parser,
                                                                     quantize.add_parser, compare.add_parser,
-                                                                    report.add_parser]
+                                                                    report.add_parser, stream.add_parser]
 
 
 def parser() -> argparse.ArgumentParser:

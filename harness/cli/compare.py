@@ -20,11 +20,13 @@ from harness.render.compare import compare_view, json_lines, natural_width, refu
 from harness.render.text import visible
 from harness.results import pairing, store
 from harness.results.compare import METRICS, Comparison, Pair, compare, run_sides
+from harness.results.stream import StreamRecord
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     pairs = _pairs(args)
-    comparisons = [compare(p, args.metric, args.force) for p in pairs]
+    metric = args.metric or ("latency" if isinstance(pairs[0].baseline.benchmark, StreamRecord) else "invoke")
+    comparisons = [compare(p, metric, args.force) for p in pairs]
     if args.json:
         for line in json_lines(comparisons):
             print(line, flush=True)
@@ -92,8 +94,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", choices=("board", "variant", "threads"),
                    help="with --within: each board against the first (default), each model against the "
                         "first, or each thread count against the first, per model")
-    p.add_argument("--metric", choices=tuple(METRICS), default="invoke",
-                   help="invoke: the Invoke time (default); loop: the whole loop with Invoke")
+    p.add_argument("--metric", choices=tuple(METRICS),
+                   help="benchmarks: invoke, the Invoke time (default), or loop, the whole loop with Invoke; "
+                        "streams: latency, each window's median latency from the schedule (default), or p99")
     p.add_argument("--force", action="store_true",
                    help="compare pairs that differ in more than the one thing compared (the output names it)")
     p.add_argument("--fail-if-slower", type=percent, metavar="PCT",

@@ -1,4 +1,4 @@
-"""`harness show`: reprint a stored run from its raw samples (a benchmark run, or a profile run)."""
+"""`harness show`: reprint a stored run from its raw samples (a benchmark, profile or stream run)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.text import Text
 from harness.cli.common import above_zero, add_wide, count, print_results, stderr, stdout
 from harness.errors import ConfigError
 from harness.render.text import visible
-from harness.results import store
+from harness.results import store, stream_store
 from harness.results.summary import at_rate, summarize
 
 
@@ -22,6 +22,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     meta = store.load_meta(path)
     if store.run_kind(meta) == "profile":
         _show_profiles(args, path)
+    elif store.run_kind(meta) == "stream":
+        from harness.cli.stream import print_streams
+
+        meta, streams = stream_store.load_streams(path)
+        if not streams:
+            raise ConfigError(f"{path} holds no streams", hint="the run was stopped before its first one")
+        print_streams(args, meta.get("run_id") or path.name, streams)
     else:
         meta, benchmarks = store.load_run(path)
         if not benchmarks:
@@ -70,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", nargs="?", help="run id or directory, of any kind (default: the latest benchmark run)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results directory")
     p.add_argument("--json", action="store_true",
-                   help="JSON lines on stdout, one per benchmark (one per profile of a profile run)")
+                   help="JSON lines on stdout, one per benchmark (one per profile of a profile run, one "
+                        "per stream of a stream run)")
     add_wide(p)
     p.add_argument("--rate", type=above_zero, metavar="HZ",
                    help="the duty cycle at this rate in inferences per second (default: the run's --rate)")

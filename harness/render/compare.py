@@ -23,11 +23,13 @@ from harness.render.table import EMULATED_MARK, EMULATED_NOTE, duration
 from harness.render.text import visible
 from harness.results.compare import METRICS, Comparison, Side
 
-UNIT_TEXT = {"block-median": "block medians", "run-median": "run medians"}
-UNIT_NOTE = {"block-median": "each ABBA block's median", "run-median": "each process's median"}
+UNIT_TEXT = {"block-median": "block medians", "run-median": "run medians", "window-median": "window medians",
+             "window-p99": "window p99s"}
+UNIT_NOTE = {"block-median": "each ABBA block's median", "run-median": "each process's median",
+             "window-median": "each tenth of the stream's median", "window-p99": "each tenth of the stream's p99"}
 TEST_TEXT = {"mann-whitney-u": "Mann–Whitney U", "welch-t": "Welch's t"}
 PLURAL = {"board": "boards", "model": "models", "threads": "thread counts", "runtime": "runtimes",
-          "delegate": "delegates", "harness": "harness versions"}
+          "delegate": "delegates", "harness": "harness versions", "schedule": "schedules"}
 
 COLUMNS = (
     Column("on", "Compared on", "left", repeat=True, shrink=0),
@@ -49,12 +51,15 @@ def plural(n: int, word: str) -> str:
 
 def label(c: Comparison, side: Side) -> str:
     """The side as its pair tells it apart: its target, thread count, model or run."""
-    b, other = side.benchmark, (c.pair.candidate if side is c.pair.baseline else c.pair.baseline).benchmark
+    other_side = c.pair.candidate if side is c.pair.baseline else c.pair.baseline
+    b, other = side.benchmark, other_side.benchmark
     text = {"board": b.target + (EMULATED_MARK if b.emulated else ""), "threads": plural(b.threads, "thread"),
             "variant": b.model}.get(c.pair.by)
     if text is None:  # two runs: the run, and what else tells the sides apart
         apart = [str(getattr(b, f)) for f in ("target", "model") if getattr(b, f) != getattr(other, f)]
         apart += [plural(b.threads, "thread")] if b.threads != other.threads else []
+        schedule = side.facts()["schedule"]  # streams: the rate and deadline the latency answered to
+        apart += [schedule] if schedule and schedule != other_side.facts()["schedule"] else []
         text = side.run_id + (f" ({', '.join(apart)})" if apart else "")
     return visible(text)
 
@@ -148,7 +153,9 @@ def legend(comparisons: Sequence[Comparison]) -> Iterator[str]:
     cannot see, emulated targets."""
     used = sorted({(c.unit, c.test) for c in comparisons if c.test}, key=str)
     for unit, test in used:
-        yield (f"units: {UNIT_TEXT[unit]} ({UNIT_NOTE[unit]} of the {METRICS[comparisons[0].metric]}); "
+        # a p99 unit is a p99 of the latency itself, not of a p99
+        quantity = METRICS["latency" if unit == "window-p99" else comparisons[0].metric]
+        yield (f"units: {UNIT_TEXT[unit]} ({UNIT_NOTE[unit]} of the {quantity}); "
                f"test: {TEST_TEXT[test or '']}, two-sided, α = {stats.ALPHA:g}")
     if used:
         yield ("ratio: candidate / baseline of the units' medians (above 1: slower), 95 % interval "

@@ -58,6 +58,15 @@ Schema history (``SCHEMA_VERSION``, in every header and run.json; layout in harn
   target with a power reader is complete only with its ``power_summary``. The plan gains
   ``power_window_s`` and ``rate_hz`` (``--rate``: the duty cycle is computed at that rate). Files
   without a ``power_set`` line (versions 1 to 4) have no pass. Profile files are unchanged.
+- 6: runs of kind "stream" (``harness stream``, ``harness soak``; the plan's ``command`` says
+  which), files under ``streams/``: a header (the stream plan: arrivals, rate_hz, duration_s,
+  deadline_ns, policy, source, window_s, warm-up, device_work_us, spin_us, state_interval_s,
+  find_max, command), the agent's stream-mode messages verbatim (hello, model, stream_plan,
+  warmup, ``stream`` messages of raw per-frame scheduled, start and end times, ``board_state``
+  samples, stream_summary; PROTOCOL.md, stream mode), and with --find-max host lines ``trial``
+  before each trial, ``trial_end`` after it and ``find_max`` at the end; an end line.
+  summary.jsonl of a stream run holds the ``harness stream --json`` objects (``kind`` "stream").
+  Benchmark and profile files are unchanged; a harness of version 6 reads 1 to 6.
 """
 
 from __future__ import annotations
@@ -68,7 +77,7 @@ from typing import Any
 
 from harness.errors import MeasurementError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 READABLE_VERSIONS = (1, 2, 3, 4, 5)  # what this harness reads back (store.read_record)
 
 

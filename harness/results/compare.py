@@ -16,6 +16,13 @@ numbers of units only, never on their values. The ratio is candidate / baseline 
 of the units (above 1: the candidate is slower), with its 95 % bootstrap interval
 (harness.stats.ratio_interval).
 
+Streams (`harness stream` runs) compare the same way, on their latency from the schedule
+(``latency``: each window's median; ``p99``: each window's p99): a window is a tenth of the
+stream's schedule (STREAM_WINDOWS), long enough apart that what the board did in one barely
+predicts the next, where consecutive frames share every passing disturbance. A stream's facts add
+``schedule`` (arrivals, rate, deadline, policy), which two streams must share unless it is the one
+thing compared.
+
 Identity: each side has facts (FACTS). A comparison compares one of them (its subject) and
 refuses pairs that differ in any other, unless forced: comparing boards needs the same model and
 threads, while a board's runtime, delegate and harness version are part of the board as deployed
@@ -28,25 +35,30 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import stats
 from harness.errors import ConfigError, HarnessError
-from harness.results import store
+from harness.results import store, stream_store
 from harness.results.benchmark import SCHEMA_VERSION, Benchmark
+from harness.results.stream import StreamRecord, window_latencies
 
 if TYPE_CHECKING:
     from harness.models.recipes import Recipe
 
-METRICS = {"invoke": "Invoke time", "loop": "loop time (with Invoke)"}
+METRICS = {"invoke": "Invoke time", "loop": "loop time (with Invoke)",
+           "latency": "latency from the schedule", "p99": "p99 latency from the schedule"}
+STREAM_METRICS = ("latency", "p99")
+STREAM_WINDOWS = 10  # units per stream: enough for Mann-Whitney (10 against 10: p down to 1e-5)
 BY = ("run", "board", "threads", "variant")
 # Below this many processes on a side, its process medians are too few to test (3 against 3 is
 # the fewest Welch's t can use with a t quantile under 5: t975(2) = 4.3); block medians are used.
 MIN_RUN_UNITS = 3
 MIN_UNITS = 2  # per side, for any test or interval
-FACTS = ("board", "model", "threads", "runtime", "delegate", "harness")
+FACTS = ("board", "model", "threads", "runtime", "delegate", "harness", "schedule")
 SUBJECT = {"board": "board", "threads": "threads", "variant": "model"}  # "run": the fact that differs
 AS_DEPLOYED = ("runtime", "delegate", "harness")  # part of a board as deployed: shown beside it
 
@@ -55,9 +67,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Side:
-    """One benchmark as one side of a comparison, with the run it belongs to."""
+    """One benchmark (or stream) as one side of a comparison, with the run it belongs to."""
 
-    benchmark: Benchmark
+    benchmark: Benchmark | StreamRecord
     run_id: str
     harness_version: str | None = None
     base_sha256: str | None = None  # a variant's: the model it was made from (its recipe file)
@@ -74,11 +86,17 @@ class Side:
             "runtime": " ".join(x for x in (b.runtime, b.runtime_version) if x) or None,
             "delegate": None if xnnpack is None else "xnnpack" if xnnpack else "none",
             "harness": self.harness_version,
+            "schedule": b.schedule if isinstance(b, StreamRecord) else None,
         }
 
     def units(self, metric: str, unit: str) -> list[float]:
         """The values the test compares: one per block (block-median) or per process (run-median)
-        of the with-Invoke blocks, of the Invoke stage (metric "invoke") or the whole loop."""
+        of the with-Invoke blocks, of the Invoke stage (metric "invoke") or the whole loop; of a
+        stream, one per window of its schedule, the window's median (or p99) latency."""
+        if isinstance(self.benchmark, StreamRecord):
+            trial = self.benchmark.main
+            q = 99.0 if metric == "p99" else 50.0
+            return [stats.percentile(w, q) for w in window_latencies(trial, STREAM_WINDOWS)] if trial else []
         stage = "invoke" if metric == "invoke" else None
         if unit == "run-median":
             return [stats.median(g) for g in self.benchmark.by_process("with", stage)]
@@ -90,6 +108,8 @@ class Side:
         return [stats.median(v) for v in groups.values()]
 
     def processes(self, metric: str) -> int:
+        if isinstance(self.benchmark, StreamRecord):
+            return 0
         return len(self.benchmark.by_process("with", "invoke" if metric == "invoke" else None))
 
     def to_json(self, median_ns: float | None) -> dict[str, Any]:
@@ -202,7 +222,10 @@ class Comparison:
 
 
 def choose_unit(pair: Pair, metric: str) -> str:
-    """run-median when both sides ran at least MIN_RUN_UNITS processes, else block-median."""
+    """run-median when both sides ran at least MIN_RUN_UNITS processes, else block-median;
+    window-median (window-p99) for streams."""
+    if isinstance(pair.baseline.benchmark, StreamRecord):
+        return "window-p99" if metric == "p99" else "window-median"
     fewest = min(pair.baseline.processes(metric), pair.candidate.processes(metric))
     return "run-median" if fewest >= MIN_RUN_UNITS else "block-median"
 
@@ -217,6 +240,14 @@ def compare(pair: Pair, metric: str = "invoke", force: bool = False) -> Comparis
     measured (its ratio, interval and p are None)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}")
+    streams = [isinstance(side.benchmark, StreamRecord) for side in (pair.baseline, pair.candidate)]
+    if streams[0] != streams[1]:
+        raise ConfigError("a stream and a benchmark cannot be compared",
+                          hint="compare runs of `harness run` with each other, and runs of `harness stream`")
+    if streams[0] != (metric in STREAM_METRICS):
+        allowed = STREAM_METRICS if streams[0] else tuple(m for m in METRICS if m not in STREAM_METRICS)
+        raise ConfigError(f"--metric {metric} does not apply to {'streams' if streams[0] else 'benchmarks'}",
+                          hint=f"use --metric {' or '.join(allowed)}")
     diffs = differences(pair, force)
     unit = choose_unit(pair, metric)
     base = tuple(pair.baseline.units(metric, unit))
@@ -240,29 +271,28 @@ def run_sides(path: Path, recipes: bool = False) -> list[Side]:
     (variant_bases). A run of another kind is refused."""
     meta = store.load_meta(path)
     kind = store.run_kind(meta)
-    if kind != "benchmark":
-        # Stream runs (issue 12) plug in here: their sides are streams, their metric the latency
-        # from the schedule, their units the windows of a run; the pairing and identity stay.
-        raise ConfigError(f"{path.name} is a {kind} run: harness compare compares benchmark runs",
-                          hint="pass the ids of runs made by `harness run`")
-    meta, benchmarks = store.load_run(path)
-    if not benchmarks:
-        raise ConfigError(f"{path} holds no benchmarks", hint="the run was stopped before its first one")
-    return sides(meta, benchmarks, str(meta.get("run_id") or path.name), variant_bases(path) if recipes else {})
+    if kind not in ("benchmark", "stream"):
+        raise ConfigError(f"{path.name} is a {kind} run: harness compare compares benchmark and stream runs",
+                          hint="pass the ids of runs made by `harness run` or `harness stream`")
+    measured: list[Benchmark] | list[StreamRecord]
+    meta, measured = stream_store.load_streams(path) if kind == "stream" else store.load_run(path)
+    if not measured:
+        raise ConfigError(f"{path} holds no {kind}s", hint="the run was stopped before its first one")
+    return sides(meta, measured, str(meta.get("run_id") or path.name), variant_bases(path) if recipes else {})
 
 
-def sides(meta: dict[str, Any], benchmarks: list[Benchmark], run_id: str,
+def sides(meta: dict[str, Any], measured: Sequence[Benchmark | StreamRecord], run_id: str,
           bases: dict[str, str] | None = None) -> list[Side]:
-    """The benchmarks of one run (already loaded, with its run.json ``meta``) as sides, in the
-    run's matrix order; ``bases``: each variant's base (variant_bases)."""
+    """The benchmarks (or streams) of one run (already loaded, with its run.json ``meta``) as
+    sides, in the run's matrix order; ``bases``: each variant's base (variant_bases)."""
     matrix = [(m.get("target"), m.get("model"), m.get("threads")) for m in meta.get("matrix") or []]
 
-    def order(b: Benchmark) -> int:
+    def order(b: Benchmark | StreamRecord) -> int:
         key = (b.target, b.model, b.threads)
         return matrix.index(key) if key in matrix else len(matrix)
 
     return [Side(b, run_id, meta.get("harness_version"), (bases or {}).get(b.model_sha256))
-            for b in sorted(benchmarks, key=order)]
+            for b in sorted(measured, key=order)]
 
 
 def variant_bases(path: Path) -> dict[str, str]:

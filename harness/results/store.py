@@ -1,9 +1,10 @@
 """The result store: ``results/<run-id>/``, written as the run goes, readable at any moment.
 
 A run has one ``kind`` (in run.json; a run without one, from schema version 1, is a benchmark
-run): "benchmark" for ``harness run``, "profile" for ``harness analyze MODEL --profile TARGET``;
-later "stream" and "soak". Each kind keeps its record files in its own folder. Layout (schema
-version in every file, see harness.results.benchmark for its history)::
+run): "benchmark" for ``harness run``, "profile" for ``harness analyze MODEL --profile TARGET``,
+"stream" for ``harness stream`` and ``harness soak`` (the plan's ``command`` says which). Each kind
+keeps its record files in its own folder. Layout (schema version in every file, see
+harness.results.benchmark for its history)::
 
     results/<run-id>/
         run.json                     kind, what was asked (plan, matrix or model and target,
@@ -19,10 +20,16 @@ version in every file, see harness.results.benchmark for its history)::
                                      FLOPs), the agent's profile-mode messages verbatim (hello,
                                      models, plan, every ``round`` of raw Invoke samples,
                                      summary or error), end line
+        streams/NNN-<target>-<model>-t<threads>.jsonl             (kind "stream")
+                                     header line (the stream plan), the agent's stream-mode
+                                     messages verbatim (raw per-frame times, board_state, ...);
+                                     with --find-max each trial's between ``trial`` and
+                                     ``trial_end`` lines, then a ``find_max`` line; end line
 
 Every line is flushed as it arrives, so Ctrl-C or a crash leaves all samples received so far on
-disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not, and
-harness.results.layers recomputes a profile from its stored rounds. A line that cannot be read
+disk; ``load_run`` rebuilds benchmarks from the .jsonl files alone, complete or not,
+harness.results.layers recomputes a profile from its stored rounds, and ``load_streams`` rebuilds
+streams (harness.results.stream computes every figure from their raw frames). A line that cannot be read
 back (cut short, damaged) is skipped with a warning naming the file and the line, never the
 lines after it. Writing and reading fail with a StoreError (read-only, full disk, not a
 directory), which names the path. No secrets are written: targets contribute only their facts
@@ -41,16 +48,19 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
-from harness.plan import Job, ProfileJob
+from harness.plan import Job, ProfileJob, StreamJob
 from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchmark, from_lines
 
+R = TypeVar("R")  # a record as read back: Benchmark, StreamRecord (harness.results.stream_store)
+
 # The kinds of run, each with the folder of its record files.
-FOLDERS = {"benchmark": "benchmarks", "profile": "profiles"}
+FOLDERS = {"benchmark": "benchmarks", "profile": "profiles", "stream": "streams"}
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +199,11 @@ class RunStore:
             "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
             "prefixes": [p.name for p in job.prefixes], "ops": list(job.ops)})
 
+    def open_stream(self, job: StreamJob) -> RecordWriter:
+        return self._open("stream", job.target, job.model, job.threads, {
+            "model_sha256": job.model_sha256, "threads": job.threads, "plan": job.plan.as_dict(),
+            "model_facts": job.model_facts})
+
     def _open(self, kind: str, target: str, model: Path, threads: int, fields: dict[str, Any]) -> RecordWriter:
         if kind != self.kind:
             raise ValueError(f"a {kind} record in a {self.kind} run")
@@ -237,12 +252,12 @@ def read_record(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     (cut short by a crash mid-write, damaged on disk) is skipped, named in a warning; the lines
     after it are kept. Raises StoreError when the file cannot be read, MeasurementError for a
     file that is not a record, or of a schema version this harness cannot read."""
-    header, numbered, skipped = _read_lines(path)
-    _warn_skipped(path, skipped, len(numbered))
+    header, numbered, skipped = read_lines(path)
+    warn_skipped(path, skipped, len(numbered))
     return header, [msg for _, msg in numbered]
 
 
-def _read_lines(path: Path) -> tuple[dict[str, Any], Numbered, list[int]]:
+def read_lines(path: Path) -> tuple[dict[str, Any], Numbered, list[int]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -271,7 +286,7 @@ def _read_lines(path: Path) -> tuple[dict[str, Any], Numbered, list[int]]:
     return numbered[0][1], numbered[1:], skipped
 
 
-def _warn_skipped(path: Path, skipped: list[int], kept: int) -> None:
+def warn_skipped(path: Path, skipped: list[int], kept: int) -> None:
     if skipped:
         which = ", ".join(map(str, skipped[:10])) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
         log.warning("%s: skipped line%s %s, which cannot be read (cut short or damaged); the other "
@@ -281,7 +296,7 @@ def _warn_skipped(path: Path, skipped: list[int], kept: int) -> None:
 def read_benchmark(path: Path) -> Benchmark:
     """One benchmark file. A line that cannot be read, or not interpreted as the message it
     claims to be (a samples line without its samples), is skipped and named in a warning."""
-    header, numbered, skipped = _read_lines(path)
+    header, numbered, skipped = read_lines(path)
     try:
         from_lines(header, [])  # a header that is wrong leaves nothing in the file to place
     except (TypeError, ValueError) as exc:
@@ -295,7 +310,7 @@ def read_benchmark(path: Path) -> Benchmark:
             skipped.append(number)
         else:
             kept.append(msg)
-    _warn_skipped(path, sorted(skipped), len(kept))
+    warn_skipped(path, sorted(skipped), len(kept))
     return from_lines(header, kept)
 
 
@@ -314,7 +329,8 @@ def resolve_run(root: Path, ref: str | None, kind: str | None = "benchmark") -> 
         if kind is None or run_kind(load_meta(run.parent)) == kind:
             return run.parent
     what = f"{kind} runs" if kind else "runs"
-    first = {"profile": "run `harness analyze MODEL --profile TARGET` first"}.get(kind or "", "run `harness run` first")
+    first = {"profile": "harness analyze MODEL --profile TARGET", "stream": "harness stream"}.get(kind or "", "harness run")
+    first = f"run `{first}` first"
     raise ConfigError(f"no {what} in {root}", hint=f"{first}, or pass --results DIR")
 
 
@@ -339,23 +355,29 @@ def read_meta(path: Path) -> tuple[dict[str, Any], str | None]:
 def load_run(path: Path) -> tuple[dict[str, Any], list[Benchmark]]:
     """run.json and every benchmark of the run, in run order. A run.json that cannot be read is
     named in a warning and gives {}: the benchmarks come from their own files and still load."""
-    meta, problem = read_meta(path)
-    if problem:
-        log.warning("%s (in %s); the run's benchmarks are read without it", problem, path)
-    benchmarks: list[Benchmark] = []
-    failures: list[HarnessError] = []
-    for file in records(path, "benchmark"):
-        try:
-            benchmarks.append(read_benchmark(file))
-        except HarnessError as exc:  # one file that cannot be read hides none of the others
-            log.warning("%s: the run's other benchmarks are read without it", exc.message)
-            failures.append(exc)
-    if failures and not benchmarks:
-        raise failures[0]
+    meta, benchmarks = load_records(path, "benchmark", read_benchmark)
     targets: dict[str, Any] = meta["targets"] if isinstance(meta.get("targets"), dict) else {}
     # files before schema 5 have no target facts of their own: run.json has them
     return meta, [b if b.target_facts or not isinstance(targets.get(b.target), dict)
                   else dataclasses.replace(b, target_facts=targets[b.target]) for b in benchmarks]
+
+
+def load_records(path: Path, kind: str, read: Callable[[Path], R]) -> tuple[dict[str, Any], list[R]]:
+    """run.json and every record of ``kind`` read by ``read``, in run order."""
+    meta, problem = read_meta(path)
+    if problem:
+        log.warning("%s (in %s); the run's %ss are read without it", problem, path, kind)
+    loaded: list[R] = []
+    failures: list[HarnessError] = []
+    for file in records(path, kind):
+        try:
+            loaded.append(read(file))
+        except HarnessError as exc:  # one file that cannot be read hides none of the others
+            log.warning("%s: the run's other %ss are read without it", exc.message, kind)
+            failures.append(exc)
+    if failures and not loaded:
+        raise failures[0]
+    return meta, loaded
 
 
 def records(path: Path, kind: str) -> list[Path]:

@@ -57,8 +57,10 @@ static uint32_t g_clock;
 
 static uint32_t fake_now(void)
 {
-    /* A deterministic clock: fuzzing needs reproducible runs, not real time. */
-    return g_clock += 7u;
+    /* A deterministic clock: fuzzing needs reproducible runs, not real time. Each read moves it
+     * 2^20 + 1 ticks, so a STREAM batch reaches its 2^31-tick limit (and the longest work spin
+     * its end) within a few thousand reads, however long the schedule an input asks for. */
+    return g_clock += 0x100001u;
 }
 
 /* Whether d[0..n) is well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */

@@ -209,6 +209,12 @@ static int profile(void *ctx, uint16_t op_index, uint32_t *ticks, const char **n
     return PROTO_E_OK;
 }
 
+/* STREAM's timer: the platform's sample clock, the one run() times with. */
+static uint32_t ticks(void *ctx)
+{
+    return ((stub_backend_t *)ctx)->cfg.now();
+}
+
 void stub_backend_init(stub_backend_t *stub, const stub_config_t *cfg, proto_backend_t *backend)
 {
     memset(stub, 0, sizeof *stub);
@@ -227,4 +233,5 @@ void stub_backend_init(stub_backend_t *stub, const stub_config_t *cfg, proto_bac
     backend->output_data = output_data;
     backend->profile = profile;
     backend->eval = eval;
+    backend->ticks = ticks;
 }

@@ -97,6 +97,11 @@ typedef struct {
      * outside any batch: copy the staged inputs in, Invoke, copy the outputs out, so that
      * output_data then returns them. NULL: no EVAL (HELLO then clears flag EVAL). */
     int (*eval)(void *ctx, proto_error_t *err);
+    /* STREAM (section 3.12): the sample timer now, in ticks (wraps at 2^32). The protocol layer
+     * runs the schedule on it: it busy-waits for each frame's time, spins the frame's work, and
+     * runs the frame as run(PROTO_MODE_WITH, 1), so a backend needs nothing else for STREAM.
+     * NULL: no STREAM (HELLO then clears flag STREAM). */
+    uint32_t (*ticks)(void *ctx);
 } proto_backend_t;
 
 #ifdef __cplusplus

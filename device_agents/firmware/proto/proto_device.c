@@ -171,6 +171,11 @@ int proto_device_init(proto_device_t *dev, const proto_backend_t *backend, proto
         dev->info.flags |= PROTO_FLAG_EVAL;
     else
         dev->info.flags &= (uint16_t)~PROTO_FLAG_EVAL;
+    /* Likewise flag STREAM: the schedule needs the backend's timer (and room for records). */
+    if (backend->ticks != NULL && backend->run != NULL && PROTO_STREAM_MAX_FRAMES > 0u)
+        dev->info.flags |= PROTO_FLAG_STREAM;
+    else
+        dev->info.flags &= (uint16_t)~PROTO_FLAG_STREAM;
     return 0;
 }
 
@@ -183,6 +188,7 @@ void proto_device_reset(proto_device_t *dev)
     dev->uploading = 0;
     dev->up_size = dev->up_received = 0;
     dev->loaded = dev->invoked = 0;
+    dev->stream_frames = 0;
     memset(&dev->model, 0, sizeof dev->model);
     if (dev->backend->reset)
         dev->backend->reset(dev->backend->ctx);
@@ -214,6 +220,7 @@ static uint16_t max_batch(const proto_device_t *dev)
 static int unload(proto_device_t *dev)
 {
     dev->loaded = dev->invoked = 0;
+    dev->stream_frames = 0; /* a stream's records belong to the model that ran them */
     memset(&dev->model, 0, sizeof dev->model);
     return 0;
 }
@@ -747,6 +754,101 @@ static int on_eval(proto_device_t *dev, const uint8_t *p, uint32_t len, struct r
     return 0;
 }
 
+/* STREAM (section 3.12). The timer and one frame, for proto_stream_run: a frame is exactly one RUN
+ * iteration in mode 0 (the backend's own run, its row kept in a scratch reply, never sent). */
+static uint32_t stream_ticks(void *ctx)
+{
+    const proto_backend_t *b = ((proto_device_t *)ctx)->backend;
+    return b->ticks(b->ctx);
+}
+
+static int stream_frame(void *ctx, uint32_t *invoke, proto_error_t *err)
+{
+    proto_device_t *dev = (proto_device_t *)ctx;
+    uint8_t row[4u * PROTO_SAMPLE_FIELDS];
+    struct reply scratch;
+    struct proto_samples rows;
+    int rc;
+    scratch.p = row;
+    scratch.cap = sizeof row;
+    scratch.len = 0;
+    scratch.overflow = 0;
+    rows.r = &scratch;
+    rows.capacity = 1;
+    rows.count = 0;
+    rc = dev->backend->run(dev->backend->ctx, PROTO_MODE_WITH, 1, &rows, err);
+    if (rc != PROTO_E_OK)
+        return rc;
+    if (rows.count != 1)
+        FAIL(PROTO_E_INTERNAL, rows.count, "backend measured %u of 1 iteration", (unsigned)rows.count);
+    dev->invoked = 1;
+    *invoke = proto_get_u32(row + 8);
+    return PROTO_E_OK;
+}
+
+static int on_stream(proto_device_t *dev, const uint8_t *p, uint32_t len, struct reply *r, proto_error_t *err)
+{
+    proto_stream_request_t q;
+    proto_stream_result_t res;
+    const uint32_t max_frames = PROTO_STREAM_MAX_FRAMES;
+    int rc;
+    NEED_LEN(PROTO_STREAM_REQUEST_BYTES);
+    if (!(dev->info.flags & PROTO_FLAG_STREAM))
+        FAIL(PROTO_E_UNSUPPORTED, 0, "this firmware has no STREAM request");
+    NEED_MODEL();
+    proto_stream_parse(p, &q);
+    if (q.arrivals > PROTO_ARRIVALS_POISSON || q.policy > PROTO_POLICY_DROP_LATE || q.count < 1u ||
+        q.count > max_frames || q.period < 1u || q.period >= PROTO_STREAM_LIMIT || q.deadline < 1u)
+        FAIL(PROTO_E_BAD_ARGUMENT, max_frames,
+             "STREAM arrivals %u policy %u count %u period %lu deadline %lu: 0/1, 0/1, 1..%u, 1..2^31-1, >= 1",
+             (unsigned)q.arrivals, (unsigned)q.policy, (unsigned)q.count, (unsigned long)q.period,
+             (unsigned long)q.deadline, (unsigned)max_frames);
+    dev->stream_frames = 0;
+    rc = proto_stream_run(&q, stream_ticks, stream_frame, dev, dev->stream_records, &res, err);
+    dev->stream_frames = res.frames; /* after an error: the frames handled before it */
+    if (rc != PROTO_E_OK) {
+        if (rc == PROTO_E_CRASHED)
+            unload(dev);
+        return rc;
+    }
+    put_u16(r, res.frames);
+    put_u16(r, res.late);
+    put_u16(r, res.dropped);
+    put_u16(r, 0);
+    put_u32(r, (uint32_t)res.next);
+    put_u32(r, (uint32_t)(res.next >> 32));
+    put_u32(r, res.rng_state);
+    put_u32(r, res.busy);
+    return 0;
+}
+
+static int on_get_stream(proto_device_t *dev, const uint8_t *p, uint32_t len, struct reply *r,
+                         proto_error_t *err)
+{
+    uint16_t first;
+    uint32_t count, room;
+    NEED_LEN(2u);
+    if (!(dev->info.flags & PROTO_FLAG_STREAM))
+        FAIL(PROTO_E_UNSUPPORTED, 0, "this firmware has no STREAM request");
+    first = proto_get_u16(p);
+    if (first > dev->stream_frames)
+        FAIL(PROTO_E_BAD_ARGUMENT, dev->stream_frames, "first %u past the %u records held", (unsigned)first,
+             (unsigned)dev->stream_frames);
+    room = (r->cap - PROTO_STREAM_GET_HEADER) / PROTO_STREAM_RECORD_BYTES;
+    count = (uint32_t)dev->stream_frames - first;
+    if (count > room)
+        count = room;
+    if (count > 255u)
+        count = 255u;
+    put_u16(r, (uint16_t)PROTO_STREAM_MAX_FRAMES);
+    put_u16(r, dev->stream_frames);
+    put_u16(r, first);
+    put_u8(r, (uint8_t)count);
+    put_bytes(r, dev->stream_records + (uint32_t)first * PROTO_STREAM_RECORD_BYTES,
+              count * PROTO_STREAM_RECORD_BYTES);
+    return 0;
+}
+
 typedef int (*handler_fn)(proto_device_t *, const uint8_t *, uint32_t, struct reply *, proto_error_t *);
 
 static handler_fn handler_for(uint8_t type)
@@ -765,6 +867,8 @@ static handler_fn handler_for(uint8_t type)
     case PROTO_T_GET_PROFILE: return on_get_profile;
     case PROTO_T_PING: return on_ping;
     case PROTO_T_EVAL: return on_eval;
+    case PROTO_T_STREAM: return on_stream;
+    case PROTO_T_GET_STREAM: return on_get_stream;
     default: return NULL;
     }
 }

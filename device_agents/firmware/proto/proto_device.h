@@ -11,7 +11,8 @@
  *             proto_device_idle(&dev);
  *     }
  *
- * The device is large (two frame buffers of PROTO_MAX_PAYLOAD + 13 bytes): make it static.
+ * The device is large (two frame buffers of PROTO_MAX_PAYLOAD + 13 bytes, and 17 bytes per STREAM
+ * record of PROTO_STREAM_MAX_FRAMES): make it static.
  */
 #ifndef PROTO_DEVICE_H
 #define PROTO_DEVICE_H
@@ -20,6 +21,7 @@
 
 #include "proto_backend.h"
 #include "proto_frame.h"
+#include "proto_stream.h"
 
 #ifdef __cplusplus
 extern "C" { /* the TFLite Micro backend is C++ */
@@ -64,6 +66,9 @@ typedef struct {
     int invoked;
     proto_model_t model;
     uint8_t model_sha256[32];
+    /* The last STREAM batch's records (section 3.12), 17 bytes each, for GET_STREAM. */
+    uint16_t stream_frames;
+    uint8_t stream_records[PROTO_STREAM_MAX_FRAMES ? PROTO_STREAM_MAX_FRAMES * PROTO_STREAM_RECORD_BYTES : 1u];
     /* Counters for diagnostics. */
     uint32_t frames;  /* intact requests executed */
     uint32_t replays; /* retransmissions answered from memory */

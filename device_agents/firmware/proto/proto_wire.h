@@ -34,6 +34,8 @@ enum proto_type {
     PROTO_T_GET_PROFILE = 0x0B,
     PROTO_T_PING = 0x0C,
     PROTO_T_EVAL = 0x0D,
+    PROTO_T_STREAM = 0x0E,
+    PROTO_T_GET_STREAM = 0x0F,
     PROTO_T_OK = 0x80,
     PROTO_T_BOOT = 0xF0,
     PROTO_T_ERROR = 0xFF
@@ -67,6 +69,7 @@ enum proto_error_code {
 #define PROTO_FLAG_BUILTIN 0x0004u
 #define PROTO_FLAG_CYCLE_COUNTER 0x0008u
 #define PROTO_FLAG_EVAL 0x0010u /* set by the protocol layer when the backend has eval */
+#define PROTO_FLAG_STREAM 0x0020u /* set by the protocol layer when the backend has ticks */
 
 #define PROTO_MODE_WITH 0u
 #define PROTO_MODE_WITHOUT 1u

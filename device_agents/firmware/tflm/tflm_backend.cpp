@@ -342,6 +342,13 @@ int eval(void* ctx, proto_error_t* err) {
   return PROTO_E_OK;
 }
 
+// STREAM (SERIAL_PROTOCOL.md 3.12): the board's sample timer; the protocol layer runs the
+// schedule on it and each frame as run(mode 0, 1), so nothing else is needed here.
+uint32_t timer_ticks(void* ctx) {
+  (void)ctx;
+  return g.board->now();
+}
+
 int profile(void* ctx, uint16_t op_index, uint32_t* ticks, const char** name, proto_error_t* err) {
   (void)ctx;
   (void)err;
@@ -377,4 +384,5 @@ void tflm_backend_init(const TflmBoard* board, proto_backend_t* backend) {
   backend->output_data = output_data;
   backend->profile = profile;
   backend->eval = eval;
+  backend->ticks = timer_ticks;
 }

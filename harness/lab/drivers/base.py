@@ -6,8 +6,10 @@ device_agents/wire/PROTOCOL.md: plain dicts with a ``"type"``. A driver has one 
 scenario it can run, each with the same shape ``(job, emit, cancel)``: ``benchmark`` (every
 driver: hello, model, first_invoke, warmup, progress, samples, summary), ``evaluate`` (every
 driver: hello, model, eval, eval_summary; the evaluation pass), ``measure_power`` (boards that run
-the Linux agent: hello, model, power_source, power_window, power_summary; the power pass) and
-``profile`` (boards that run the Linux agent: hello, models, plan, round, summary). The scenarios store the messages
+the Linux agent: hello, model, power_source, power_window, power_summary; the power pass),
+``profile`` (boards that run the Linux agent: hello, models, plan, round, summary) and ``stream``
+(every driver: hello, model, stream_plan, warmup, stream, board_state, stream_summary; PROTOCOL.md,
+stream mode). The scenarios store the messages
 verbatim and compute every figure from them, so every board kind lands in the same result store,
 tables and JSON.
 """
@@ -18,9 +20,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from harness.plan import Job, Plan, ProfileJob
+from harness.plan import Job, Plan, ProfileJob, StreamJob
 
-__all__ = ["Driver", "Emit", "Evaluator", "Job", "Message", "Plan", "PowerMeter", "Profiler"]
+__all__ = ["Driver", "Emit", "Evaluator", "Job", "Message", "Plan", "PowerMeter", "Profiler", "Streamer"]
 
 Message = dict[str, Any]
 Emit = Callable[[Message], None]
@@ -75,4 +77,18 @@ class Profiler(Protocol):
         """Time ``job.prefixes`` and ``job.model`` in interleaved rounds, calling ``emit`` for each
         message as it arrives (``round`` carries the raw samples); the same contract as
         ``Driver.benchmark`` otherwise. Returns after the ``summary`` message."""
+        ...
+
+
+@runtime_checkable
+class Streamer(Protocol):
+    """A driver that runs a stream: the application loop fed by ``job.schedule`` on the device."""
+
+    def stream(self, job: StreamJob, emit: Emit, cancel: threading.Event) -> None:
+        """Run ``job.schedule`` on the board (after ``job.cooldown``, when set), calling ``emit``
+        for each normalized message as it arrives (PROTOCOL.md, stream mode); returns after the
+        ``stream_summary``. ``cancel`` set stops the board's stream promptly and returns quietly;
+        the scenario sets it itself to end a --find-max trial once its answer is clear, and then
+        calls ``stream`` again on the same driver for the next trial, so the link must stay
+        usable. The same contract as ``Driver.benchmark`` otherwise."""
         ...

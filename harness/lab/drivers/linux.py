@@ -2,8 +2,9 @@
 
 One method per scenario (``benchmark``: the agent's ``run`` mode; ``evaluate``: its ``eval``
 mode, the evaluation pass; ``measure_power``: its ``power`` mode, the power pass; ``profile``: its
-``profile`` mode; later stream and soak) stages the agent and the job's files on the board and builds the
-agent's argv (every plan parameter explicit). All of them hand the started agent to the one
+``profile`` mode; ``stream``: its ``stream`` mode, for `harness stream` and `harness soak`) stages
+the agent and the job's files on the board and builds the agent's argv (every plan parameter
+explicit). All of them hand the started agent to the one
 relay, ``LinuxAgentDriver._relay``: it reads the agent's JSON lines, checks the protocol
 version, passes each message on as it arrives until the scenario's last message type, and turns
 an `error` line, a dead agent or a silent one into one AgentError/TransportError that names the
@@ -28,7 +29,7 @@ from harness.config import LabgridOptions, SerialOptions, Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
-from harness.plan import Job, ProfileJob, ProfileSession
+from harness.plan import Job, ProfileJob, ProfileSession, StreamJob
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,31 @@ def power_argv(python: str, agent: str, model: str, inputs: str | None, job: Job
     return argv
 
 
+def stream_argv(python: str, agent: str, model: str, job: StreamJob, target: Target,
+                inputs: str | None, pipeline: str | None, heartbeat_s: float | None = None) -> list[str]:
+    """The agent's stream-mode command line: the job's schedule and plan, every parameter explicit."""
+    p, s = job.plan, job.schedule
+    xnnpack = p.xnnpack if target.xnnpack is None else target.xnnpack
+    argv = [python, agent, "stream", "--model", model, "--threads", str(job.threads),
+            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off",
+            "--arrivals", s.arrivals, "--period-ns", str(s.period_ns), "--frames", str(s.frames),
+            "--deadline-ns", str(s.deadline_ns), "--policy", s.policy, "--seed", str(s.seed),
+            "--warmup", str(p.warmup), "--warmup-time", repr(p.warmup_time_s),
+            "--spin-ns", str(p.spin_us * 1000), "--device-work-ns", str(p.device_work_us * 1000),
+            "--state-interval", repr(p.state_interval_s), "--lifeline"]
+    if job.cooldown is not None and job.cooldown.max_s > 0:
+        argv += ["--cooldown-max", repr(job.cooldown.max_s)]
+        if job.cooldown.target_temp_c is not None:
+            argv += ["--cooldown-temp", repr(job.cooldown.target_temp_c)]
+    if heartbeat_s:
+        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
+    if inputs:
+        argv += ["--inputs", inputs]
+    if pipeline:
+        argv += ["--pipeline", pipeline]
+    return argv
+
+
 def parse_line(line: str, target: str) -> Message | None:
     """A protocol message, or None for a line that is not one (runtime chatter on stdout)."""
     if not line.startswith("{"):
@@ -196,6 +222,18 @@ class LinuxAgentDriver:
         models.append(self._stage(job.model, emit, "model").remote_path)
         argv = profile_argv(self.python, agent, models, job, self.target, self.transport.heartbeat_s)
         self._run(argv, f"profiling {job.model.name}", emit, cancel, last="summary")
+
+    def stream(self, job: StreamJob, emit: Emit, cancel: threading.Event) -> None:
+        """Run ``job.schedule`` in the agent's stream mode (after ``job.cooldown``, when set);
+        ``cancel`` (Ctrl-C, or a --find-max trial whose answer is clear) stops the agent."""
+        plan = job.plan
+        agent = self._stage(agent_path(), emit, "agent").remote_path
+        model = self._stage(job.model, emit, "model").remote_path
+        inputs = self._stage(plan.inputs, emit, "inputs").remote_path if plan.inputs else None
+        pipeline = self._stage(plan.pipeline, emit, "pipeline").remote_path if plan.pipeline else None
+        argv = stream_argv(self.python, agent, model, job, self.target, inputs, pipeline,
+                           self.transport.heartbeat_s)
+        self._run(argv, f"streaming {job.model.name}", emit, cancel, last="stream_summary")
 
     def _run(self, argv: list[str], what: str, emit: Emit, cancel: threading.Event, *, last: str) -> None:
         log.info("%s: %s", self.target.name, shlex.join(argv))

@@ -4,7 +4,7 @@ For each job it says HELLO, checks that TFLite Micro can run the model (harness.
 refused when it cannot, offset buffers inlined with a ``repair`` message) and that it can fit
 (model size against the device's largest model, TFLite Micro arena measured on the host
 against the device's arena) *before* uploading, uploads in acknowledged chunks (or uses the
-model built into the firmware when its SHA-256 matches), stages inputs (mcu_inputs.py), then
+model built into the firmware when its SHA-256 matches; mcu_upload.py), stages inputs (mcu_inputs.py), then
 runs the plan in batches: the cold first Invoke, warm-up, and the ABBA blocks with and without
 Invoke of the Linux agent's own ``schedule``.
 All times are the device's timer ticks converted to ns; the emulated MCU's are labelled
@@ -20,6 +20,7 @@ several processes is (harness.scenarios.benchmark.run_processes calls it once pe
 
 ``evaluate`` runs the evaluation pass (mcu_outputs.py) on firmware with flag EVAL, on the model the
 last ``benchmark`` left loaded when the device still holds it (no second upload), else loading it.
+``stream`` (Streamer) runs a schedule on firmware with flag STREAM, the same way (mcu_stream.py).
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from device_agents.linux.tflite_agent import Schedule, median_ns, schedule
 from device_agents.wire import serial_frames as sf
 from harness.config import SerialOptions, Target
 from harness.errors import AgentError, ConfigError, HarnessError, MeasurementError, TransportError
+from harness.lab.drivers import mcu_stream
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.drivers.emulator import EmulatedMcu
+from harness.lab.drivers.mcu_fit import fit_check
 from harness.lab.drivers.mcu_inputs import DeviceInputs, read_samples
 from harness.lab.drivers.mcu_messages import (
     PROTOCOL_VERSION,
@@ -49,19 +51,15 @@ from harness.lab.drivers.mcu_messages import (
     ticks_to_ns,
 )
 from harness.lab.drivers.mcu_outputs import outputs_message, profile_message, run_eval
+from harness.lab.drivers.mcu_upload import upload_or_builtin
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models import micro
-from harness.models.arena import ArenaFit, measure_arena
 from harness.models.files import sha256
-from harness.plan import Job
+from harness.plan import Job, StreamJob
 
 log = logging.getLogger(__name__)
 
-# Arenas by model sha256, for every board of this process: the bisection takes seconds and depends
-# only on the model and this host's TFLite Micro. None: the host cannot measure it (the device judges).
-_ARENAS: dict[str, ArenaFit | None] = {}
-_ARENAS_LOCK = threading.Lock()
-
+AnyJob = Job | StreamJob  # what the steps before a benchmark, an evaluation or a stream share
 
 class Cancelled(Exception):
     """The runner asked to stop; not an error."""
@@ -131,7 +129,11 @@ class McuDriver:
         """The evaluation pass (Evaluator.evaluate): every sample of ``job.eval`` through EVAL."""
         self._cancellable(cancel, self._evaluate, job, emit)
 
-    def _cancellable(self, cancel: threading.Event, fn: Callable[[Job, Emit], None], job: Job, emit: Emit) -> None:
+    def stream(self, job: StreamJob, emit: Emit, cancel: threading.Event) -> None:
+        """Streamer.stream: the schedule runs on the device in STREAM batches (mcu_stream.py)."""
+        self._cancellable(cancel, lambda j, e: self._stream(j, e, cancel), job, emit)
+
+    def _cancellable(self, cancel: threading.Event, fn: Callable[[Any, Emit], None], job: AnyJob, emit: Emit) -> None:
         """``fn(job, emit)``, stopped promptly when the runner sets ``cancel``."""
         stop = threading.Event()
 
@@ -145,25 +147,30 @@ class McuDriver:
         watcher.start()
         try:
             fn(job, emit)
-        except Cancelled:
+        except (Cancelled, mcu_stream.Stopped):
             log.info("%s: cancelled", self.target.name)
         finally:
             stop.set()
             watcher.join()
             self._cancel.clear()
 
-    def _benchmark(self, job: Job, emit: Emit) -> None:
+    def _one_loop(self, job: AnyJob) -> None:
+        """A microcontroller runs the model alone, on one thread: no pipeline."""
         name = self.target.name
         if job.plan.pipeline is not None:
             raise ConfigError(f"{job.plan.pipeline.name}: pipelines run on Linux boards only, not on "
                               f"the microcontroller {name}", target=name,
-                              hint="drop --pipeline for serial targets")
+                              hint="drop --pipeline for serial targets (--device-work-us gives a stream a known load)")
         if job.threads != 1:
             log.warning("%s: a microcontroller runs one thread; --threads %d is ignored", name, job.threads)
+
+    def _benchmark(self, job: Job, emit: Emit) -> None:
+        name = self.target.name
+        self._one_loop(job)
         info = self.info = self.link.hello()
         emit(hello_message(info, self.baud))
         model = self._micro_model(job, emit)
-        self._fit_check(job.model, model, info)
+        fit_check(self.target.name, job.model, model, info, self.emulator is not None)
         minfo = self._load_model(job, model, emit, info)
         inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
         outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
@@ -193,7 +200,32 @@ class McuDriver:
                               self.link.max_payload)
         run_eval(self._req, name, staged, outputs, emit, self.link.max_payload, self.timeout_s)
 
-    def _model_on_device(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
+    def _stream(self, job: StreamJob, emit: Emit, cancel: threading.Event) -> None:
+        self._one_loop(job)
+        info = self.info = self.link.hello()
+        emit({**hello_message(info, self.baud), "mode": "stream"})
+        mcu_stream.require_stream(info, self.link.link.port, self.target.name)
+        model = self._micro_model(job, emit)
+        minfo = self._model_on_device(job, model, emit, info)
+        inputs = [self._tensor(0, i) for i in range(minfo["n_inputs"])]
+        outputs = [self._tensor(1, i) for i in range(minfo["n_outputs"])]
+        timer_hz = int(info["timer_hz"])
+        emit(model_message(job.model.name, len(model), minfo, inputs, outputs, timer_hz))
+        mcu_stream.cool_down(job, emit, cancel)
+        staged = self._stage_inputs(job, inputs)
+        if staged.count > 1:
+            log.warning("%s: a stream on a microcontroller feeds sample 0 of %s to every frame (the device "
+                        "holds one staged input)", self.target.name, staged.label)
+        limit = mcu_stream.max_frames(self._req, self.target.name)
+        device = mcu_stream.DeviceSchedule.of(job, timer_hz)
+        first = self._run(sf.MODE_WITH, 1, timer_hz, 0.0)[0]
+        emit(mcu_stream.plan_message(job, device, staged.label, limit))
+        warm = self._warm_up(job, timer_hz, first[0])
+        emit({"v": PROTOCOL_VERSION, "type": "warmup", "loop_ns": warm})
+        service = device.work + mcu_stream.to_ticks(median_ns(warm, first[0]), timer_hz)
+        mcu_stream.StreamBatches(self._req, self.target.name, device, limit, self.timeout_s, cancel).run(emit, service)
+
+    def _model_on_device(self, job: AnyJob, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
         """MODEL_INFO of the job's model: the one loaded last over this link if the device still
         holds it (GET_TENSOR answers BAD_STATE after a reset), else uploaded (or built in) now."""
         if self._loaded is not None and self._loaded[0] == sha256(model):
@@ -204,70 +236,22 @@ class McuDriver:
                 if exc.code != "bad_state":
                     raise
                 log.info("%s: the device lost %s (reset?): loading it again", self.target.name, job.model.name)
-        self._fit_check(job.model, model, info)
+        fit_check(self.target.name, job.model, model, info, self.emulator is not None)
         return self._load_model(job, model, emit, info)
 
-    def _fit_check(self, path: Path, model: bytes, info: dict[str, Any]) -> None:
-        """Refuse before uploading what cannot fit, naming the limit and the fix."""
-        name = self.target.name
-        limit = int(info["max_model_bytes"])
-        builtin = bool(info["flags"] & sf.FLAG_BUILTIN)
-        if limit and len(model) > limit:
-            raise AgentError(f"{path.name} is {len(model)} bytes, larger than the {limit} bytes the device "
-                             "accepts; not uploading", code="model_too_large", target=name,
-                             hint="use a smaller or int8-quantized model, or a board with more flash"
-                                  + (" (max_model in targets.toml for the emulator)" if self.emulator else ""))
-        if not limit and not builtin:
-            raise AgentError("the device accepts no uploads and has no built-in model", code="unsupported",
-                             target=name, hint="flash firmware built with upload support")
-        arena = int(info["arena_bytes"])
-        if not arena:
-            return
-        fit = self._arena(path, model)
-        if fit is None:
-            return
-        # The host's TFLite Micro is a 64-bit build. An emulator running that same build on this
-        # host needs exactly as much. A 32-bit MCU needs less (pointers in the arena's structs
-        # halve) but never less than half (tensor data keeps its size): refuse only what surely
-        # cannot fit there, and let the device judge the rest.
-        need = fit.arena_bytes
-        same_build = bool(info["flags"] & sf.FLAG_EMULATED) and info["tflm_version"] == fit.tflm_version
-        floor = need if same_build else need // 2
-        if floor > arena:
-            how = "" if same_build else f" (a 32-bit MCU needs at least {floor})"
-            raise AgentError(f"{path.name} needs a {need}-byte TFLite Micro arena, measured on this host{how}; "
-                             f"the device has {arena} bytes; not uploading", code="arena_too_small", target=name,
-                             hint="raise arena in targets.toml (emulator) or the firmware's arena, or use a "
-                                  "smaller/int8 model")
-        if need > arena:
-            log.warning("%s: %s needs %d arena bytes on this 64-bit host, the device has %d; uploading, the "
-                        "device's 32-bit build may need less and will tell", name, path.name, need, arena)
-
-    def _arena(self, path: Path, model: bytes) -> ArenaFit | None:
-        """The model's TFLite Micro arena, measured once per model content in this process."""
-        digest = sha256(model)
-        with _ARENAS_LOCK:  # two boards checking one model wait for one measurement
-            if digest not in _ARENAS:
-                try:
-                    _ARENAS[digest] = measure_arena(path)
-                except HarnessError as exc:
-                    # The device is the judge of ops and types (its firmware may register more ops).
-                    log.info("%s: no arena pre-check for %s: %s", self.target.name, path.name, exc)
-                    _ARENAS[digest] = None
-            return _ARENAS[digest]
-
-    def _micro_model(self, job: Job, emit: Emit) -> bytes:
+    def _micro_model(self, job: AnyJob, emit: Emit) -> bytes:
         """The bytes to send (harness.models.micro: refused, or repaired and said so)."""
         model, repair = micro.for_micro(job.model, self.target.name)
         if repair is not None:
             emit({"v": PROTOCOL_VERSION, "type": "repair", **repair, "host_measured": True})
         return model
 
-    def _load_model(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
+    def _load_model(self, job: AnyJob, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
         """Load ``model``; a refusal that means TFLite Micro cannot run it is ``unsupported_model``."""
         self._loaded = None
         try:
-            minfo = self._upload_or_builtin(job, model, emit, info)
+            minfo = upload_or_builtin(self._req, self.link, self.target.name, job.model.name, model, emit, info,
+                                      self.timeout_s, self.baud)
         except AgentError as exc:
             unsupported = micro.refused(exc, job.model.name)
             if unsupported is None:
@@ -276,53 +260,12 @@ class McuDriver:
         self._loaded = (sha256(model), minfo)
         return minfo
 
-    def _upload_or_builtin(self, job: Job, model: bytes, emit: Emit, info: dict[str, Any]) -> dict[str, Any]:
-        digest = bytes.fromhex(sha256(model))
-        if info["flags"] & sf.FLAG_BUILTIN:
-            minfo = sf.unpack_model_info(self._req(sf.T.USE_BUILTIN, work_s=self.timeout_s,
-                                                   what="USE_BUILTIN").payload)
-            if minfo["sha256"] == digest:
-                log.info("%s: %s is the firmware's built-in model: no upload", self.target.name, job.model.name)
-                return minfo
-            if not info["max_model_bytes"]:
-                raise AgentError(f"the firmware's built-in model (sha256 {minfo['sha256'].hex()[:12]}) is not "
-                                 f"{job.model.name} (sha256 {digest.hex()[:12]}), and the device takes no "
-                                 "uploads", code="hash_mismatch", target=self.target.name,
-                                 hint=f"flash firmware built with {job.model.name}, or pass the model it has")
-        t0 = time.monotonic_ns()
-        reply = self._req(sf.T.UPLOAD_BEGIN, struct.pack("<I", len(model)) + digest, what="UPLOAD_BEGIN",
-                          reply_bytes=4)
-        max_chunk = min(struct.unpack("<I", reply.payload)[0], self.link.max_payload - 4)
-        offset = 0
-        while offset < len(model):
-            piece = model[offset:offset + max_chunk]
-            reply = self._req(sf.T.UPLOAD_CHUNK, struct.pack("<I", offset) + piece, reply_bytes=4,
-                              what=f"UPLOAD_CHUNK at byte {offset} of {job.model.name}")
-            (received,) = struct.unpack("<I", reply.payload)
-            if received < offset:
-                raise TransportError(f"the device went back to byte {received} of {job.model.name} during "
-                                     "the upload (did it reset?)", target=self.target.name,
-                                     hint="check the board's power and cable, then run again")
-            offset = received
-        upload_ns = time.monotonic_ns() - t0
-        minfo = sf.unpack_model_info(self._req(sf.T.UPLOAD_END, work_s=self.timeout_s,
-                                               what=f"UPLOAD_END of {job.model.name}").payload)
-        emit({"v": PROTOCOL_VERSION, "type": "push", "file": job.model.name, "what": "model",
-              "bytes": len(model), "ns": upload_ns, "host_measured": True,
-              "line_rate_bytes_per_s": self.baud / sf.BITS_PER_BYTE,
-              "retransmissions": self.link.retransmissions})
-        if minfo["sha256"] != digest:
-            raise AgentError(f"the device loaded a model with sha256 {minfo['sha256'].hex()[:12]}, not "
-                             f"{job.model.name} ({digest.hex()[:12]})", code="hash_mismatch",
-                             target=self.target.name, hint="flash the firmware that ships with harness")
-        return minfo
-
     def _tensor(self, which: int, index: int) -> dict[str, Any]:
         t = sf.unpack_tensor(self._req(sf.T.GET_TENSOR, bytes([which, index]), what="GET_TENSOR").payload)
         t["dtype_name"] = dtype_name(t["dtype"])
         return t
 
-    def _stage_inputs(self, job: Job, inputs: list[dict[str, Any]]) -> DeviceInputs:
+    def _stage_inputs(self, job: AnyJob, inputs: list[dict[str, Any]]) -> DeviceInputs:
         """Random inputs drawn on the device, or the file's samples with sample 0 staged."""
         path = job.plan.inputs
         if path is None:
@@ -392,7 +335,7 @@ class McuDriver:
               "serial": {"retransmissions": self.link.retransmissions, "crc_errors": self.link.decoder.crc_errors,
                          "discarded_bytes": self.link.decoder.discarded}})
 
-    def _warm_up(self, job: Job, timer_hz: int, first_ns: int) -> list[int]:
+    def _warm_up(self, job: AnyJob, timer_hz: int, first_ns: int) -> list[int]:
         """At least ``warmup`` iterations and ``warmup_time_s`` of device time, with Invoke."""
         plan = job.plan
         warm: list[int] = []
