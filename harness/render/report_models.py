@@ -15,10 +15,10 @@ from harness.render import plots
 from harness.render.analysis import profile_lines, profile_row_text, profile_title
 from harness.render.compare import comparison_grid, context, label, ordered, refusal, sentence
 from harness.render.grid import Column, Grid, Row, cell, name
-from harness.render.report_model import Entry, Figure, Material, Section, StoredRun
+from harness.render.report_model import Figure, Material, Section, StoredRun
 from harness.render.variants import comparison_grids, comparison_notes
 from harness.results import pairing
-from harness.results.compare import Pair, compare
+from harness.results.compare import Pair, Side, compare
 from harness.results.layers import LayerProfile, LayerRow
 from harness.results.variants import Judged
 
@@ -129,60 +129,71 @@ def _point(key: str, j: Judged) -> plots.Point:
                        s.accuracy.top1 if s.accuracy else None, j.collapse is not None)
 
 
-def comparison_pairs(m: Material, by: str | None) -> tuple[list[Pair], list[str]]:
+def comparison_pairs(m: Material, by: str | None, streams: bool = False) -> tuple[list[Pair], list[str]]:
     """Between the benchmark runs given (the first the baseline), or with ``by`` or a single run,
-    within each run: by board when it has several targets, else threads, else variant."""
-    runs = [r for r in m.benchmark_runs() if r.benchmarks]
+    within each run: by board when it has several targets, else threads, else variant. With
+    ``streams``, the same among the stream runs given (harness compare pairs streams so too)."""
+    runs = [r for r in (m.stream_runs() if streams else m.benchmark_runs()) if r.benchmarks]
+    what = "stream" if streams else "benchmark"
+
+    def of(run: StoredRun, recipes: bool = False) -> list[Side]:
+        return m.stream_sides(run) if streams else m.sides(run, recipes)
+
     pairs: list[Pair] = []
     notes: list[str] = []
     if len(runs) > 1 and by is None:
-        pairs, notes = pairing.across_runs(m.sides(runs[0]), [m.sides(r) for r in runs[1:]])
+        pairs, notes = pairing.across_runs(of(runs[0]), [of(r) for r in runs[1:]])
         if pairs:
             return pairs, notes
-        notes.append("the runs share no benchmark: each is compared within itself")
+        notes.append(f"the {what} runs share no {what}: each is compared within itself")
     for run in runs:
-        chosen = by or _auto_by(m.of(run))
+        chosen = by or _auto_by(of(run))
         if chosen is None:
-            notes.append(f"run {run.run_id}: one benchmark, nothing to compare it with")
+            notes.append(f"run {run.run_id}: one {what}, nothing to compare it with")
             continue
-        got, said = pairing.within(m.sides(run, recipes=chosen == "variant"), chosen)
+        got, said = pairing.within(of(run, recipes=chosen == "variant"), chosen)
         pairs += got
         notes += said
     return pairs, notes
 
 
-def _auto_by(entries: Sequence[Entry]) -> str | None:
+def _auto_by(sides: Sequence[Side]) -> str | None:
     for by, field in (("board", "target"), ("threads", "threads"), ("variant", "model_sha256")):
-        if len({getattr(e.summary.benchmark, field) for e in entries}) > 1:
+        if len({getattr(s.benchmark, field) for s in sides}) > 1:
             return by
     return None
 
 
-def comparison_section(m: Material, by: str | None = None, metric: str = "invoke") -> Section:
-    pairs, notes = comparison_pairs(m, by)
+def _comparisons(m: Material, by: str | None, metric: str, streams: bool
+                 ) -> tuple[list[tuple[str, Grid]], list[Figure], list[str], list[str]]:
+    """The table, figure, sentences and notes of the benchmark (or stream) comparisons."""
+    pairs, notes = comparison_pairs(m, by, streams)
     if not pairs:
-        return Section("comparison", "Comparisons", notes=(*notes, "nothing to compare: give two runs, or a run "
-                                                            "of several boards, thread counts or models"))
-    comparisons = ordered([compare(p, metric) for p in pairs])
-    keys = [f"c{n}" for n in range(1, len(comparisons) + 1)]
+        return [], [], [], notes
+    comparisons = ordered([compare(p, "latency" if streams else metric) for p in pairs])
+    prefix, suffix = ("sc", "-streams") if streams else ("c", "")
+    keys = [f"{prefix}{n}" for n in range(1, len(comparisons) + 1)]
     grid = comparison_grid(comparisons).with_keys(keys)
     ratios = [plots.Ratio(k, f"{context(c)}: {label(c, c.pair.candidate)} vs {label(c, c.pair.baseline)}",
                           c.ratio, c.ratio_ci, c.verdict) for k, c in zip(keys, comparisons, strict=True)
               if c.ratio is not None]
-    lines = tuple(sentence(c).plain if not c.refused else refusal(c) for c in comparisons)
-    figures = (Figure("comparison", plots.comparison(ratios), "Candidate / baseline with its 95 % interval (log "
-                      "scale): left of the line faster, right slower", "t-comparison", (("ratio", ("ratio",)),)),
-               ) if ratios else ()
+    lines = [sentence(c).plain if not c.refused else refusal(c) for c in comparisons]
+    what = "streams' latency from the schedule, " if streams else ""
+    figures = [Figure(f"comparison{suffix}", plots.comparison(ratios), f"Candidate / baseline ({what}95 % "
+                      "interval, log scale): left of the line faster, right slower", f"t-comparison{suffix}",
+                      (("ratio", ("ratio",)),))] if ratios else []
+    return [(f"t-comparison{suffix}", grid)], figures, lines, notes
+
+
+def comparison_section(m: Material, by: str | None = None, metric: str = "invoke") -> Section:
+    tables, figures, lines, notes = _comparisons(m, by, metric, streams=False)
+    if m.stream_runs():
+        more = _comparisons(m, by, metric, streams=True)
+        tables, figures, lines, notes = tables + more[0], figures + more[1], lines + more[2], notes + more[3]
+    if not tables:
+        return Section("comparison", "Comparisons", notes=(*notes, "nothing to compare: give two runs, or a run "
+                                                            "of several boards, thread counts or models"))
     return Section("comparison", "Comparisons, with their uncertainty", intro=(
         "harness compare's verdicts: tested on block medians (or run medians with --processes), never on "
-        "raw samples, which are correlated within a run.",), tables=(("t-comparison", grid),),
-        figures=figures, lines=lines, notes=tuple(notes))
-
-
-def stream_note(runs: Sequence[StoredRun]) -> Section | None:
-    """Runs of kinds this report does not show yet (stream and soak: issue 12) are named."""
-    other = [r for r in runs if r.kind not in ("benchmark", "profile")]
-    if not other:
-        return None
-    return Section("streams", "Streams and soak", notes=tuple(
-        f"run {r.run_id} is a {r.kind} run: this harness does not draw {r.kind} runs yet" for r in other))
+        "raw samples, which are correlated within a run; streams on the medians of each tenth of their "
+        "schedule.",), tables=tuple(tables), figures=tuple(figures), lines=tuple(lines), notes=tuple(notes))

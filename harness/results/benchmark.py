@@ -78,7 +78,7 @@ from typing import Any
 from harness.errors import MeasurementError
 
 SCHEMA_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5)  # what this harness reads back (store.read_record)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)  # what this harness reads back (store.read_record)
 
 
 @dataclass(frozen=True)
