@@ -3,7 +3,10 @@
 - a real benchmark run on ``local`` of the digits classifier and its int8 variant (made by
   `harness quantize`, so its recipe file names the base), with the evaluation pass (``--eval``),
   on a target that declares its price and power;
-- a real profile run of the digits classifier on ``local`` (`harness analyze --profile`);
+- two real profile runs on ``local`` (`harness analyze --profile`) of a millisecond-scale model
+  with tiny ops among big ones (tests/modelkit.py deep_cnn, as tests/test_profile_e2e.py): one
+  adaptive with XNNPACK off (its stop reason and the sum check's SE; its tiny ops, a RESHAPE among
+  them, come out below resolution), one of fixed --rounds with XNNPACK on (partitions as rows);
 - a run of two boards and two models written with the real result store (tests/comparekit.py),
   whose samples are known exactly: every Invoke takes INVOKE_NS[target, model], every loop
   without Invoke OVERHEAD_NS, so the report's figures can be checked against arithmetic.
@@ -21,6 +24,7 @@ import pytest
 from harness.cli import main
 from tests.agentrun import DIGITS, QUICK
 from tests.comparekit import Bench, steady, write_run
+from tests.modelkit import deep_cnn
 
 DIGITS_TEST = DIGITS.with_name("digits_test.npz")
 INVOKE_NS = {("rpi", "kws.tflite"): 200_000, ("rpi", "net.tflite"): 900_000,
@@ -30,6 +34,7 @@ FACTS = {"rpi": {"kind": "ssh", "description": "a Pi-class board", "ram_bytes": 
                  "price_usd": 60.0, "power_w": 6.0, "idle_power_w": 2.5},
          "mcu": {"kind": "serial", "description": "an MCU-class board", "ram_bytes": 512 << 10,
                  "flash_bytes": 2 << 20, "price_usd": 8.0, "power_w": 0.25, "idle_power_w": None}}
+PROFILE_BOUND_S = 6  # the adaptive profile's time bound (it may stop earlier, stable)
 LOCAL_FACTS = 'price_usd = 600\npower_w = 65\nidle_power_w = 20\n'
 
 
@@ -37,12 +42,13 @@ LOCAL_FACTS = 'price_usd = 600\npower_w = 65\nidle_power_w = 20\n'
 class Runs:
     results: Path
     benchmark: str  # the real local run (base and int8 variant, with --eval)
-    profile: str  # the real profile run
+    profile: str  # the real adaptive profile run, XNNPACK off
+    fused: str  # the real profile run with XNNPACK on
     boards: str  # the constructed two-board run
 
     @property
     def all(self) -> list[str]:
-        return [self.benchmark, self.profile, self.boards]
+        return [self.benchmark, self.profile, self.fused, self.boards]
 
 
 def constructed(results: Path) -> Path:
@@ -68,14 +74,18 @@ def report_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     assert main(["run", "--targets", str(targets), "--model", str(DIGITS), "--model", str(int8),
                  "--eval", str(DIGITS_TEST), *QUICK, "--results", str(results)]) == 0
     benchmark = _latest(results, "benchmark")
-    assert main(["analyze", str(DIGITS), "--targets", str(targets), "--profile", "local", "--rounds", "4",
-                 "--results", str(results)]) == 0
+    deep = deep_cnn(tmp / "deep.tflite", blocks=8, lrn_after=3)
+    assert main(["analyze", str(deep), "--targets", str(targets), "--profile", "local", "--max-time",
+                 str(PROFILE_BOUND_S), "--results", str(results)]) == 0
     profile = _latest(results, "profile")
-    return Runs(results, benchmark, profile, constructed(results).name)
+    assert main(["analyze", str(deep), "--targets", str(targets), "--profile", "local", "--xnnpack", "on",
+                 "--rounds", "3", "--results", str(results)]) == 0
+    return Runs(results, benchmark, profile, _latest(results, "profile", (profile,)), constructed(results).name)
 
 
-def _latest(results: Path, kind: str) -> str:
-    runs = [p.parent for p in results.glob("*/run.json") if json.loads(p.read_text()).get("kind") == kind]
+def _latest(results: Path, kind: str, seen: tuple[str, ...] = ()) -> str:
+    runs = [p.parent for p in results.glob("*/run.json")
+            if json.loads(p.read_text()).get("kind") == kind and p.parent.name not in seen]
     return max(runs, key=lambda p: p.stat().st_mtime).name
 
 

@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from harness.render.energy import millijoules
+from harness.render.energy import watts as watts_text
+from harness.render.table import rate
 from tests.agentrun import AGENT, DIGITS, KWS, board_env, json_objects
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "power"
@@ -134,8 +137,11 @@ def test_a_stand_in_vcgencmd_is_read_only_inside_the_power_windows(tmp_path: Pat
     (table,) = (tmp_path / "csv").glob("*efficiency.csv")
     header, row = list(csvlib.reader(io.StringIO(table.read_text(encoding="utf-8"))))[:2]
     cells = dict(zip(header, row, strict=True))
-    assert cells["source"] == "measured" and cells["price"] == "$80" and cells["power"] == f"{e['active_w']:.3g} W"
-    assert cells["mj"] == f"{e['per_inference_mj']:.3g} mJ"
+    # under the terminal's energy table's names (harness.render.energy), as in the terminal
+    assert cells["source"] == "measured" and cells["price"] == "80.00"
+    assert cells["watts"] == f"{watts_text(e['active_w'])} / {watts_text(e['idle_w'])}"
+    assert cells["inference"] == millijoules(e["per_inference_mj"])
+    assert cells["ips_per_usd"] == rate(o["cost"]["ips_per_usd"])
 
 
 @pytest.mark.parametrize("power, env, words", [

@@ -7,6 +7,8 @@ renderables and never prints: the CLI decides where they go (stdout).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 
@@ -14,7 +16,7 @@ from harness.models.analysis import SCHEME_DESCRIPTIONS, ModelAnalysis, OpInfo
 from harness.models.arena import ArenaFit, FitRow
 from harness.models.precision import SMALL_WEIGHTS, weight_elements
 from harness.render.text import plain
-from harness.results.layers import LayerProfile
+from harness.results.layers import LayerProfile, LayerRow
 
 
 def human_count(value: float | None) -> str:
@@ -137,30 +139,56 @@ def human_ns(ns: float) -> str:
     return f"{ns:.0f} ns"
 
 
+@dataclass(frozen=True)
+class ProfileRowText:
+    """One row of a profile as every view shows it (the terminal's table, the report's):
+    ``time`` "< upper end" (or "~0") and ``share`` "~0" for a row below resolution, never a
+    negative time; ``ratio`` its time share over its FLOPs share."""
+
+    index: str
+    label: str
+    time: str
+    interval: str
+    share: str
+    flops_share: str
+    ratio: str
+    resolved: bool
+
+
+def profile_row_text(row: LayerRow) -> ProfileRowText:
+    ratio = (f"{row.time_share / row.flops_share:.2f}x"
+             if row.flops_share else ("unknown" if row.flops is None else "no FLOPs"))
+    interval = "" if row.interval_ns is None else f"{human_ns(row.interval_ns[0])} … {human_ns(row.interval_ns[1])}"
+    if row.resolved:
+        time, share = human_ns(row.ns), f"{100 * row.time_share:.1f}"
+    else:
+        assert row.interval_ns is not None  # only a row with an interval is below resolution
+        upper = row.interval_ns[1]
+        time, share, ratio = (f"< {human_ns(upper)}" if upper > 0 else "~0"), "~0", ""
+    index = str(row.first) if row.first == row.last else f"{row.first}–{row.last}"
+    return ProfileRowText(index, row.label(), time, interval, share,
+                          "unknown" if row.flops_share is None else f"{100 * row.flops_share:.1f}", ratio,
+                          row.resolved)
+
+
+def profile_title(p: LayerProfile, shown: int) -> str:
+    """"MODEL on TARGET: heaviest 10 of 29 layers (RUNTIME, 1 thread(s), XNNPACK off, wall clock)"."""
+    what = "rows" if any(row.fused for row in p.groups) else "layers"
+    return (f"{p.model} on {p.target}: heaviest {shown} of {len(p.groups)} {what} "
+            f"({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, {p.clock} clock)")
+
+
 def profile_table(p: LayerProfile, top: int = 10) -> Table:
     """The heaviest rows (an op, or a delegate partition as one row): measured time with its 95 %
-    interval and share, next to the row's share of the FLOPs; a row below resolution reads
-    "< upper end" of its interval (never a negative time)."""
+    interval and share, next to the row's share of the FLOPs (``profile_row_text``)."""
     rows = p.heaviest_rows(top)
-    what = "rows" if any(row.fused for row in p.groups) else "layers"
-    table = Table(title=plain(f"{p.model} on {p.target}: heaviest {len(rows)} of {len(p.groups)} {what} "
-                              f"({p.runtime}, {p.threads} thread(s), XNNPACK {'on' if p.xnnpack else 'off'}, "
-                              f"{p.clock} clock)"), title_justify="left")
+    table = Table(title=plain(profile_title(p, len(rows))), title_justify="left")
     for name in ("#", "op", "time", "95 % interval", "time %", "FLOPs %", "time/FLOPs"):
         table.add_column(name, justify="left" if name == "op" else "right")
     for row in rows:
-        ratio = (f"{row.time_share / row.flops_share:.2f}x"
-                 if row.flops_share else ("unknown" if row.flops is None else "no FLOPs"))
-        interval = "" if row.interval_ns is None else f"{human_ns(row.interval_ns[0])} … {human_ns(row.interval_ns[1])}"
-        if row.resolved:
-            time, share, style = human_ns(row.ns), f"{100 * row.time_share:.1f}", None
-        else:
-            assert row.interval_ns is not None  # only a row with an interval is below resolution
-            upper = row.interval_ns[1]
-            time, share, ratio, style = (f"< {human_ns(upper)}" if upper > 0 else "~0"), "~0", "", "dim"
-        index = str(row.first) if row.first == row.last else f"{row.first}–{row.last}"
-        table.add_row(index, plain(row.label()), time, interval, share,
-                      "unknown" if row.flops_share is None else f"{100 * row.flops_share:.1f}", ratio, style=style)
+        t = profile_row_text(row)
+        table.add_row(t.index, plain(t.label), t.time, t.interval, t.share, t.flops_share, t.ratio,
+                      style=None if t.resolved else "dim")
     return table
 
 

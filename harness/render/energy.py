@@ -47,7 +47,7 @@ def energy_rows(summaries: Sequence[BenchmarkSummary]) -> list[dict[str, Any]]:
     ips_per_usd, rate_hz, busy_fraction, average_w, sustainable."""
     rows = []
     for s in summaries:
-        if s.energy is None and s.cost is None and s.duty is None:
+        if not has_figures(s):
             continue
         b, e, c, d = s.benchmark, s.energy, s.cost, s.duty
         rows.append({
@@ -63,6 +63,11 @@ def energy_rows(summaries: Sequence[BenchmarkSummary]) -> list[dict[str, Any]]:
             "average_w": d.average_w if d else None, "sustainable": d.sustainable if d else None,
         })
     return rows
+
+
+def has_figures(s: BenchmarkSummary) -> bool:
+    """Whether the benchmark has a row in the energy table (an energy, cost or duty figure)."""
+    return s.energy is not None or s.cost is not None or s.duty is not None
 
 
 def millijoules(mj: float | None) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from harness.errors import ConfigError
 INSTALL = "pip install 'harness[report]' (or: pip install matplotlib)"
 ROW_IN = 0.3  # figure height per row, inches
 WIDTH_IN = 9.0
+LABEL_CHARS = 60  # a row label longer than this is wrapped
 COLORS = ("#4472c4", "#ed7d31", "#70ad47", "#a05195", "#ffc000", "#5b9bd5", "#9e480e", "#636363")
 INVOKE, REST = "#4472c4", "#c9c9c9"
 VERDICT_COLORS = {"faster": "#2e7d32", "slower": "#c62828"}
@@ -72,11 +74,13 @@ class Split:
 @dataclass(frozen=True)
 class Bars:
     """One row of a figure of paired bars (a layer's time and FLOPs shares; a board's inferences
-    per joule and per dollar): ``values`` by part, None where that part has no figure."""
+    per joule and per dollar): ``values`` by part, None where that part has no figure. A part in
+    ``bounds`` is an upper bound, not a figure (a layer below resolution: "< x"), drawn hollow."""
 
     key: str
     label: str
     values: dict[str, float | None]
+    bounds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def _tex(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def _figure(rows: int, panels: int = 1, extra_in: float = 1.2, sharey: bool = True) -> tuple[Any, list[Any]]:
+def _figure(rows: float, panels: int = 1, extra_in: float = 1.2, sharey: bool = True) -> tuple[Any, list[Any]]:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(WIDTH_IN, extra_in + ROW_IN * max(rows, 1)), layout="constrained")
@@ -216,13 +220,22 @@ def paired_bars(name: str, rows: Sequence[Bars], parts: Sequence[tuple[str, str]
     for n, (part, text) in enumerate(parts):
         ax = axes[n] if panels else axes[0]
         offset = 0 if panels else (n - (len(parts) - 1) / 2) * height
-        labelled = False  # the part's first bar names it in the legend
+        labelled = bounded = False  # the part's first bar (and first bound) names it in the legend
         for y, r in zip(ys, rows, strict=True):
             v = r.values.get(part)
-            if v is not None:
-                ax.barh([y + offset], [v], height=height * 0.9, color=COLORS[n % len(COLORS)],
-                        label=None if labelled else text)[0].set_gid(f"mark--{r.key}--{part}")
+            if v is None:
+                continue
+            color = COLORS[n % len(COLORS)]
+            if part in r.bounds:  # at most this much: an outline from 0 to the bound
+                bar = ax.barh([y + offset], [max(v, 0.0)], height=height * 0.9, facecolor="none", edgecolor=color,
+                              hatch="///", linewidth=0.8, label=None if bounded else f"{text}: below resolution, "
+                              "at most this")[0]
+                bounded = True
+            else:
+                bar = ax.barh([y + offset], [v], height=height * 0.9, color=color,
+                              label=None if labelled else text)[0]
                 labelled = True
+            bar.set_gid(f"mark--{r.key}--{part}")
         if log:
             _log_axis(ax)
         ax.set_xlabel(text if panels else xlabel, fontsize=9)
@@ -268,8 +281,9 @@ def tradeoff(points: Sequence[Point], name: str = "tradeoff") -> str:
 def comparison(rows: Sequence[Ratio]) -> str:
     """Each comparison's ratio (candidate / baseline; above 1: slower) with its 95 % interval, on
     a log axis around 1."""
-    fig, (ax,) = _figure(len(rows))
-    ys = _rows(ax, [r.label for r in rows])
+    labels = [textwrap.fill(r.label, LABEL_CHARS) for r in rows]  # a long one would run off the figure
+    fig, (ax,) = _figure(sum(1 + 0.6 * label.count("\n") for label in labels))
+    ys = _rows(ax, labels)
     ax.axvline(1.0, color="#555555", linewidth=0.8)
     for y, r in zip(ys, rows, strict=True):
         color = VERDICT_COLORS.get(r.verdict, "#757575")

@@ -10,8 +10,8 @@ tried one would say so in its console. Reproducible: the same runs give the same
 generation time is written; each run's own times are in its table).
 
 Sections, in order (SECTIONS): runs and boards, results, latency distributions, the bottleneck,
-per-layer time, variants, efficiency, comparisons; then any runs of kinds not drawn yet (streams
-and soak, issue 12, add their section builders to SECTIONS).
+per-layer time, variants, efficiency, comparisons (of benchmarks, and of streams), and streams
+(harness.render.report_streams) when stream runs are given.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from harness.render.report_benchmarks import (
     results_section,
 )
 from harness.render.report_model import Material, Section
-from harness.render.report_models import comparison_section, layers_section, stream_note, variants_section
+from harness.render.report_models import comparison_section, layers_section, variants_section
 from harness.render.report_runs import runs_section
+from harness.render.report_streams import streams_section
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ SECTIONS: tuple[Builder, ...] = (
     lambda m, o: variants_section(m),
     lambda m, o: efficiency_section(m),
     lambda m, o: comparison_section(m, o.by, o.metric),
-    lambda m, o: stream_note(m.runs),
+    lambda m, o: streams_section(m),
 )
 
 
@@ -74,7 +75,7 @@ caption { text-align: left; font-weight: 600; padding: .3em 0; }
 th, td { padding: 3px 9px; border-bottom: 1px solid #e6e6e6; vertical-align: top; }
 th { background: #f4f5f7; border-bottom: 1px solid #bbb; } th.left, td.left { text-align: left; } td.left { max-width: 32em; overflow-wrap: break-word; }
 th.right, td.right { text-align: right; white-space: nowrap; }
-tr.s-red td { background: #fdecea; } tr.s-yellow td { background: #fff8e1; }
+tr.s-red td { background: #fdecea; } tr.s-dim td { color: #888; } tr.s-yellow td { background: #fff8e1; }
 td.s-red { color: #c62828; } td.s-green { color: #2e7d32; } td.s-yellow { color: #8d6e00; }
 ul.legend { margin: .3em 0 0; padding-left: 1.2em; color: #555; font-size: 12px; }
 figure { margin: 1em 0 1.6em; max-width: 1100px; } figure svg { width: 100%; height: auto; display: block; }
@@ -104,10 +105,8 @@ def _section_html(s: Section) -> list[str]:
     else:  # a long list (benchmarks without a counterpart) folded, so the figures stay in view
         out.append(f"<details><summary>{len(s.notes)} notes</summary><ul>"
                    + "".join(f"<li>{_prose(n)}</li>" for n in s.notes) + "</ul></details>")
-    figures = {f.table: f for f in s.figures}
     for table_id, grid in s.tables:
-        fig = figures.get(table_id)
-        if fig is not None:  # the figure first, its table (the data it claims) right under it
+        for fig in (f for f in s.figures if f.table == table_id):  # figures first, their table right under them
             out.append(f'<figure data-figure="{fig.name}" data-table="{table_id}" data-marks="{_marks(fig.marks)}">'
                        f"{plots.inline(fig.svg, fig.name)}<figcaption>{html.escape(fig.caption)}</figcaption></figure>")
         out.append(html_table.render(grid, table_id))

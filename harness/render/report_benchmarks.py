@@ -2,21 +2,21 @@
 picture, and throughput per watt and per dollar. Each row of a table is one benchmark, keyed by
 its Entry's key, and each figure marks the same keys (harness.render.plots).
 
-Energy and cost are the summary's own (harness.results.energy): the power measured on the board
-by its power reader, else the power targets.toml declares, each row saying which (``measured`` or
-``declared``), and the declared price. Energy per inference is the active power over the median
-Invoke time, less the idle power where it is known (the energy the inference adds over an idle
-board); inferences per joule is per watt of the board's active power, 1 / median Invoke over it.
+Energy and cost are the energy table of `harness run` (harness.render.energy over the summary's
+harness.results.energy figures): the power measured on the board by its power reader, else the
+power targets.toml declares, each row saying which (``measured`` or ``declared``); energy per
+inference and per loop; inferences per second per dollar (``ips_per_usd``: loops per second with
+Invoke over the declared price), under the terminal's names.
 """
 
 from __future__ import annotations
 
 from harness import stats
 from harness.render import plots
+from harness.render.energy import energy_grid, energy_rows, has_figures
 from harness.render.grid import Column, Grid, Row, cell, name, words
 from harness.render.report_model import Entry, Figure, Material, Section
-from harness.render.table import duration, rate, results_grid
-from harness.results.energy import MEASURED
+from harness.render.table import duration, results_grid
 from harness.results.summary import advice, share_text, speedup
 
 DASH = "–"
@@ -104,54 +104,27 @@ def bottleneck_section(m: Material) -> Section:
         tables=(("t-bottleneck", grid),), figures=(fig,))
 
 
-def _efficiency_row(e: Entry) -> tuple[Row, plots.Bars] | None:
-    s = e.summary
-    used, price = s.energy, s.cost.price_usd if s.cost else None
-    power = used.active_w if used else None
-    if s.invoke is None or not s.invoke.median or (power is None and price is None):
-        return None
-    ips = 1e9 / s.invoke.median
-    per_joule = ips / power if power else None
-    mj = used.per_inference_mj if used else None
-    per_dollar = ips / price if price else None
-    loops = s.throughput_ips
-    row = Row((*_keys(e), cell(duration(s.invoke.median)), cell(rate(ips)), cell(_num(power, "W")),
-               cell(_num(mj, "mJ", 3)), cell(rate(per_joule) if per_joule else DASH), cell(_num(price, "$")),
-               cell(rate(per_dollar) if per_dollar else DASH),
-               cell(rate(loops / price) if loops and price else DASH), cell(used.source if used else DASH)),
-              key=e.key)
-    return row, plots.Bars(e.key, e.label, {"watt": per_joule, "dollar": per_dollar})
-
-
-def _num(x: float | None, unit: str, digits: int = 3) -> str:
-    if x is None:
-        return DASH
-    return f"${x:,.{digits}g}" if unit == "$" else f"{x:.{digits}g} {unit}"
-
-
 def efficiency_section(m: Material) -> Section:
-    built = [r for e in m.entries if (r := _efficiency_row(e)) is not None]
-    if not built:
+    """The energy table of `harness run` and `harness show` (harness.render.energy), every column,
+    one row per benchmark keyed as elsewhere in the report: the same figures under the same names
+    as the terminal and ``--json`` (``energy``, ``cost.ips_per_usd``), and a figure of two of them."""
+    entries = [e for e in m.entries if has_figures(e.summary)]
+    grid = energy_grid([e.summary for e in entries], "Energy and cost")
+    if grid is None:
         return Section("efficiency", "Throughput per watt and per dollar", notes=(
             "no target of these runs has a power reader, power_w or price_usd: add them to its "
             "[targets.NAME] in targets.toml (they are stored with the next run)",))
-    measured = any(e.summary.energy and e.summary.energy.source == MEASURED for e in m.entries)
-    how = "measured or declared power" if measured else "declared power"
-    columns = (*KEYS, Column("invoke", "Invoke"), Column("ips", "Inferences/s"), Column("power", "Power"),
-               Column("mj", "Energy/inference"), Column("per_joule", "Inferences/J"), Column("price", "Price"),
-               Column("per_dollar", "Inferences/s per $"), Column("loops_dollar", "Loops/s per $"),
-               Column("source", "Source", "left"))
-    grid = Grid(columns, tuple(r for r, _ in built), f"Energy and cost ({how}, declared price)", (
-        "Inferences/s = 1 / median Invoke; Inferences/J = that over the active power",
-        "Energy/inference = (active - idle power, where known) x median Invoke: what an inference adds",
-        *(("measured: mean power on the board while Invoking back to back, and while idle (its power "
-           "reader, targets.toml power)",) if measured else ()),
-        "declared: figures from targets.toml (power_w, idle_power_w, price_usd), not measured on the board"))
+    rows = energy_rows([e.summary for e in entries])
+    bars = [plots.Bars(e.key, e.label, {"inference": r["per_inference_mj"], "ips_per_usd": r["ips_per_usd"]})
+            for e, r in zip(entries, rows, strict=True)]
     fig = Figure("efficiency", plots.paired_bars(
-        "efficiency", [b for _, b in built], (("watt", f"inferences per joule ({how})"),
-                                              ("dollar", "inferences/s per dollar of board")),
-        "", log=True, panels=True), f"Inferences per joule and per second per dollar, from {how} and "
-        "price (log scales)", "t-efficiency", (("watt", ("per_joule",)), ("dollar", ("per_dollar",))))
+        "efficiency", bars, (("inference", "mJ / inference (lower is better)"),
+                             ("ips_per_usd", "Inf/s per $ (higher is better)")), "", log=True, panels=True),
+        "The energy an inference adds, and inferences per second per dollar of board (loops per second with "
+        "Invoke over the price, as the table beside it), log scales", "t-efficiency",
+        (("inference", ("inference",)), ("ips_per_usd", ("ips_per_usd",))))
     return Section("efficiency", "Throughput per watt and per dollar", intro=(
-        f"What a board costs per inference, in energy and in money, from the {how} of each board and "
-        "the price its targets.toml entry declares.",), tables=(("t-efficiency", grid),), figures=(fig,))
+        "What a board costs per inference, in energy and in money: the energy table of `harness run`, "
+        "its figures those of `--json` (`energy`, `cost`). Throughput per watt is the inverse of the energy "
+        "per inference (inferences per joule = 1000 / mJ per inference).",),
+        tables=(("t-efficiency", grid.with_keys([e.key for e in entries])),), figures=(fig,))

@@ -3,7 +3,8 @@
 ``load(paths)`` reads each run as `harness show` does (harness.results.store, .summary, .layers):
 benchmark runs give one ``Entry`` per benchmark, each with a key (``b1``, ``b2``, ... in report
 order) that its table rows and its figures' marks share; profile runs give their stored profiles,
-recomputed from their raw rounds. Nothing here touches a board.
+recomputed from their raw rounds; stream runs (`harness stream`, `harness soak`) their streams,
+whose figures harness.results.stream recomputes from the raw frames. Nothing here touches a board.
 
 A ``Section`` is prose, tables (harness.render.grid) and figures (harness.render.plots, SVG); a
 ``Figure`` names the table it draws and the marks it holds per row (``marks``), so that a
@@ -21,9 +22,10 @@ from harness.errors import ConfigError
 from harness.models.recipes import Recipe
 from harness.render.grid import Grid
 from harness.render.table import label
-from harness.results import store
+from harness.results import store, stream_store
 from harness.results.compare import Side, sides, variant_recipes
 from harness.results.layers import ProfileRecord, stored_profiles
+from harness.results.stream import StreamRecord
 from harness.results.summary import BenchmarkSummary, summarize
 from harness.results.variants import VariantInfo, VariantSet
 
@@ -57,10 +59,18 @@ class Material:
     runs: tuple[StoredRun, ...]
     entries: tuple[Entry, ...]
     profiles: tuple[tuple[StoredRun, ProfileRecord], ...]
+    streams: tuple[tuple[StoredRun, StreamRecord], ...] = ()
     _recipes: dict[Path, dict[str, Recipe]] = field(default_factory=dict, compare=False, repr=False)
 
     def benchmark_runs(self) -> list[StoredRun]:
         return [r for r in self.runs if r.kind == "benchmark"]
+
+    def stream_runs(self) -> list[StoredRun]:
+        return [r for r in self.runs if r.kind == "stream"]
+
+    def stream_sides(self, run: StoredRun) -> list[Side]:
+        """The streams of ``run`` as harness compare's sides, in the run's matrix order."""
+        return sides(run.meta, [r for owner, r in self.streams if owner is run], run.run_id)
 
     def of(self, run: StoredRun) -> list[Entry]:
         """The entries of ``run``, in the order its files were read."""
@@ -93,7 +103,9 @@ class Figure:
     """An SVG figure (harness.render.plots) of the table ``table`` (an id in its section).
     ``marks``: (part, columns) pairs: each row of that table has one mark of ``part`` when its
     cells in ``columns`` all hold a figure (a digit: not "–", "failed" or "unsupported"); with no
-    columns, every row has one."""
+    columns, every row has one. A column written ``#col`` counts: a row has a mark when its
+    ``col`` cell is a count above 0, and that mark holds as many points (markers) as it says
+    (a stream's frames in a window, its misses)."""
 
     name: str
     svg: str
@@ -119,6 +131,7 @@ def load(paths: Sequence[Path]) -> Material:
     runs: list[StoredRun] = []
     entries: list[Entry] = []
     profiles: list[tuple[StoredRun, ProfileRecord]] = []
+    streams: list[tuple[StoredRun, StreamRecord]] = []
     several = sum(store.run_kind(store.load_meta(p)) == "benchmark" for p in paths) > 1
     for path in paths:
         meta = store.load_meta(path)
@@ -134,10 +147,14 @@ def load(paths: Sequence[Path]) -> Material:
             records = stored_profiles(path)
             run = StoredRun(path, meta, kind, len(records))
             profiles += [(run, r) for r in records]
-        else:  # stream and soak runs (issue 12) are listed; their sections come with them
-            run = StoredRun(path, meta, kind, len(store.records(path, kind)) if kind in store.FOLDERS else 0)
+        elif kind == "stream":  # harness stream and harness soak
+            _, measured = stream_store.load_streams(path)
+            run = StoredRun(path, meta, kind, len(measured))
+            streams += [(run, r) for r in measured]
+        else:  # a kind this harness does not know: listed with the runs
+            run = StoredRun(path, meta, kind, 0)
         if not meta and not run.benchmarks:
             raise ConfigError(f"{path} is not a stored run (no run.json and no records)",
                               hint="pass run ids or directories under --results")
         runs.append(run)
-    return Material(tuple(runs), tuple(entries), tuple(profiles))
+    return Material(tuple(runs), tuple(entries), tuple(profiles), tuple(streams))

@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.render import plots
-from harness.render.analysis import human_count
+from harness.render.analysis import profile_lines, profile_row_text, profile_title
 from harness.render.compare import comparison_grid, context, label, ordered, refusal, sentence
 from harness.render.grid import Column, Grid, Row, cell, name
-from harness.render.report_model import Entry, Figure, Material, Section, StoredRun
-from harness.render.table import duration, percent
+from harness.render.report_model import Figure, Material, Section, StoredRun
 from harness.render.variants import comparison_grids, comparison_notes
 from harness.results import pairing
-from harness.results.compare import Pair, compare
-from harness.results.layers import LayerProfile
+from harness.results.compare import Pair, Side, compare
+from harness.results.layers import LayerProfile, LayerRow
 from harness.results.variants import Judged
 
 TOP = 10
@@ -28,6 +27,9 @@ DASH = "–"
 
 
 def layers_section(m: Material, top: int = TOP) -> Section:
+    """Each stored profile's heaviest rows (an op, or an XNNPACK partition) with the sum check, its
+    SE and why the rounds stopped: what `harness analyze --profile` and `harness show` print
+    (harness.render.analysis), as a table and a figure of time share against FLOPs share."""
     profiled = [r.profile for _, r in m.profiles if r.profile is not None]
     if not profiled:
         return Section("layers", "Per-layer time", notes=(
@@ -35,39 +37,53 @@ def layers_section(m: Material, top: int = TOP) -> Section:
             "pass its id to harness report with the benchmark runs",))
     tables, figures = [], []
     for n, p in enumerate(profiled, 1):
-        grid = _layers_grid(p, top, f"p{n}")
-        tables.append((f"t-layers-{n}", grid))
-        bars = [plots.Bars(f"p{n}-op{layer.index}", f"{layer.index} {layer.type}",
-                           {"time": 100 * layer.time_share,
-                            "flops": None if layer.flops_share is None else 100 * layer.flops_share})
-                for layer in p.heaviest(top)]
+        rows = p.heaviest_rows(top)
+        tables.append((f"t-layers-{n}", _layers_grid(p, rows, f"p{n}")))
+        bars = [plots.Bars(_row_key(f"p{n}", row), row.label() if row.fused else f"{row.first} {row.label()}",
+                           {"time": 100 * _time_share(p, row),
+                            "flops": None if row.flops_share is None else 100 * row.flops_share},
+                           frozenset() if row.resolved else frozenset({"time"})) for row in rows]
         figures.append(Figure(f"layers-{n}", plots.paired_bars(
-            f"layers-{n}", bars, (("time", "share of the layers' time"), ("flops", "share of the model's FLOPs")),
-            "% of the model"), f"The {len(bars)} heaviest layers of {p.model.rsplit('/', 1)[-1]} on {p.target}: "
-            "time share against FLOPs share", f"t-layers-{n}", (("time", ()), ("flops", ("flops_share",)))))
+            f"layers-{n}", bars, (("time", "share of the rows' time"), ("flops", "share of the model's FLOPs")),
+            "% of the model"), f"The {len(bars)} heaviest rows of {p.model.rsplit('/', 1)[-1]} on {p.target}: "
+            "time share against FLOPs share; hatched: below resolution, drawn to the upper end of its 95 % "
+            "interval", f"t-layers-{n}", (("time", ()), ("flops", ("flops_share",)))))
     return Section("layers", "Per-layer time", intro=(
-        "From stored profile runs, recomputed from their raw rounds (harness.results.layers). A layer "
-        "whose time share is far above its FLOPs share is slower per FLOP than the model's average: "
-        "the place to look first.",), tables=tuple(tables), figures=tuple(figures))
+        "From stored profile runs, recomputed from their raw rounds (harness.results.layers), as `harness "
+        "show` prints them: one row per op, or per XNNPACK partition when the delegate fused ops. A row "
+        "whose time share is far above its FLOPs share is slower per FLOP than the model's average: the "
+        "place to look first. A row below resolution (its 95 % interval reaches zero) reads \"< x\".",),
+        tables=tuple(tables), figures=tuple(figures))
 
 
-def _layers_grid(p: LayerProfile, top: int, prefix: str) -> Grid:
-    columns = (Column("op", "Op"), Column("type", "Type", "left"), Column("time", "Time"),
-               Column("time_share", "Time share"), Column("flops", "FLOPs"), Column("flops_share", "FLOPs share"),
-               Column("gflops", "GFLOP/s"))
-    rows = [Row((cell(str(layer.index)), name(layer.type), cell(duration(layer.ns)), cell(percent(layer.time_share)),
-                 cell(human_count(layer.flops) if layer.flops is not None else DASH),
-                 cell(percent(layer.flops_share) if layer.flops_share is not None else DASH),
-                 cell(f"{layer.flops / layer.ns:.3g}" if layer.flops and layer.ns > 0 else DASH)),
-                key=f"{prefix}-op{layer.index}") for layer in p.heaviest(top)]
-    model = p.model.rsplit("/", 1)[-1]
-    se = f" ± {100 * p.sum_check_se:.1f} %" if p.sum_check_se == p.sum_check_se else ""
-    legend = (f"{len(p.layers)} layers; overhead {duration(p.overhead_ns)} + layers {duration(p.sum_ns)} vs whole "
-              f"model {duration(p.whole_ns)}: sum check {100 * p.sum_check:+.1f} %{se}", f"method: {p.method}, clock "
-              f"{p.clock}; run {p.run_id}", *p.notes)
-    title = (f"{model} on {p.target} ({p.runtime}, {p.threads} thread{'s' if p.threads > 1 else ''}, "
-             f"XNNPACK {'on' if p.xnnpack else 'off'}): the {len(rows)} heaviest layers")
-    return Grid(columns, tuple(rows), title, legend)
+def _row_key(prefix: str, row: LayerRow) -> str:
+    return f"{prefix}-op{row.first}" + (f"-{row.last}" if row.last > row.first else "")
+
+
+def _time_share(p: LayerProfile, row: LayerRow) -> float:
+    """The row's share of the rows' time; below resolution, the share its interval's upper end
+    would have (at most this), 0 when even that is not above zero."""
+    if row.resolved or row.interval_ns is None:
+        return row.time_share
+    return max(row.interval_ns[1], 0.0) / p.sum_ns if p.sum_ns > 0 else 0.0
+
+
+LAYER_COLUMNS = (Column("op", "#"), Column("type", "Op", "left"), Column("time", "Time"),
+                 Column("interval", "95 % interval"), Column("time_share", "Time %"),
+                 Column("flops_share", "FLOPs %"), Column("ratio", "Time/FLOPs"))
+
+
+def _layers_grid(p: LayerProfile, rows: Sequence[LayerRow], prefix: str) -> Grid:
+    """The rows as the terminal's profile table has them (harness.render.analysis), with its lines
+    (the sum check with its SE, the stop reason, the notes) as the legend."""
+    cells = []
+    for row in rows:
+        t = profile_row_text(row)
+        cells.append(Row((cell(t.index), name(t.label), cell(t.time), cell(t.interval or DASH), cell(t.share),
+                          cell(t.flops_share), cell(t.ratio or DASH)),
+                         None if t.resolved else "dim", _row_key(prefix, row)))
+    legend = (*profile_lines(p), f"run {p.run_id}, method: {p.method}")
+    return Grid(LAYER_COLUMNS, tuple(cells), profile_title(p, len(rows)), legend)
 
 
 def variants_section(m: Material) -> Section:
@@ -113,60 +129,71 @@ def _point(key: str, j: Judged) -> plots.Point:
                        s.accuracy.top1 if s.accuracy else None, j.collapse is not None)
 
 
-def comparison_pairs(m: Material, by: str | None) -> tuple[list[Pair], list[str]]:
+def comparison_pairs(m: Material, by: str | None, streams: bool = False) -> tuple[list[Pair], list[str]]:
     """Between the benchmark runs given (the first the baseline), or with ``by`` or a single run,
-    within each run: by board when it has several targets, else threads, else variant."""
-    runs = [r for r in m.benchmark_runs() if r.benchmarks]
+    within each run: by board when it has several targets, else threads, else variant. With
+    ``streams``, the same among the stream runs given (harness compare pairs streams so too)."""
+    runs = [r for r in (m.stream_runs() if streams else m.benchmark_runs()) if r.benchmarks]
+    what = "stream" if streams else "benchmark"
+
+    def of(run: StoredRun, recipes: bool = False) -> list[Side]:
+        return m.stream_sides(run) if streams else m.sides(run, recipes)
+
     pairs: list[Pair] = []
     notes: list[str] = []
     if len(runs) > 1 and by is None:
-        pairs, notes = pairing.across_runs(m.sides(runs[0]), [m.sides(r) for r in runs[1:]])
+        pairs, notes = pairing.across_runs(of(runs[0]), [of(r) for r in runs[1:]])
         if pairs:
             return pairs, notes
-        notes.append("the runs share no benchmark: each is compared within itself")
+        notes.append(f"the {what} runs share no {what}: each is compared within itself")
     for run in runs:
-        chosen = by or _auto_by(m.of(run))
+        chosen = by or _auto_by(of(run))
         if chosen is None:
-            notes.append(f"run {run.run_id}: one benchmark, nothing to compare it with")
+            notes.append(f"run {run.run_id}: one {what}, nothing to compare it with")
             continue
-        got, said = pairing.within(m.sides(run, recipes=chosen == "variant"), chosen)
+        got, said = pairing.within(of(run, recipes=chosen == "variant"), chosen)
         pairs += got
         notes += said
     return pairs, notes
 
 
-def _auto_by(entries: Sequence[Entry]) -> str | None:
+def _auto_by(sides: Sequence[Side]) -> str | None:
     for by, field in (("board", "target"), ("threads", "threads"), ("variant", "model_sha256")):
-        if len({getattr(e.summary.benchmark, field) for e in entries}) > 1:
+        if len({getattr(s.benchmark, field) for s in sides}) > 1:
             return by
     return None
 
 
-def comparison_section(m: Material, by: str | None = None, metric: str = "invoke") -> Section:
-    pairs, notes = comparison_pairs(m, by)
+def _comparisons(m: Material, by: str | None, metric: str, streams: bool
+                 ) -> tuple[list[tuple[str, Grid]], list[Figure], list[str], list[str]]:
+    """The table, figure, sentences and notes of the benchmark (or stream) comparisons."""
+    pairs, notes = comparison_pairs(m, by, streams)
     if not pairs:
-        return Section("comparison", "Comparisons", notes=(*notes, "nothing to compare: give two runs, or a run "
-                                                            "of several boards, thread counts or models"))
-    comparisons = ordered([compare(p, metric) for p in pairs])
-    keys = [f"c{n}" for n in range(1, len(comparisons) + 1)]
+        return [], [], [], notes
+    comparisons = ordered([compare(p, "latency" if streams else metric) for p in pairs])
+    prefix, suffix = ("sc", "-streams") if streams else ("c", "")
+    keys = [f"{prefix}{n}" for n in range(1, len(comparisons) + 1)]
     grid = comparison_grid(comparisons).with_keys(keys)
     ratios = [plots.Ratio(k, f"{context(c)}: {label(c, c.pair.candidate)} vs {label(c, c.pair.baseline)}",
                           c.ratio, c.ratio_ci, c.verdict) for k, c in zip(keys, comparisons, strict=True)
               if c.ratio is not None]
-    lines = tuple(sentence(c).plain if not c.refused else refusal(c) for c in comparisons)
-    figures = (Figure("comparison", plots.comparison(ratios), "Candidate / baseline with its 95 % interval (log "
-                      "scale): left of the line faster, right slower", "t-comparison", (("ratio", ("ratio",)),)),
-               ) if ratios else ()
+    lines = [sentence(c).plain if not c.refused else refusal(c) for c in comparisons]
+    what = "streams' latency from the schedule, " if streams else ""
+    figures = [Figure(f"comparison{suffix}", plots.comparison(ratios), f"Candidate / baseline ({what}95 % "
+                      "interval, log scale): left of the line faster, right slower", f"t-comparison{suffix}",
+                      (("ratio", ("ratio",)),))] if ratios else []
+    return [(f"t-comparison{suffix}", grid)], figures, lines, notes
+
+
+def comparison_section(m: Material, by: str | None = None, metric: str = "invoke") -> Section:
+    tables, figures, lines, notes = _comparisons(m, by, metric, streams=False)
+    if m.stream_runs():
+        more = _comparisons(m, by, metric, streams=True)
+        tables, figures, lines, notes = tables + more[0], figures + more[1], lines + more[2], notes + more[3]
+    if not tables:
+        return Section("comparison", "Comparisons", notes=(*notes, "nothing to compare: give two runs, or a run "
+                                                            "of several boards, thread counts or models"))
     return Section("comparison", "Comparisons, with their uncertainty", intro=(
         "harness compare's verdicts: tested on block medians (or run medians with --processes), never on "
-        "raw samples, which are correlated within a run.",), tables=(("t-comparison", grid),),
-        figures=figures, lines=lines, notes=tuple(notes))
-
-
-def stream_note(runs: Sequence[StoredRun]) -> Section | None:
-    """Runs of kinds this report does not show yet (stream and soak: issue 12) are named."""
-    other = [r for r in runs if r.kind not in ("benchmark", "profile")]
-    if not other:
-        return None
-    return Section("streams", "Streams and soak", notes=tuple(
-        f"run {r.run_id} is a {r.kind} run: this harness does not draw {r.kind} runs yet" for r in other))
+        "raw samples, which are correlated within a run; streams on the medians of each tenth of their "
+        "schedule.",), tables=tuple(tables), figures=tuple(figures), lines=tuple(lines), notes=tuple(notes))
