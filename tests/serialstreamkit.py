@@ -17,7 +17,7 @@ from typing import Any
 from device_agents.wire import serial_frames as sf
 from device_agents.wire import serial_stream as ss
 from harness.models.files import sha256
-from harness.plan import StreamJob, StreamPlan
+from harness.stream_plan import StreamJob, StreamPlan
 from tests.firmwarekit import Link
 
 

@@ -1,8 +1,8 @@
 """The house's one rule of imports: cli → render → scenarios → lab → results → models → leaves.
 
 A module may import from its own package and from any package below it, never from one above.
-The leaves (errors, config, plan, stats) import only each other. Code under device_agents/ runs on
-boards and never imports harness. Imports inside functions count too: a lazy import is still a
+The leaves (errors, config, config_values, plan, stream_plan, stats) import only each other. Code
+under device_agents/ runs on boards and never imports harness. Imports inside functions count too: a lazy import is still a
 dependency.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("cli", "render", "scenarios", "lab", "results", "models")  # top to bottom
-LEAVES = {"errors", "config", "config_values", "plan", "stats", "__init__"}
+LEAVES = {"errors", "config", "config_values", "plan", "stream_plan", "stats", "__init__"}
 NOT_LAYERED = {"example_models", "__main__"}  # a model generator script; `python -m harness`
 
 

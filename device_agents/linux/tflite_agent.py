@@ -1600,16 +1600,21 @@ def parser():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--inputs")
     r.add_argument("--pipeline")
-    r.add_argument("--lifeline", action="store_true",
-                   help="a watchdog process stops the agent's process group when stdin closes "
-                        "(the host always sets this; off for runs by hand)")
-    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also when stdin stays silent this many seconds")
+    _lifeline_args(r)
     _profile_parser(sub)
     _eval_parser(sub)
     _power_parser(sub)
     _stream_parser(sub)
     return p
+
+
+def _lifeline_args(r):
+    """The watchdog's options, the same in every mode the host starts."""
+    r.add_argument("--lifeline", action="store_true",
+                   help="a watchdog process stops the agent's process group when stdin closes "
+                        "(the host always sets this; off for runs by hand)")
+    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
+                   help="with --lifeline: also when stdin stays silent this many seconds")
 
 
 def _profile_parser(sub):
@@ -1629,11 +1634,7 @@ def _profile_parser(sub):
                    help="Invokes per model per turn at least: a turn's median then shrugs off one "
                         "Invoke the OS interrupted")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--lifeline", action="store_true",
-                   help="a watchdog process stops the agent's process group when stdin closes "
-                        "(the host always sets this; off for runs by hand)")
-    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also when stdin stays silent this many seconds")
+    _lifeline_args(r)
 
 
 def _eval_parser(sub):
@@ -1643,11 +1644,7 @@ def _eval_parser(sub):
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIME_ORDER)
     r.add_argument("--xnnpack", default="on", choices=("on", "off"))
-    r.add_argument("--lifeline", action="store_true",
-                   help="a watchdog process stops the agent's process group when stdin closes "
-                        "(the host always sets this; off for runs by hand)")
-    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also when stdin stays silent this many seconds")
+    _lifeline_args(r)
 
 
 def _power_parser(sub):
@@ -1663,11 +1660,7 @@ def _power_parser(sub):
     r.add_argument("--interval", type=float, default=0.2, help="seconds between readings")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--inputs", help="the model is fed the file's first sample (default: seeded random)")
-    r.add_argument("--lifeline", action="store_true",
-                   help="a watchdog process stops the agent's process group when stdin closes "
-                        "(the host always sets this; off for runs by hand)")
-    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also when stdin stays silent this many seconds")
+    _lifeline_args(r)
 
 
 def _stream_parser(sub):
@@ -1691,11 +1684,7 @@ def _stream_parser(sub):
     r.add_argument("--cooldown-max", type=float, default=0.0, help="... for at most this many seconds")
     r.add_argument("--inputs")
     r.add_argument("--pipeline")
-    r.add_argument("--lifeline", action="store_true",
-                   help="a watchdog process stops the agent's process group when stdin closes "
-                        "(the host always sets this; off for runs by hand)")
-    r.add_argument("--heartbeat-timeout", type=float, default=0.0,
-                   help="with --lifeline: also when stdin stays silent this many seconds")
+    _lifeline_args(r)
 
 
 def main(argv=None):

@@ -33,10 +33,10 @@ from harness.cli.common import (
 )
 from harness.errors import ConfigError, HarnessError, Interrupted
 from harness.models.files import example_models
-from harness.plan import FindMaxPlan, StreamPlan
 from harness.render.text import visible
 from harness.results import store, stream_store
 from harness.results.stream import StreamRecord
+from harness.stream_plan import FindMaxPlan, StreamPlan
 
 CAMERA_RATES = (5, 15, 30)
 DEFAULT_RATE_HZ = 30.0  # with no schedule given: a 30 frames/s camera, the commonest sensor

@@ -14,7 +14,6 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from harness.lab.drivers.base import Message
-from harness.plan import StreamJob
 from harness.render import terminal
 from harness.render.grid import Cell, Column, Grid, Row, cell, name
 from harness.render.table import DASH, EMULATED_MARK, EMULATED_NOTE, duration, percent
@@ -22,6 +21,7 @@ from harness.render.text import visible
 from harness.results.soak import Soak, soak
 from harness.results.stream import StreamFigures, StreamRecord, figures
 from harness.scenarios.stream import StreamOutcome
+from harness.stream_plan import StreamJob
 
 SOAK_AFTER_S = 120.0  # a stream this long shows the soak's windows too (harness soak always does)
 POISSON_MARK = "~"

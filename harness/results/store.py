@@ -54,8 +54,9 @@ from typing import IO, Any, TypeVar
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError, MeasurementError, StoreError
-from harness.plan import Job, ProfileJob, StreamJob
+from harness.plan import Job, ProfileJob
 from harness.results.benchmark import READABLE_VERSIONS, SCHEMA_VERSION, Benchmark, from_lines
+from harness.stream_plan import StreamJob
 
 R = TypeVar("R")  # a record as read back: Benchmark, StreamRecord (harness.results.stream_store)
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass, replace
 
 from harness import stats
 from harness.lab.drivers.base import Emit, Message, Streamer
-from harness.plan import Cooldown, StreamJob
 from harness.results.early_stopping import Judge, frames_needed
+from harness.stream_plan import Cooldown, StreamJob
 
 WIDEN_FACTOR = 1.25  # the first upper bound, above the board's measured capacity
 TRIAL_FLOOR = 3  # a trial may run at least this many times the frames a claim needs

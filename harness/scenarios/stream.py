@@ -21,7 +21,6 @@ from harness.config import Target
 from harness.errors import ConfigError, HarnessError, MeasurementError
 from harness.lab.drivers.base import Driver, Emit, Message, Streamer
 from harness.models.files import check_model
-from harness.plan import StreamJob, StreamPlan
 from harness.results.benchmark import SCHEMA_VERSION
 from harness.results.soak import soak
 from harness.results.store import RecordWriter, RunStore
@@ -29,6 +28,7 @@ from harness.results.stream import StreamRecord, stream_from_lines
 from harness.results.stream_json import to_json
 from harness.scenarios.benchmark import error_dict, model_facts
 from harness.scenarios.find_max import search
+from harness.stream_plan import StreamJob, StreamPlan
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from harness.plan import Job, Plan, ProfileJob, StreamJob
+from harness.plan import Job, Plan, ProfileJob
+from harness.stream_plan import StreamJob
 
 __all__ = ["Driver", "Emit", "Evaluator", "Job", "Message", "Plan", "PowerMeter", "Profiler", "Streamer"]
 

@@ -29,7 +29,8 @@ from harness.config import LabgridOptions, SerialOptions, Target
 from harness.errors import AgentError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.transports.base import Process, Staged, Transport
-from harness.plan import Job, ProfileJob, ProfileSession, StreamJob
+from harness.plan import Job, ProfileJob, ProfileSession
+from harness.stream_plan import StreamJob
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,8 @@ from harness.lab.drivers.mcu_upload import upload_or_builtin
 from harness.lab.transports.serial import FramedLink, SerialLink
 from harness.models import micro
 from harness.models.files import sha256
-from harness.plan import Job, StreamJob
+from harness.plan import Job
+from harness.stream_plan import StreamJob
 
 log = logging.getLogger(__name__)
 

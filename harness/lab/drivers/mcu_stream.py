@@ -32,7 +32,7 @@ from device_agents.wire import serial_stream as ss
 from harness.errors import AgentError, ConfigError, MeasurementError, TransportError
 from harness.lab.drivers.base import Emit, Message
 from harness.lab.drivers.mcu_messages import PROTOCOL_VERSION, STAGES, ticks_to_ns
-from harness.plan import StreamJob
+from harness.stream_plan import StreamJob
 
 log = logging.getLogger(__name__)
 
