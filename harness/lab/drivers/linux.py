@@ -67,17 +67,19 @@ def agent_path() -> Path:
 HEARTBEATS_MISSED = 5  # the agent gives up on the host after this many heartbeat intervals
 
 
-def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
-               inputs: str | None, pipeline: str | None, heartbeat_s: float | None = None) -> list[str]:
-    """The agent's command line, with every plan parameter explicit."""
-    p = job.plan
-    xnnpack = p.xnnpack if target.xnnpack is None else target.xnnpack
-    argv = [python, agent, "run", "--model", model, "--threads", str(job.threads),
-            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off",
-            "--warmup", str(p.warmup), "--warmup-time", repr(p.warmup_time_s),
-            "--iterations", str(p.iterations), "--duration", repr(p.duration_s),
-            "--min-iterations", str(p.min_iterations), "--max-iterations", str(p.max_iterations),
-            "--blocks", str(p.blocks), "--settle", str(p.settle), "--seed", str(p.seed), "--lifeline"]
+def _model_argv(python: str, agent: str, mode: str, model: str, threads: int, target: Target,
+                plan_xnnpack: bool) -> list[str]:
+    """How every mode that loads one model starts: the model with the job's threads, the target's
+    runtime and XNNPACK setting (the target's own, where it sets one, over the plan's)."""
+    xnnpack = plan_xnnpack if target.xnnpack is None else target.xnnpack
+    return [python, agent, mode, "--model", model, "--threads", str(threads), "--runtime", target.runtime,
+            "--xnnpack", "on" if xnnpack else "off"]
+
+
+def _lifeline_argv(heartbeat_s: float | None, inputs: str | None = None,
+                   pipeline: str | None = None) -> list[str]:
+    """How every mode ends: the watchdog (and its heartbeat timeout), the staged inputs and pipeline."""
+    argv = ["--lifeline"]
     if heartbeat_s:
         argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
     if inputs:
@@ -85,6 +87,18 @@ def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
     if pipeline:
         argv += ["--pipeline", pipeline]
     return argv
+
+
+def agent_argv(python: str, agent: str, model: str, job: Job, target: Target,
+               inputs: str | None, pipeline: str | None, heartbeat_s: float | None = None) -> list[str]:
+    """The agent's command line, with every plan parameter explicit."""
+    p = job.plan
+    return [*_model_argv(python, agent, "run", model, job.threads, target, p.xnnpack),
+            "--warmup", str(p.warmup), "--warmup-time", repr(p.warmup_time_s),
+            "--iterations", str(p.iterations), "--duration", repr(p.duration_s),
+            "--min-iterations", str(p.min_iterations), "--max-iterations", str(p.max_iterations),
+            "--blocks", str(p.blocks), "--settle", str(p.settle), "--seed", str(p.seed),
+            *_lifeline_argv(heartbeat_s, inputs, pipeline)]
 
 
 def profile_argv(python: str, agent: str, models: list[str], job: ProfileJob, target: Target,
@@ -93,26 +107,20 @@ def profile_argv(python: str, agent: str, models: list[str], job: ProfileJob, ta
     the rounds and time bound of ``job.session`` (harness.scenarios.profile sets it)."""
     p = job.plan
     session = job.session or ProfileSession(0, p.rounds or 1)
-    argv = [python, agent, "profile", "--threads", str(p.threads), "--runtime", target.runtime,
+    return [python, agent, "profile", "--threads", str(p.threads), "--runtime", target.runtime,
             "--xnnpack", "on" if p.xnnpack else "off", "--rounds", str(session.rounds),
             "--max-time", repr(session.max_time_s),
             "--min-time", repr(p.min_time_s), "--slices", str(p.slices),
-            "--min-per-slice", str(p.min_per_slice), "--seed", str(p.seed), "--lifeline"]
-    if heartbeat_s:
-        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
-    return [*argv, *models]
+            "--min-per-slice", str(p.min_per_slice), "--seed", str(p.seed),
+            *_lifeline_argv(heartbeat_s), *models]
 
 
 def eval_argv(python: str, agent: str, model: str, inputs: str, job: Job, target: Target,
               heartbeat_s: float | None = None) -> list[str]:
     """The agent's eval-mode command line: the job's runtime, threads and XNNPACK setting, so the
     outputs are those of the model as it was timed."""
-    xnnpack = job.plan.xnnpack if target.xnnpack is None else target.xnnpack
-    argv = [python, agent, "eval", "--model", model, "--inputs", inputs, "--threads", str(job.threads),
-            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off", "--lifeline"]
-    if heartbeat_s:
-        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
-    return argv
+    return [*_model_argv(python, agent, "eval", model, job.threads, target, job.plan.xnnpack),
+            *_lifeline_argv(heartbeat_s, inputs)]
 
 
 def power_argv(python: str, agent: str, model: str, inputs: str | None, job: Job, target: Target,
@@ -121,41 +129,27 @@ def power_argv(python: str, agent: str, model: str, inputs: str | None, job: Job
     so the model draws the power it drew while timed, and the power plan (job.power)."""
     assert job.power is not None
     power = job.power
-    xnnpack = job.plan.xnnpack if target.xnnpack is None else target.xnnpack
-    argv = [python, agent, "power", "--model", model, "--source", power.source, "--threads", str(job.threads),
-            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off",
-            "--window", repr(power.window_s), "--settle", repr(power.settle_s),
-            "--interval", repr(power.interval_s), "--seed", str(job.plan.seed), "--lifeline"]
-    if heartbeat_s:
-        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
-    if inputs:
-        argv += ["--inputs", inputs]
-    return argv
+    return [*_model_argv(python, agent, "power", model, job.threads, target, job.plan.xnnpack),
+            "--source", power.source, "--window", repr(power.window_s), "--settle", repr(power.settle_s),
+            "--interval", repr(power.interval_s), "--seed", str(job.plan.seed),
+            *_lifeline_argv(heartbeat_s, inputs)]
 
 
 def stream_argv(python: str, agent: str, model: str, job: StreamJob, target: Target,
                 inputs: str | None, pipeline: str | None, heartbeat_s: float | None = None) -> list[str]:
     """The agent's stream-mode command line: the job's schedule and plan, every parameter explicit."""
     p, s = job.plan, job.schedule
-    xnnpack = p.xnnpack if target.xnnpack is None else target.xnnpack
-    argv = [python, agent, "stream", "--model", model, "--threads", str(job.threads),
-            "--runtime", target.runtime, "--xnnpack", "on" if xnnpack else "off",
+    argv = [*_model_argv(python, agent, "stream", model, job.threads, target, p.xnnpack),
             "--arrivals", s.arrivals, "--period-ns", str(s.period_ns), "--frames", str(s.frames),
             "--deadline-ns", str(s.deadline_ns), "--policy", s.policy, "--seed", str(s.seed),
             "--warmup", str(p.warmup), "--warmup-time", repr(p.warmup_time_s),
             "--spin-ns", str(p.spin_us * 1000), "--device-work-ns", str(p.device_work_us * 1000),
-            "--state-interval", repr(p.state_interval_s), "--lifeline"]
+            "--state-interval", repr(p.state_interval_s)]
     if job.cooldown is not None and job.cooldown.max_s > 0:
         argv += ["--cooldown-max", repr(job.cooldown.max_s)]
         if job.cooldown.target_temp_c is not None:
             argv += ["--cooldown-temp", repr(job.cooldown.target_temp_c)]
-    if heartbeat_s:
-        argv += ["--heartbeat-timeout", repr(HEARTBEATS_MISSED * heartbeat_s)]
-    if inputs:
-        argv += ["--inputs", inputs]
-    if pipeline:
-        argv += ["--pipeline", pipeline]
-    return argv
+    return argv + _lifeline_argv(heartbeat_s, inputs, pipeline)
 
 
 def parse_line(line: str, target: str) -> Message | None:
@@ -188,12 +182,15 @@ class LinuxAgentDriver:
               "ns": time.monotonic_ns() - t0, "host_measured": True})
         return staged
 
+    def _stage_loop(self, model: Path, inputs: Path | None, pipeline: Path | None,
+                    emit: Emit) -> tuple[str, str, str | None, str | None]:
+        """The application loop's files on the board (agent, model, inputs, pipeline): their paths there."""
+        return (self._stage(agent_path(), emit, "agent").remote_path, self._stage(model, emit, "model").remote_path,
+                self._stage(inputs, emit, "inputs").remote_path if inputs else None,
+                self._stage(pipeline, emit, "pipeline").remote_path if pipeline else None)
+
     def benchmark(self, job: Job, emit: Emit, cancel: threading.Event) -> None:
-        plan = job.plan
-        agent = self._stage(agent_path(), emit, "agent").remote_path
-        model = self._stage(job.model, emit, "model").remote_path
-        inputs = self._stage(plan.inputs, emit, "inputs").remote_path if plan.inputs else None
-        pipeline = self._stage(plan.pipeline, emit, "pipeline").remote_path if plan.pipeline else None
+        agent, model, inputs, pipeline = self._stage_loop(job.model, job.plan.inputs, job.plan.pipeline, emit)
         argv = agent_argv(self.python, agent, model, job, self.target, inputs, pipeline,
                           self.transport.heartbeat_s)
         self._run(argv, f"benchmarking {job.model.name}", emit, cancel, last="summary")
@@ -227,11 +224,7 @@ class LinuxAgentDriver:
     def stream(self, job: StreamJob, emit: Emit, cancel: threading.Event) -> None:
         """Run ``job.schedule`` in the agent's stream mode (after ``job.cooldown``, when set);
         ``cancel`` (Ctrl-C, or a --find-max trial whose answer is clear) stops the agent."""
-        plan = job.plan
-        agent = self._stage(agent_path(), emit, "agent").remote_path
-        model = self._stage(job.model, emit, "model").remote_path
-        inputs = self._stage(plan.inputs, emit, "inputs").remote_path if plan.inputs else None
-        pipeline = self._stage(plan.pipeline, emit, "pipeline").remote_path if plan.pipeline else None
+        agent, model, inputs, pipeline = self._stage_loop(job.model, job.plan.inputs, job.plan.pipeline, emit)
         argv = stream_argv(self.python, agent, model, job, self.target, inputs, pipeline,
                            self.transport.heartbeat_s)
         self._run(argv, f"streaming {job.model.name}", emit, cancel, last="stream_summary")
