@@ -323,41 +323,39 @@ def from_lines(header: dict[str, Any], lines: list[dict[str, Any]]) -> Benchmark
         raise MeasurementError(f"benchmark header lacks {exc}") from exc
 
 
-def _split_eval(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], EvalRecord | None]:
-    """(the lines without the evaluation pass's own, the pass's record or None). What the pass said
-    of itself stays in its record (its hello is no process's); its push, error or end lines stay
-    in the lines."""
-    at = next((i for i, m in enumerate(lines) if m.get("type") == "eval_set"), len(lines))
+def _split_pass(lines: list[dict[str, Any]], opener: str, names: dict[str, str],
+                each: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
+    """(the lines without a pass's own, the line that opens the pass or None, the pass's fields).
+    A pass comes after the timed part, so every message of its kinds (``names``: message type →
+    record field) after its ``opener`` line is its own: those of type ``each`` as a tuple under
+    their field, the others one each. What the pass said of itself stays in its record (its hello
+    is no process's); its push, error or end lines stay in the lines."""
+    at = next((i for i, m in enumerate(lines) if m.get("type") == opener), len(lines))
     if at == len(lines):
-        return lines, None
+        return lines, None, {}
     fields: dict[str, Any] = {}
-    chunks = []
+    repeated = []
     for msg in lines[at + 1:]:
         kind = msg.get("type")
-        if kind == "eval":
-            chunks.append(msg)
-        elif kind in EVAL_FIELDS:
-            fields[EVAL_FIELDS[kind]] = msg
-    timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in EVAL_FIELDS]
-    return timed, EvalRecord(eval_set=lines[at], chunks=tuple(chunks), **fields)
+        if kind == each:
+            repeated.append(msg)
+        elif kind in names:
+            fields[names[kind]] = msg
+    fields[names[each]] = tuple(repeated)
+    timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in names]
+    return timed, lines[at], fields
+
+
+def _split_eval(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], EvalRecord | None]:
+    """(the lines without the evaluation pass's own, the pass's record or None): _split_pass."""
+    timed, opener, fields = _split_pass(lines, "eval_set", EVAL_FIELDS, "eval")
+    return timed, EvalRecord(eval_set=opener, **fields) if opener is not None else None
 
 
 def _split_power(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], PowerRecord | None]:
-    """(the lines without the power pass's own, the pass's record or None), as _split_eval: the
-    pass comes last, so everything of its kinds after its ``power_set`` line is its own."""
-    at = next((i for i, m in enumerate(lines) if m.get("type") == "power_set"), len(lines))
-    if at == len(lines):
-        return lines, None
-    fields: dict[str, Any] = {}
-    windows = []
-    for msg in lines[at + 1:]:
-        kind = msg.get("type")
-        if kind == "power_window":
-            windows.append(msg)
-        elif kind in POWER_FIELDS:
-            fields[POWER_FIELDS[kind]] = msg
-    timed = lines[:at] + [m for m in lines[at + 1:] if m.get("type") not in POWER_FIELDS]
-    return timed, PowerRecord(power_set=lines[at], windows=tuple(windows), **fields)
+    """(the lines without the power pass's own, the pass's record or None): _split_pass."""
+    timed, opener, fields = _split_pass(lines, "power_set", POWER_FIELDS, "power_window")
+    return timed, PowerRecord(power_set=opener, **fields) if opener is not None else None
 
 
 def _block(msg: dict[str, Any], process: int) -> Block:
