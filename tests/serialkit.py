@@ -27,6 +27,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 from device_agents.wire import serial_frames as sf
 from harness.config import SerialOptions, Target
 from harness.lab.drivers.emulator import EmulatedMcu
+from harness.lab.drivers.mcu import McuDriver
 from harness.plan import Plan
 
 Fault = Callable[[bytes], bytes]
@@ -279,3 +280,28 @@ class Reframer:
             frame = self.edit(event)
             out += sf.encode(frame.type, frame.seq, frame.payload)
         return out
+
+
+@contextlib.contextmanager
+def old_firmware(flag: int) -> Iterator[tuple[McuDriver, Reframer]]:
+    """An McuDriver talking to an emulator whose HELLO_OK lacks ``flag`` (firmware older than a
+    request), and the Reframer that saw every frame the host sent it."""
+    def clear(frame: sf.Frame) -> sf.Frame:
+        if frame.type != sf.reply_type(sf.T.HELLO):
+            return frame
+        info = sf.unpack_info(frame.payload)
+        info["flags"] &= ~flag
+        return frame._replace(payload=sf.pack_info(info))
+
+    with running_emulator("old") as sim:
+        proxy = LineProxy(sim.port)
+        sent = Reframer()
+        proxy.to_device, proxy.to_host = sent, Reframer(clear)
+        try:
+            driver = McuDriver(serial_target(proxy.host_port))
+            try:
+                yield driver, sent
+            finally:
+                driver.close()
+        finally:
+            proxy.close()

@@ -36,6 +36,7 @@ from tests.serialkit import (
     LineProxy,
     Reframer,
     fc_model,
+    old_firmware,
     running_emulator,
     serial_target,
     stub_like_model,
@@ -216,26 +217,8 @@ def test_firmware_without_eval_is_refused_before_any_sample(tmp_path: Path) -> N
     model = write_model(tmp_path, "fc.tflite", fc_model())
     job = _eval_job(tmp_path, model, 3)
 
-    def old_firmware(frame: sf.Frame) -> sf.Frame:  # HELLO_OK without flag EVAL
-        if frame.type != sf.reply_type(sf.T.HELLO):
-            return frame
-        info = sf.unpack_info(frame.payload)
-        info["flags"] &= ~sf.FLAG_EVAL
-        return frame._replace(payload=sf.pack_info(info))
-
-    with running_emulator("old") as sim:
-        proxy = LineProxy(sim.port)
-        sent = Reframer()
-        proxy.to_device, proxy.to_host = sent, Reframer(old_firmware)
-        try:
-            driver = McuDriver(serial_target(proxy.host_port))
-            try:
-                with pytest.raises(AgentError) as err:
-                    driver.evaluate(job, lambda m: None, threading.Event())
-            finally:
-                driver.close()
-        finally:
-            proxy.close()
+    with old_firmware(sf.FLAG_EVAL) as (driver, sent), pytest.raises(AgentError) as err:
+        driver.evaluate(job, lambda m: None, threading.Event())
     assert err.value.code == "unsupported" and "has no EVAL request" in err.value.message
     assert "flash the firmware that ships with this harness" in str(err.value.hint)
     assert sf.T.EVAL not in [f.type for f in sent.seen] and sf.T.UPLOAD_BEGIN not in [f.type for f in sent.seen]

@@ -27,7 +27,7 @@ from harness.config import SerialOptions, Target
 from harness.errors import AgentError
 from harness.lab.drivers.base import Streamer
 from harness.lab.drivers.mcu import McuDriver
-from tests.serialkit import LineProxy, Reframer, fc_model, running_emulator, serial_target, write_model
+from tests.serialkit import fc_model, old_firmware, write_model
 from tests.serialstreamkit import explained, frames_of, stalls, stream_job
 
 T_US = 2000
@@ -117,26 +117,8 @@ def test_a_cancel_stops_the_stream_and_the_link_stays_usable(driver: McuDriver, 
 
 
 def test_firmware_without_stream_is_refused_before_any_upload(model: Path) -> None:
-    def old_firmware(frame: sf.Frame) -> sf.Frame:  # HELLO_OK without flag STREAM
-        if frame.type != sf.reply_type(sf.T.HELLO):
-            return frame
-        info = sf.unpack_info(frame.payload)
-        info["flags"] &= ~sf.FLAG_STREAM
-        return frame._replace(payload=sf.pack_info(info))
-
-    with running_emulator("old") as sim:
-        proxy = LineProxy(sim.port)
-        sent = Reframer()
-        proxy.to_device, proxy.to_host = sent, Reframer(old_firmware)
-        try:
-            driver = McuDriver(serial_target(proxy.host_port))
-            try:
-                with pytest.raises(AgentError) as err:
-                    driver.stream(stream_job(model, target="board"), lambda m: None, threading.Event())
-            finally:
-                driver.close()
-        finally:
-            proxy.close()
+    with old_firmware(sf.FLAG_STREAM) as (driver, sent), pytest.raises(AgentError) as err:
+        driver.stream(stream_job(model, target="board"), lambda m: None, threading.Event())
     assert err.value.code == "unsupported" and "has no STREAM request" in err.value.message
     assert "flash the firmware that ships with this harness" in str(err.value.hint)
     assert {f.type for f in sent.seen} == {sf.T.HELLO}
