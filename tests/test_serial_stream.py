@@ -95,7 +95,9 @@ def test_drop_late_and_queue_under_overload(link: Link) -> None:
         else:
             served = [r.end - r.start for r in recs if not r.flags & ss.FLAG_DROPPED]
             expected = 100 - 100 * MS / (sum(served) / len(served))  # 1 - period / mean service
-            assert abs(result.dropped - expected) <= 5 and result.busy < 2 * MS, (result, expected)
+            # what is carried to the next batch is at most the last frame run's own service: a
+            # drop-late device never queues (2 ms of work, more when the host preempts it)
+            assert abs(result.dropped - expected) <= 5 and result.busy <= max(served), (result, expected)
 
 
 def test_paging_at_64_bytes_and_a_retransmission(link: Link) -> None:
